@@ -1,0 +1,53 @@
+//! The `phiguard` binary: argument parsing, exit codes and wiring over the library crates.
+
+mod cmd_bench;
+mod cmd_deid;
+mod cmd_eval;
+mod cmd_scan;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// phiguard: de-identify healthcare data before AI touches it, and prove it.
+#[derive(Parser)]
+#[command(name = "phiguard", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find PHI in text files, folders or JSONL and write JSONL spans.
+    Scan(cmd_scan::Args),
+    /// Write de-identified copies of text files, folders or JSONL, with a run report.
+    Deid(cmd_deid::Args),
+    /// Score predicted spans against gold spans (token precision/recall/F1, as score.py).
+    Eval(cmd_eval::Args),
+    /// Measure detector throughput (characters per second) and peak memory.
+    Bench(cmd_bench::Args),
+}
+
+/// Exit codes: 0 success, 1 error, 2 usage (clap), 3 PHI found with `--fail-on-phi`.
+pub const EXIT_PHI_FOUND: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(a) => cmd_scan::run(a),
+        Command::Deid(a) => cmd_deid::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // Errors are built to carry file names, line numbers and counts, never record text.
+            eprintln!("phiguard: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
