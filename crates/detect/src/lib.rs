@@ -14,9 +14,17 @@
 //! assert!(spans.iter().any(|s| s.category == Category::Mrn));
 //! ```
 
+mod dict;
+mod doc;
+mod lexicon;
+mod names;
+mod patterns;
 mod span;
+mod tokens;
 
 pub use span::{Category, CharIndex, Span};
+
+use doc::Doc;
 
 /// The language of a document, which selects dictionaries and context words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,7 +57,10 @@ impl Lang {
 
 /// The PHI detector. Build it once (it compiles its patterns and dictionaries) and share it:
 /// it is `Send + Sync` and `detect` takes `&self`.
-pub struct Detector {}
+pub struct Detector {
+    dict: dict::Dictionaries,
+    patterns: patterns::Patterns,
+}
 
 impl Default for Detector {
     fn default() -> Self {
@@ -60,7 +71,15 @@ impl Default for Detector {
 impl Detector {
     /// Builds a detector from the embedded patterns and dictionaries.
     pub fn new() -> Self {
-        Detector {}
+        Detector {
+            dict: dict::Dictionaries::load(),
+            patterns: patterns::Patterns::new(),
+        }
+    }
+
+    /// Guesses the language of `text` from its most frequent function words.
+    pub fn guess_language(&self, text: &str) -> Lang {
+        guess_language(text)
     }
 
     /// Detects PHI, guessing the language of `text`.
@@ -71,7 +90,86 @@ impl Detector {
     /// Detects PHI in `text`; `lang` forces a language, `None` guesses it per document.
     /// Spans come back sorted by start and never overlap.
     pub fn detect_lang(&self, text: &str, lang: Option<Lang>) -> Vec<Span> {
-        let _ = (text, lang);
-        Vec::new()
+        if text.is_empty() {
+            return Vec::new();
+        }
+        let lang = lang.unwrap_or_else(|| guess_language(text));
+        let mut toks = Vec::with_capacity(text.len() / 4);
+        tokens::tokenize(text, &mut toks);
+        let mut flags = Vec::with_capacity(toks.len());
+        let mut buf = String::new();
+        for t in &toks {
+            flags.push(if t.kind == tokens::Kind::Word && t.len() < 40 {
+                self.dict.get(dict::lower(&text[t.range()], &mut buf))
+            } else {
+                0
+            });
+        }
+        let mut doc = Doc::new(text, &toks, &flags, lang, &self.dict);
+        patterns::emails_urls(&self.patterns, &mut doc);
+        patterns::numbers(&self.patterns, &mut doc);
+        patterns::month_dates(&mut doc);
+        patterns::alnum_ids(&mut doc);
+        patterns::age_words(&mut doc);
+        names::addresses(&mut doc);
+        names::facilities(&mut doc);
+        names::names(&mut doc);
+        names::places(&mut doc);
+        merge(doc.spans)
+    }
+}
+
+/// Sorts spans and merges overlapping ones; the merged span keeps the category of its most
+/// confident part.
+fn merge(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans {
+        if let Some(last) = out.last_mut() {
+            if s.start < last.end {
+                if s.end > last.end {
+                    last.end = s.end;
+                }
+                if s.confidence > last.confidence {
+                    last.category = s.category;
+                    last.confidence = s.confidence;
+                    last.recognizer = s.recognizer;
+                }
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// Counts function words of each language in the first part of the text.
+fn guess_language(text: &str) -> Lang {
+    let mut counts = [0u32; 3];
+    let head = match text.char_indices().nth(4000) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    };
+    for w in head.split(|c: char| !c.is_alphabetic()) {
+        if w.is_empty() || w.len() > 7 {
+            continue;
+        }
+        let w = w.to_lowercase();
+        match w.as_str() {
+            "the" | "and" | "of" | "with" | "for" | "was" | "is" | "in" | "on" | "to" | "patient"
+            | "what" | "my" | "at" | "pt" | "w" | "his" | "her" => counts[0] += 1,
+            "el" | "la" | "los" | "las" | "y" | "de" | "del" | "con" | "que" | "por" | "una"
+            | "para" | "se" | "en" | "años" | "paciente" => counts[1] += 1,
+            "der" | "die" | "das" | "und" | "mit" | "bei" | "von" | "ist" | "wir" | "sie" | "den"
+            | "ein" | "eine" | "im" | "zu" | "nach" | "auf" | "wurde" => counts[2] += 1,
+            _ => {}
+        }
+    }
+    if counts[1] > counts[0] && counts[1] >= counts[2] {
+        Lang::Es
+    } else if counts[2] > counts[0] && counts[2] > counts[1] {
+        Lang::De
+    } else {
+        Lang::En
     }
 }

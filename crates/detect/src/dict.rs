@@ -1,0 +1,178 @@
+//! The embedded dictionaries, merged into one map from a lowercase word to flags.
+//! Sources and licences of every list: `data/README.md`.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::lexicon;
+
+pub const FIRST: u32 = 1;
+pub const LAST: u32 = 1 << 1;
+pub const CITY: u32 = 1 << 2;
+pub const STATE: u32 = 1 << 3;
+pub const COUNTRY: u32 = 1 << 4;
+pub const STREET_SUFFIX: u32 = 1 << 5;
+pub const COMMON_EN: u32 = 1 << 6;
+pub const COMMON_ES: u32 = 1 << 7;
+pub const COMMON_DE: u32 = 1 << 8;
+pub const AMBIGUOUS: u32 = 1 << 9;
+pub const MEDICAL: u32 = 1 << 10;
+pub const MONTH: u32 = 1 << 11;
+pub const WEEKDAY: u32 = 1 << 12;
+pub const TITLE: u32 = 1 << 13;
+pub const NAME_CTX: u32 = 1 << 14;
+pub const ID_CTX: u32 = 1 << 15;
+pub const FACILITY: u32 = 1 << 16;
+pub const STREET_PREFIX: u32 = 1 << 17;
+pub const UNIT: u32 = 1 << 18;
+pub const EPONYM_HEAD: u32 = 1 << 19;
+pub const EPONYM_PREFIX: u32 = 1 << 20;
+pub const CONNECTOR: u32 = 1 << 21;
+pub const PLACE_PREP: u32 = 1 << 22;
+pub const ADDRESS_UNIT: u32 = 1 << 23;
+pub const NAME_SUFFIX: u32 = 1 << 24;
+pub const PHRASE_START: u32 = 1 << 25;
+pub const STATE_CODE: u32 = 1 << 26;
+pub const AMBIGUOUS_MONTH: u32 = 1 << 27;
+pub const FUNCTION: u32 = 1 << 28;
+pub const HONORIFIC: u32 = 1 << 29;
+
+/// Flags that say "this word is ordinary language" for each language.
+pub const COMMON_ANY: u32 = COMMON_EN | COMMON_ES | COMMON_DE;
+
+pub struct Dictionaries {
+    words: FxHashMap<Box<str>, u32>,
+    /// Multi-word entries (cities, countries, names), lowercase, single-spaced, with flags.
+    phrases: FxHashMap<Box<str>, u32>,
+    months: FxHashMap<&'static str, u8>,
+    id_ctx: FxHashMap<&'static str, crate::Category>,
+    pub max_phrase_words: usize,
+}
+
+macro_rules! data {
+    ($name:literal) => {
+        include_str!(concat!("../data/", $name))
+    };
+}
+
+impl Dictionaries {
+    pub fn load() -> Self {
+        let mut d = Dictionaries {
+            words: FxHashMap::default(),
+            phrases: FxHashMap::default(),
+            months: lexicon::MONTHS.iter().copied().collect(),
+            id_ctx: lexicon::ID_CONTEXT.iter().copied().collect(),
+            max_phrase_words: 1,
+        };
+        d.add_list(data!("first_names.txt"), FIRST);
+        d.add_list(data!("last_names.txt"), LAST);
+        d.add_list(data!("us_cities.txt"), CITY);
+        d.add_list(data!("world_cities.txt"), CITY);
+        d.add_list(data!("us_counties.txt"), CITY);
+        d.add_list(data!("us_states.txt"), STATE);
+        d.add_list(data!("countries.txt"), COUNTRY);
+        d.add_list(data!("regions_es_de.txt"), STATE);
+        d.add_list(data!("street_suffixes.txt"), STREET_SUFFIX);
+        d.add_list(data!("common_words_en.txt"), COMMON_EN);
+        d.add_list(data!("common_words_es.txt"), COMMON_ES);
+        d.add_list(data!("common_words_de.txt"), COMMON_DE);
+        d.add_list(data!("ambiguous_names.txt"), AMBIGUOUS);
+        d.add_list(data!("medical_terms.txt"), MEDICAL);
+        for (w, _) in lexicon::MONTHS {
+            d.add(w, MONTH);
+        }
+        for w in lexicon::AMBIGUOUS_MONTHS {
+            d.add(w, AMBIGUOUS_MONTH);
+        }
+        let hand: &[(&[&str], u32)] = &[
+            (lexicon::WEEKDAYS, WEEKDAY),
+            (lexicon::TITLES, TITLE),
+            (lexicon::NAME_CONTEXT, NAME_CTX),
+            (lexicon::FACILITY_WORDS, FACILITY),
+            (lexicon::STREET_PREFIXES, STREET_PREFIX),
+            (lexicon::UNITS, UNIT),
+            (lexicon::EPONYM_HEADS, EPONYM_HEAD),
+            (lexicon::EPONYM_PREFIXES, EPONYM_PREFIX),
+            (lexicon::NAME_CONNECTORS, CONNECTOR),
+            (lexicon::PLACE_PREPS, PLACE_PREP),
+            (lexicon::ADDRESS_UNITS, ADDRESS_UNIT),
+            (lexicon::NAME_SUFFIXES, NAME_SUFFIX),
+            (lexicon::FUNCTION_WORDS, FUNCTION),
+            (lexicon::HONORIFICS, HONORIFIC),
+        ];
+        for (list, flag) in hand {
+            for w in *list {
+                d.add(w, *flag);
+            }
+        }
+        for (w, _) in lexicon::ID_CONTEXT {
+            d.add(w, ID_CTX);
+        }
+        // two-letter US state codes are upper-case in the states list's source; keep them apart
+        let codes: FxHashSet<&str> = data!("us_states.txt")
+            .lines()
+            .filter(|l| l.len() == 2)
+            .collect();
+        for c in codes {
+            d.add(c, STATE_CODE);
+        }
+        d
+    }
+
+    fn add_list(&mut self, list: &str, flag: u32) {
+        for line in list.lines() {
+            let w = line.trim();
+            if w.is_empty() || w.starts_with('#') {
+                continue;
+            }
+            if w.contains(' ') {
+                let n = w.split(' ').count();
+                self.max_phrase_words = self.max_phrase_words.max(n.min(5));
+                *self.phrases.entry(w.into()).or_insert(0) |= flag;
+                if let Some(first) = w.split(' ').next() {
+                    self.add(first, PHRASE_START);
+                }
+            } else {
+                self.add(w, flag);
+            }
+        }
+    }
+
+    fn add(&mut self, w: &str, flag: u32) {
+        let key = w.to_lowercase();
+        *self.words.entry(key.into_boxed_str()).or_insert(0) |= flag;
+    }
+
+    /// Flags of a lowercase word.
+    #[inline]
+    pub fn get(&self, lower: &str) -> u32 {
+        self.words.get(lower).copied().unwrap_or(0)
+    }
+
+    /// Flags of a lowercase multi-word phrase.
+    pub fn phrase(&self, lower: &str) -> u32 {
+        self.phrases.get(lower).copied().unwrap_or(0)
+    }
+
+    pub fn month(&self, lower: &str) -> Option<u8> {
+        self.months.get(lower).copied()
+    }
+
+    pub fn id_context(&self, lower: &str) -> Option<crate::Category> {
+        self.id_ctx.get(lower).copied()
+    }
+}
+
+/// Lowercases `s` into `buf` and returns it.
+#[inline]
+pub fn lower<'b>(s: &str, buf: &'b mut String) -> &'b str {
+    buf.clear();
+    if s.is_ascii() {
+        buf.push_str(s);
+        buf.make_ascii_lowercase();
+    } else {
+        for c in s.chars() {
+            buf.extend(c.to_lowercase());
+        }
+    }
+    buf.as_str()
+}

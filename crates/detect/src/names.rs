@@ -1,0 +1,757 @@
+//! Context and dictionary recognizers: personal names, places (cities, states, countries,
+//! facilities) and street addresses.
+
+use crate::dict;
+use crate::doc::Doc;
+use crate::lexicon;
+use crate::tokens::Kind;
+use crate::{Category, Lang};
+
+/// Flags that make a capitalised word a function word rather than a name part.
+const NOT_NAME: u32 = dict::MONTH
+    | dict::WEEKDAY
+    | dict::TITLE
+    | dict::FACILITY
+    | dict::STREET_PREFIX
+    | dict::ADDRESS_UNIT
+    | dict::UNIT
+    | dict::NAME_CTX
+    | dict::ID_CTX
+    | dict::EPONYM_HEAD
+    | dict::EPONYM_PREFIX
+    | dict::STATE_CODE;
+
+/// Strength of token `i` as part of a personal name: 0 not a part, 1 weak, 2 strong.
+fn name_strength(doc: &Doc, i: usize) -> u8 {
+    let t = doc.toks[i];
+    if t.kind != Kind::Word || !t.cap {
+        return 0;
+    }
+    let f = doc.f(i);
+    if f & dict::FUNCTION != 0 {
+        return 0;
+    }
+    let is_name = f & (dict::FIRST | dict::LAST) != 0;
+    if t.upper && (t.len() <= 3 || !is_name) {
+        return 0; // acronyms
+    }
+    if f & NOT_NAME != 0 && !(is_name && f & (dict::MONTH | dict::TITLE | dict::FACILITY | dict::NAME_CTX | dict::ID_CTX | dict::STATE_CODE) == 0) {
+        return 0;
+    }
+    let common = f & (doc.common_mask | dict::AMBIGUOUS | dict::MEDICAL) != 0;
+    if t.upper {
+        return 1;
+    }
+    if is_name {
+        if common { 1 } else { 2 }
+    } else if common || f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
+        0
+    } else if t.len() >= 2 {
+        1 // unknown capitalised word
+    } else {
+        0
+    }
+}
+
+/// A single capital letter used as an initial ("J." or "J").
+fn is_initial(doc: &Doc, i: usize) -> bool {
+    let t = doc.toks[i];
+    t.kind == Kind::Word && t.len() == 1 && t.cap && doc.s(i).is_ascii()
+        || t.kind == Kind::Word && t.cap && t.len() <= 3 && doc.s(i).chars().count() == 1
+}
+
+fn is_title(doc: &Doc, i: usize) -> bool {
+    i < doc.toks.len() && doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En)
+}
+
+/// Personal names: titles, dictionaries, initials, context words, then every other mention of
+/// a found surname in the same document.
+pub fn names(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut i = 0;
+    while i < n {
+        if doc.claimed[i] {
+            i += 1;
+            continue;
+        }
+        // titles: "Dr.", "Prof. Dr. med.", "Frau", "Sra."
+        let mut a = i;
+        let mut k = i;
+        let mut titled = false;
+        let mut first_academic = None;
+        while k < n && is_title(doc, k) {
+            titled = true;
+            if first_academic.is_none() && !doc.has(k, dict::HONORIFIC) {
+                first_academic = Some(k);
+            }
+            k += 1;
+            if doc.is_punct(k, '.') {
+                k += 1;
+            }
+        }
+        if titled && (k >= n || doc.toks[k].newline_before && k > a + 2) {
+            i = k.max(i + 1);
+            continue;
+        }
+        // the name parts
+        let start = k;
+        let mut parts = 0u32;
+        let mut strength = 0u32;
+        let mut strong_first = false;
+        let mut dict_parts = 0u32;
+        let mut first_is_first = false;
+        let mut last = None;
+        let mut j = k;
+        while j < n {
+            if j > start && doc.toks[j].newline_before {
+                break;
+            }
+            if doc.claimed[j] {
+                break;
+            }
+            let s = name_strength(doc, j);
+            if s > 0 {
+                if doc.has(j, dict::FIRST | dict::LAST) && !doc.toks[j].upper {
+                    dict_parts += 1;
+                    if parts == 0 && doc.has(j, dict::FIRST) {
+                        first_is_first = true;
+                    }
+                }
+                parts += 1;
+                strength += u32::from(s);
+                if s == 2 && doc.has(j, dict::FIRST) {
+                    strong_first = true;
+                }
+                last = Some(j);
+                j += 1;
+                // O'Brien, Müller-Lüdenscheidt
+                if j + 1 < n && (doc.is_punct(j, '-') || doc.is_punct(j, '\'')) && !doc.toks[j].space_before && !doc.toks[j + 1].space_before && doc.toks[j + 1].cap && doc.toks[j + 1].kind == Kind::Word {
+                    last = Some(j + 1);
+                    j += 2;
+                }
+                continue;
+            }
+            if is_initial(doc, j) && (parts > 0 || titled || j + 1 < n && (doc.is_punct(j + 1, '.') || name_strength(doc, j + 1) > 0)) {
+                parts += 1;
+                strength += 1;
+                last = Some(j);
+                j += 1;
+                if doc.is_punct(j, '.') {
+                    last = Some(j);
+                    j += 1;
+                }
+                continue;
+            }
+            if parts > 0 && doc.has(j, dict::CONNECTOR) && !doc.toks[j].cap && j + 1 < n && name_strength(doc, j + 1) > 0 {
+                j += 1;
+                continue;
+            }
+            break;
+        }
+        let Some(end) = last else {
+            i = k.max(i + 1);
+            continue;
+        };
+        if titled {
+            a = first_academic.unwrap_or(start);
+        } else {
+            a = start;
+        }
+        let ctx = name_context(doc, start);
+        let eponym = eponym_around(doc, start, end);
+        let word_parts = (start..=end).filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1).count();
+        let accept = !eponym
+            && (titled
+                || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
+                || ctx && strength >= 1 && word_parts >= 1
+                || first_is_first && parts >= 2 && (dict_parts >= 2 || doc.is_punct(end, '.') || is_initial(doc, end))
+                || word_parts >= 2 && dict_parts >= 1 && strength >= 2 && !starts_sentence(doc, start)
+                || strong_first && word_parts == 1 && parts == 1);
+        if accept && word_parts >= 1 {
+            let mut e = end;
+            // trailing degrees: "MD", ", MD"
+            if e + 1 < n && doc.has(e + 1, dict::NAME_SUFFIX) && doc.toks[e + 1].upper {
+                e += 1;
+            } else if e + 2 < n && doc.is_punct(e + 1, ',') && doc.has(e + 2, dict::NAME_SUFFIX) && doc.toks[e + 2].upper {
+                e += 2;
+            }
+            let conf = if titled || strength >= 4 { 0.9 } else if strength >= 3 { 0.8 } else { 0.6 };
+            doc.push_toks(a, e, Category::Name, conf, if titled { "name.title" } else if ctx { "name.context" } else { "name.dictionary" });
+            i = e + 1;
+        } else {
+            i = k.max(i + 1);
+        }
+    }
+    last_comma_first(doc);
+    propagate_names(doc);
+}
+
+/// "SCHULZE, Bernwart" and "Clausthal, Marie": a surname, a comma and a given name.
+fn last_comma_first(doc: &mut Doc) {
+    let n = doc.toks.len();
+    for i in 0..n.saturating_sub(2) {
+        if doc.claimed[i] || doc.claimed[i + 2] || !doc.is_punct(i + 1, ',') {
+            continue;
+        }
+        let (a, b) = (doc.toks[i], doc.toks[i + 2]);
+        if a.kind != Kind::Word || b.kind != Kind::Word || !a.cap || !b.cap || b.newline_before {
+            continue;
+        }
+        let surname = a.upper && a.len() >= 3 && !doc.has(i, dict::MEDICAL | dict::FUNCTION) || doc.has(i, dict::LAST) && !doc.common(i);
+        let given = doc.has(i + 2, dict::FIRST) && !doc.has(i + 2, dict::FUNCTION) && !doc.toks[i + 2].upper && !doc.common(i + 2);
+        if surname && given {
+            doc.push_toks(i, i + 2, Category::Name, 0.75, "name.last_first");
+        }
+    }
+}
+
+fn starts_sentence(doc: &Doc, i: usize) -> bool {
+    i == 0 || doc.toks[i].newline_before || {
+        let p = doc.toks[i - 1];
+        p.kind == Kind::Punct && matches!(p.ch, '.' | '!' | '?' | '"' | '“' | '(' | '•' | '-')
+    }
+}
+
+/// A word shortly before `i` that announces a person ("patient", "Nombre:", "seen by").
+fn name_context(doc: &Doc, i: usize) -> bool {
+    let mut j = i;
+    let mut words = 0;
+    while j > 0 && words < 2 {
+        j -= 1;
+        let t = doc.toks[j];
+        if t.kind == Kind::Punct {
+            if matches!(t.ch, ':' | ',' | '.') {
+                if doc.toks[j + 1].newline_before {
+                    return false;
+                }
+                continue;
+            }
+            return false;
+        }
+        words += 1;
+        if doc.has(j, dict::NAME_CTX) {
+            return true;
+        }
+        if doc.toks[j].newline_before {
+            return false;
+        }
+    }
+    false
+}
+
+fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
+    let n = doc.toks.len();
+    let mut k = b + 1;
+    if k + 1 < n && doc.is_punct(k, '\'') && doc.s(k + 1) == "s" {
+        k += 2;
+    } else if k < n && doc.is_punct(k, '-') {
+        k += 1;
+    }
+    if k < n && doc.has(k, dict::EPONYM_HEAD) {
+        return true;
+    }
+    let mut p = a;
+    if p >= 1 && matches!(doc.s(p - 1), "de" | "von") {
+        p -= 1;
+    }
+    p >= 1 && doc.has(p - 1, dict::EPONYM_PREFIX)
+}
+
+/// Every other capitalised mention of a surname or given name already found in this document.
+fn propagate_names(doc: &mut Doc) {
+    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    let text = doc.text;
+    for sp in &doc.spans {
+        if sp.category != Category::Name {
+            continue;
+        }
+        let a = doc.tok_at(sp.start);
+        let b = doc.tok_end(sp.end);
+        for k in a..b {
+            let t = doc.toks[k];
+            if t.kind == Kind::Word && t.len() >= 3 && !doc.has(k, dict::TITLE) && !doc.common(k) {
+                seen.insert(&text[t.range()]);
+            }
+        }
+    }
+    if seen.is_empty() {
+        return;
+    }
+    for k in 0..doc.toks.len() {
+        let t = doc.toks[k];
+        if doc.claimed[k] || t.kind != Kind::Word || !t.cap {
+            continue;
+        }
+        if seen.contains(&text[t.range()]) {
+            doc.push_toks(k, k, Category::Name, 0.7, "name.repeat");
+        }
+    }
+}
+
+/// Whether token `i` can be part of a place or facility name.
+fn place_part(doc: &Doc, i: usize) -> bool {
+    let t = doc.toks[i];
+    if t.kind != Kind::Word || !(t.cap || t.upper) {
+        return false;
+    }
+    let f = doc.f(i);
+    if f & (dict::MONTH | dict::WEEKDAY | dict::TITLE | dict::UNIT) != 0 {
+        return false;
+    }
+    true
+}
+
+/// Facilities: a capitalised sequence holding a facility word ("UCLA Medical Center",
+/// "Hospital Universitario de Getafe", "Diakonissenkrankenhaus Berlin").
+pub fn facilities(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    let mut i = 0;
+    while i < n {
+        let t = doc.toks[i];
+        let trigger = t.kind == Kind::Word
+            && !doc.claimed[i]
+            && (doc.has(i, dict::FACILITY) && is_head_facility(doc, i, &mut buf)
+                || t.cap && t.len() > 8 && {
+                    let w = dict::lower(doc.s(i), &mut buf);
+                    lexicon::FACILITY_SUFFIXES.iter().any(|s| w.ends_with(s) && w.len() > s.len() + 2)
+                });
+        if !trigger {
+            i += 1;
+            continue;
+        }
+        // extend left over capitalised words, "St.", "'s", "&"
+        let mut a = i;
+        loop {
+            if a == 0 || doc.toks[a].newline_before {
+                break;
+            }
+            let p = a - 1;
+            if doc.claimed[p] {
+                break;
+            }
+            if place_part(doc, p) && !doc.has(p, dict::NAME_CTX | dict::FUNCTION) && (!doc.common(p) || doc.has(p, dict::FACILITY) || doc.toks[p].upper || !starts_sentence(doc, p) && doc.lang != Lang::De) {
+                a = p;
+                continue;
+            }
+            if (doc.is_punct(p, '&') || doc.is_punct(p, '\'') || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3) && p >= 1 && place_part(doc, p - 1) {
+                a = p - 1;
+                continue;
+            }
+            if doc.s(p) == "s" && p >= 2 && doc.is_punct(p - 1, '\'') && place_part(doc, p - 2) {
+                a = p - 2;
+                continue;
+            }
+            break;
+        }
+        // extend right over capitalised words and connectors
+        let mut b = i;
+        let mut k = i + 1;
+        while k < n && !doc.toks[k].newline_before && !doc.claimed[k] {
+            if place_part(doc, k) {
+                b = k;
+                k += 1;
+                continue;
+            }
+            if doc.has(k, dict::CONNECTOR) && k + 1 < n && place_part(doc, k + 1) && !doc.toks[k + 1].newline_before {
+                k += 1;
+                continue;
+            }
+            if (doc.is_punct(k, '\'') && k + 1 < n && doc.s(k + 1) == "s") && k + 2 < n {
+                b = k + 1;
+                k += 2;
+                continue;
+            }
+            if doc.is_punct(k, '&') && k + 1 < n && place_part(doc, k + 1) {
+                k += 1;
+                continue;
+            }
+            break;
+        }
+        // lower-case "clinic" after a place: "Houston clinic"
+        let specific = (a..=b).any(|x| doc.toks[x].kind == Kind::Word && !doc.has(x, dict::FACILITY) && !doc.common(x) && doc.toks[x].len() > 1)
+            || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
+            || (a..=b).any(|x| doc.has(x, dict::CITY | dict::STATE | dict::FIRST | dict::LAST));
+        let compound = a == b && doc.toks[a].len() > 8 && !doc.has(a, dict::FACILITY);
+        if specific && (b > a || compound) && !(a == b && doc.common(a)) {
+            doc.push_toks(a, b, Category::Location, 0.8, "location.facility");
+            i = b + 1;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
+    let w = dict::lower(doc.s(i), buf);
+    matches!(
+        w,
+        "hospital" | "clinic" | "center" | "centre" | "ctr" | "infirmary" | "hospice" | "sanatorium"
+            | "institute" | "university" | "clínica" | "clinica" | "centro" | "complejo"
+            | "policlínica" | "policlinica" | "ambulatorio" | "instituto" | "krankenhaus" | "klinik"
+            | "klinikum" | "universitätsklinikum" | "universitätsklinik" | "praxis" | "ambulanz"
+            | "zentrum" | "kliniken" | "spital" | "landeskrankenhaus" | "hospitals" | "clinics"
+            | "medical" | "health" | "healthcare" | "memorial" | "rehab" | "hochschule"
+            | "universität" | "hospitalario" | "residencia" | "fundación" | "consultorio"
+    ) && (doc.toks[i].cap || matches!(w, "clinic" | "hospital" | "center"))
+}
+
+/// Cities, states, counties and countries from the gazetteers, and places after a
+/// preposition ("treated at UPMC", "from Dallas").
+pub fn places(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    let maxw = doc.dict.max_phrase_words;
+    let mut i = 0;
+    while i < n {
+        let t = doc.toks[i];
+        if doc.claimed[i] || t.kind != Kind::Word || !(t.cap || t.upper) {
+            i += 1;
+            continue;
+        }
+        // multi-word gazetteer entries: "New York", "Los Angeles", "Bad Blumenthal"
+        if doc.has(i, dict::PHRASE_START) {
+            let mut phrase = dict::lower(doc.s(i), &mut buf).to_string();
+            let mut best = None;
+            let mut k = i;
+            let mut words = 1;
+            while words < maxw && k + 1 < n && !doc.toks[k + 1].newline_before {
+                k += 1;
+                if doc.toks[k].kind == Kind::Punct {
+                    if doc.toks[k].ch == '-' || doc.toks[k].ch == '.' {
+                        phrase.push(doc.toks[k].ch);
+                        continue;
+                    }
+                    break;
+                }
+                if doc.toks[k].space_before {
+                    phrase.push(' ');
+                }
+                phrase.push_str(&doc.lower(k, &mut buf));
+                words += 1;
+                let f = doc.dict.phrase(&phrase);
+                if f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
+                    best = Some(k);
+                }
+            }
+            if let Some(b) = best {
+                if !doc.any_claimed(i, b) {
+                    doc.push_toks(i, b, Category::Location, 0.75, "location.gazetteer");
+                    i = b + 1;
+                    continue;
+                }
+            }
+        }
+        let f = doc.f(i);
+        let place = f & (dict::CITY | dict::STATE | dict::COUNTRY) != 0
+            || doc.lang == Lang::De && t.cap && !t.upper && t.len() >= 6 && f & (doc.common_mask | dict::MEDICAL | dict::FIRST) == 0 && {
+                let w = dict::lower(doc.s(i), &mut buf);
+                lexicon::PLACE_SUFFIXES_DE.iter().any(|s| w.ends_with(s))
+            };
+        let prep = i > 0 && doc.has(i - 1, dict::PLACE_PREP) && !doc.toks[i - 1].cap;
+        let common = doc.common(i) || f & dict::FUNCTION != 0;
+        let trusted = !common
+            || prep
+            || doc.lang != Lang::De && t.cap && !starts_sentence(doc, i) && f & (dict::FUNCTION | dict::MEDICAL) == 0;
+        if place && trusted && !doc.has(i, dict::MEDICAL) && (t.cap && !t.upper || t.len() > 3) {
+            let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
+            let rec = if f & dict::COUNTRY != 0 {
+                "location.country"
+            } else if f & dict::STATE != 0 {
+                "location.state"
+            } else {
+                "location.city"
+            };
+            doc.push_toks(i, i, Category::Location, cat_conf, rec);
+            i += 1;
+            continue;
+        }
+        // "treated at UPMC on ...", "from Dallas": capitalised sequence after a preposition
+        if doc.lang == Lang::En && prep && matches!(doc.s(i - 1), "at" | "from" | "in" | "to" | "near") {
+            let mut b = i;
+            let mut k = i;
+            while k < n && !doc.claimed[k] && place_part(doc, k) && (!doc.common(k) || doc.has(k, dict::FIRST | dict::LAST | dict::CITY) && !doc.has(k, dict::FUNCTION)) && !doc.has(k, dict::NAME_CTX) && (k == i || !doc.toks[k].newline_before) {
+                b = k;
+                k += 1;
+                if doc.is_punct(k, '\'') && k + 1 < n && doc.s(k + 1) == "s" {
+                    b = k + 1;
+                    k += 2;
+                }
+            }
+            if k > i && (b > i || doc.toks[i].upper && doc.toks[i].len() >= 3 || doc.toks[i].len() >= 4) {
+                doc.push_toks(i, b, Category::Location, 0.6, "location.context");
+                i = b + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    // "St. Vincent's", "Mt. Sinai"
+    for i in 0..n.saturating_sub(2) {
+        if doc.claimed[i] || doc.claimed[i + 2] {
+            continue;
+        }
+        if matches!(doc.s(i), "St" | "Mt" | "Saint" | "Mount" | "Sankt") && doc.is_punct(i + 1, '.') && doc.toks[i + 2].cap && doc.toks[i + 2].kind == Kind::Word {
+            let mut b = i + 2;
+            if b + 2 < n && doc.is_punct(b + 1, '\'') && doc.s(b + 2) == "s" {
+                b += 2;
+            }
+            doc.push_toks(i, b, Category::Location, 0.7, "location.saint");
+        }
+    }
+    state_codes_and_postcodes(doc);
+}
+
+/// "Sacramento, CA 95814": state codes and postal codes next to a place.
+fn state_codes_and_postcodes(doc: &mut Doc) {
+    let n = doc.toks.len();
+    for i in 0..n {
+        if doc.claimed[i] {
+            continue;
+        }
+        let t = doc.toks[i];
+        // state code after "City," or before a ZIP
+        if t.kind == Kind::Word && t.upper && t.len() == 2 && doc.has(i, dict::STATE_CODE) {
+            let after_place = i >= 2 && doc.is_punct(i - 1, ',') && doc.claimed[i - 2] && in_location(doc, i - 2);
+            let before_zip = i + 1 < n && doc.toks[i + 1].kind == Kind::Num && doc.toks[i + 1].len() == 5;
+            if after_place || before_zip {
+                doc.push_toks(i, i, Category::Location, 0.8, "location.state");
+            }
+        }
+    }
+    for i in 0..n {
+        let t = doc.toks[i];
+        if t.kind != Kind::Num || !(4..=6).contains(&t.len()) {
+            continue;
+        }
+        let prev_loc = i >= 1 && !t.newline_before && {
+            let p = if doc.is_punct(i - 1, ',') && i >= 2 { i - 2 } else { i - 1 };
+            doc.claimed[p] && in_location(doc, p)
+        };
+        let next_loc = i + 1 < n && !doc.toks[i + 1].newline_before && doc.toks[i + 1].cap && (doc.has(i + 1, dict::CITY) || doc.claimed[i + 1] && in_location(doc, i + 1));
+        if prev_loc || next_loc {
+            recategorise_or_push(doc, i, Category::Location, "location.postcode");
+        }
+    }
+}
+
+fn in_location(doc: &Doc, k: usize) -> bool {
+    let (s, e) = (doc.toks[k].start as usize, doc.toks[k].end as usize);
+    doc.spans.iter().rev().any(|sp| sp.start <= s && sp.end >= e && sp.category == Category::Location)
+}
+
+fn recategorise_or_push(doc: &mut Doc, k: usize, cat: Category, rec: &'static str) {
+    let (s, e) = (doc.toks[k].start as usize, doc.toks[k].end as usize);
+    if let Some(sp) = doc.spans.iter_mut().find(|sp| sp.start <= s && sp.end >= e) {
+        if sp.category == Category::OtherId && sp.start == s && sp.end == e {
+            sp.category = cat;
+            sp.recognizer = rec;
+        }
+        return;
+    }
+    doc.push_toks(k, k, cat, 0.7, rec);
+}
+
+/// Street addresses: "2450 Crown St", "Calle Miguel Benitez 90", "Kantstraße 21 a",
+/// "Apt. 864", "PO Box 123".
+pub fn addresses(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    let mut i = 0;
+    while i < n {
+        let t = doc.toks[i];
+        // house number + words + suffix
+        if t.kind == Kind::Num && t.len() <= 6 && !doc.claimed[i] {
+            let mut k = i + 1;
+            let mut words = 0;
+            let mut found = None;
+            while k < n && words < 5 && !doc.toks[k].newline_before {
+                let tk = doc.toks[k];
+                if tk.kind == Kind::Word && (tk.cap || tk.upper) {
+                    words += 1;
+                    if words >= 2 && doc.has(k, dict::STREET_SUFFIX) {
+                        found = Some(k);
+                        break;
+                    }
+                    k += 1;
+                } else if tk.kind == Kind::Num && words == 0 && tk.len() <= 6 {
+                    k += 1;
+                } else {
+                    break;
+                }
+            }
+            if let Some(b) = found {
+                let mut b = b;
+                if doc.is_punct(b + 1, '.') {
+                    b += 1;
+                }
+                let b = extend_block(doc, extend_address(doc, b));
+                doc.push_toks(i, b, Category::Location, 0.85, "address.street");
+                i = b + 1;
+                continue;
+            }
+        }
+        if t.kind == Kind::Word && !doc.claimed[i] {
+            let lead = if i >= 1 && doc.toks[i - 1].kind == Kind::Num && doc.toks[i - 1].len() <= 6 && !doc.toks[i].newline_before && !doc.claimed[i - 1] { i - 1 } else { i };
+            let w = dict::lower(doc.s(i), &mut buf).to_string();
+            // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
+            let prefix = doc.has(i, dict::STREET_PREFIX) && (t.cap || w == "c" && doc.is_punct(i + 1, '/'));
+            if prefix && (w != "c" || doc.is_punct(i + 1, '/')) && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.')) {
+                let mut k = i + 1;
+                if doc.is_punct(k, '.') || doc.is_punct(k, '/') {
+                    k += 1;
+                }
+                let mut b = None;
+                while k < n && !doc.toks[k].newline_before {
+                    let tk = doc.toks[k];
+                    if tk.kind == Kind::Word && (tk.cap || doc.has(k, dict::CONNECTOR)) {
+                        if tk.cap {
+                            b = Some(k);
+                        }
+                        k += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if let Some(b0) = b {
+                    let mut b = b0;
+                    // house number right after
+                    if b + 1 < n && doc.toks[b + 1].kind == Kind::Num && doc.toks[b + 1].len() <= 5 {
+                        b += 1;
+                    } else if b + 2 < n && doc.is_punct(b + 1, ',') && doc.toks[b + 2].kind == Kind::Num && doc.toks[b + 2].len() <= 5 {
+                        b += 2;
+                    }
+                    let b = extend_block(doc, extend_address(doc, b));
+                    doc.push_toks(lead, b, Category::Location, 0.85, "address.street");
+                    i = b + 1;
+                    continue;
+                }
+            }
+            // one-word streets with a number: "Kantstraße 21 a", "Lyngveien 46"
+            if t.cap && w.chars().count() >= 5 && lexicon::STREET_WORD_SUFFIXES.iter().any(|s| w.ends_with(s) && w.len() > s.len() + 1) {
+                let mut k = i + 1;
+                if doc.is_punct(k, '.') {
+                    k += 1;
+                }
+                if k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before {
+                    let b = extend_block(doc, extend_address(doc, k));
+                    doc.push_toks(lead, b, Category::Location, 0.8, "address.street");
+                    i = b + 1;
+                    continue;
+                }
+            }
+            // unit designators: "Apt. 864", "Suite 501"
+            if doc.has(i, dict::ADDRESS_UNIT) && (t.cap) && matches!(w.as_str(), "apt" | "apartment" | "suite" | "ste" | "unit" | "box") {
+                let mut k = i + 1;
+                if doc.is_punct(k, '.') {
+                    k += 1;
+                }
+                if doc.is_punct(k, '#') {
+                    k += 1;
+                }
+                if k < n && doc.toks[k].has_digit() {
+                    let k = extend_block(doc, k);
+                    doc.push_toks(i, k, Category::Location, 0.8, "address.unit");
+                    i = k + 1;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Extends an address block over the city, region, postcode and country that follow it on the
+/// same line or the next few lines ("...Apt. 864\nArtilleros\n, CO\n Uruguay 64677").
+fn extend_block(doc: &Doc, mut b: usize) -> usize {
+    let n = doc.toks.len();
+    let mut lines = 0;
+    let mut k = b + 1;
+    while k < n {
+        let t = doc.toks[k];
+        if t.newline_before {
+            lines += 1;
+            if lines > 3 {
+                break;
+            }
+        }
+        if doc.claimed[k] && !in_location(doc, k) {
+            break;
+        }
+        let f = doc.f(k);
+        let ok = match t.kind {
+            Kind::Punct => matches!(t.ch, ',' | '.' | '-' | '#' | 'º' | 'ª'),
+            Kind::Num => t.len() <= 6,
+            Kind::Alnum => t.len() <= 8,
+            Kind::Word => {
+                f & (dict::ID_CTX | dict::FUNCTION | dict::NAME_CTX) == 0
+                    && ((t.cap || t.upper)
+                        && (f & (doc.common_mask | dict::MEDICAL) == 0
+                            || f & (dict::CITY | dict::COUNTRY | dict::STATE | dict::ADDRESS_UNIT | dict::STREET_SUFFIX) != 0
+                            || t.upper)
+                        || f & dict::ADDRESS_UNIT != 0)
+            }
+        };
+        if !ok {
+            break;
+        }
+        if t.kind != Kind::Punct {
+            b = k;
+        }
+        k += 1;
+    }
+    b
+}
+
+/// Extends an address over unit designators, numbers and the letter of a house number.
+fn extend_address(doc: &Doc, mut b: usize) -> usize {
+    let n = doc.toks.len();
+    loop {
+        let k = b + 1;
+        if k >= n || doc.toks[k].newline_before || doc.claimed[k] {
+            return b;
+        }
+        let tk = doc.toks[k];
+        // "21 a", "5-7", "2º dcha", "Apt. 864"
+        if tk.kind == Kind::Word && tk.len() == 1 && !tk.cap && doc.toks[b].kind == Kind::Num {
+            b = k;
+            continue;
+        }
+        if (doc.is_punct(k, '-') || doc.is_punct(k, '/')) && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && !doc.toks[k + 1].space_before {
+            b = k + 1;
+            continue;
+        }
+        if doc.is_punct(k, ',') && k + 1 < n && !doc.toks[k + 1].newline_before && (doc.toks[k + 1].has_digit() && doc.toks[k + 1].len() <= 3 || doc.has(k + 1, dict::ADDRESS_UNIT)) {
+            b = k;
+            continue;
+        }
+        if doc.has(k, dict::ADDRESS_UNIT) {
+            let mut m = k + 1;
+            if doc.is_punct(m, '.') {
+                m += 1;
+            }
+            if m < n && (doc.toks[m].has_digit()) {
+                b = m;
+                continue;
+            }
+            if matches!(doc.s(k), "dcha" | "izda" | "bajo") {
+                b = k;
+                continue;
+            }
+            return b;
+        }
+        if tk.has_digit() && tk.len() <= 3 && doc.toks[b].kind == Kind::Punct {
+            b = k;
+            continue;
+        }
+        if (tk.kind == Kind::Alnum) && tk.len() <= 4 && (doc.s(k).ends_with('º') || doc.s(k).ends_with('ª')) {
+            b = k;
+            continue;
+        }
+        if doc.is_punct(k, 'º') || doc.is_punct(k, 'ª') {
+            b = k;
+            continue;
+        }
+        return b;
+    }
+}

@@ -1,0 +1,588 @@
+//! Pattern recognizers with validation: dates, phone and fax numbers, SSNs, identifiers driven by
+//! context words, ages over 89, e-mail, URLs and IP addresses.
+
+use regex::Regex;
+
+use crate::doc::Doc;
+use crate::tokens::Kind;
+use crate::{Category, dict};
+
+/// The compiled regular expressions. Only `chain`, `email` and `url` run over whole texts; the
+/// others classify the short matches.
+pub struct Patterns {
+    /// Runs of digit groups joined by short separators: every numeric identifier, date, phone.
+    chain: Regex,
+    /// Numeric dates inside a chain.
+    date: Regex,
+    ipv4: Regex,
+    email: Regex,
+    url: Regex,
+    ipv6: Regex,
+}
+
+fn re(p: &str) -> Regex {
+    // The patterns are constants covered by tests; an invalid one is a programming error that
+    // the test suite catches, so fall back to a never-matching regex rather than panic.
+    Regex::new(p).unwrap_or_else(|_| never())
+}
+
+#[allow(clippy::unwrap_used)]
+fn never() -> Regex {
+    Regex::new(r"[^\s\S]").unwrap()
+}
+
+impl Patterns {
+    pub fn new() -> Self {
+        Patterns {
+            chain: re(
+                r"(?-u:\b)\+?\(?[0-9]+(?:(?:[ ]?[./\-:][ ]?|[ ]?\)[ ]?\(?|[ ]\(|[ ])[0-9]+)*\)?",
+            ),
+            date: re(concat!(
+                r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?",
+                r"|[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})(?:[ ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)?",
+                r"|[0-9]{4}[/.][0-9]{1,2}[/.][0-9]{1,2}",
+                r"|[0-9]{1,2}/[0-9]{4}",
+                r"|[0-9]{1,2}\.[0-9]{1,2}\.",
+                r"|[0-9]{1,2}/[0-9]{1,2}",
+            )),
+            ipv4: re(r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"),
+            email: re(r"[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+"),
+            url: re(concat!(
+                r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
+                r"|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu|health|med)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?\b",
+            )),
+            ipv6: re(r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{1,4})*\b|(?i)::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}\b"),
+        }
+    }
+}
+
+/// E-mail addresses, URLs and IPv6 addresses, when their trigger characters appear.
+pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
+    let text = doc.text;
+    let has_at = memchr::memchr(b'@', text.as_bytes()).is_some();
+    if has_at {
+        for m in p.email.find_iter(text) {
+            let (s, e) = trim_trailing(text, m.start(), m.end());
+            doc.push(s, e, Category::Email, 0.95, "email");
+        }
+    }
+    if memchr::memchr(b'.', text.as_bytes()).is_some() {
+        for m in p.url.find_iter(text) {
+            let (s, e) = trim_trailing(text, m.start(), m.end());
+            // skip the domain of an e-mail address and plain decimal numbers
+            if s > 0 && text.as_bytes()[s - 1] == b'@' {
+                continue;
+            }
+            let a = doc.tok_at(s);
+            if a < doc.claimed.len() && doc.claimed[a] {
+                continue;
+            }
+            doc.push(s, e, Category::Url, 0.9, "url");
+        }
+    }
+    if memchr::memchr(b':', text.as_bytes()).is_some() {
+        for m in p.ipv6.find_iter(text) {
+            if m.as_str().parse::<std::net::Ipv6Addr>().is_ok() {
+                doc.push(m.start(), m.end(), Category::Ip, 0.95, "ip.v6");
+            }
+        }
+    }
+}
+
+fn trim_trailing(text: &str, s: usize, mut e: usize) -> (usize, usize) {
+    while e > s {
+        let c = text.as_bytes()[e - 1];
+        if matches!(c, b'.' | b',' | b';' | b':' | b'!' | b'?' | b'\'' | b')') {
+            e -= 1;
+        } else {
+            break;
+        }
+    }
+    (s, e)
+}
+
+/// Every digit chain in the text, classified.
+pub fn numbers(p: &Patterns, doc: &mut Doc) {
+    let text = doc.text;
+    let mut at = 0;
+    while let Some(m) = p.chain.find_at(text, at) {
+        at = m.end().max(at + 1);
+        let (s, e) = trim_chain(text, m.start(), m.end());
+        if s >= e {
+            continue;
+        }
+        if doc.tok_at(s) < doc.claimed.len() && doc.claimed[doc.tok_at(s)] {
+            continue;
+        }
+        classify_chain(p, doc, s, e);
+    }
+}
+
+fn trim_chain(text: &str, s: usize, mut e: usize) -> (usize, usize) {
+    let b = text.as_bytes();
+    while e > s && !b[e - 1].is_ascii_digit() && b[e - 1] != b')' {
+        e -= 1;
+    }
+    if e > s && b[e - 1] == b')' && !text[s..e].contains('(') {
+        e -= 1;
+    }
+    let mut s = s;
+    if b[s] == b'(' && !text[s..e].contains(')') {
+        s += 1;
+    }
+    (s, e)
+}
+
+/// Splits a chain around the dates inside it, then classifies the rest.
+fn classify_chain(p: &Patterns, doc: &mut Doc, s: usize, e: usize) {
+    let text = doc.text;
+    let slice = &text[s..e];
+    let bytes = text.as_bytes();
+    // an IPv4 address
+    if p.ipv4.is_match(slice) {
+        if slice.split('.').all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255)) {
+            doc.push(s, e, Category::Ip, 0.9, "ip.v4");
+        }
+        return;
+    }
+    // a phone-shaped whole chain wins over dates inside it
+    let digits = slice.bytes().filter(u8::is_ascii_digit).count();
+    let mut cursor = s;
+    if !(digits >= 9 && looks_like_phone(slice)) {
+        for m in p.date.find_iter(slice) {
+            let (ds, de) = (s + m.start(), s + m.end());
+            // dates must not be glued to more digits
+            if ds > 0 && bytes[ds - 1].is_ascii_digit() || de < bytes.len() && bytes[de].is_ascii_digit() {
+                continue;
+            }
+            if de < bytes.len() && m.as_str().ends_with('.') == false && bytes[de] == b'.' && de + 1 < bytes.len() && bytes[de + 1].is_ascii_digit() {
+                continue;
+            }
+            if let Some(conf) = valid_numeric_date(m.as_str(), doc, ds, de) {
+                if ds > cursor {
+                    classify_number(doc, cursor, ds);
+                }
+                doc.push(ds, de, Category::Date, conf, "date.numeric");
+                cursor = de;
+            }
+        }
+    }
+    if cursor < e {
+        let (a, b) = trim_chain(text, cursor, e);
+        let a = skip_non_digit(text, a, b);
+        if a < b {
+            classify_number(doc, a, b);
+        }
+    }
+}
+
+fn skip_non_digit(text: &str, mut a: usize, b: usize) -> usize {
+    let bytes = text.as_bytes();
+    while a < b && !bytes[a].is_ascii_digit() && bytes[a] != b'+' && bytes[a] != b'(' {
+        a += 1;
+    }
+    a
+}
+
+fn looks_like_phone(s: &str) -> bool {
+    s.starts_with('+') || s.starts_with('(') || s.contains(')')
+}
+
+/// Validates a numeric date match; returns its confidence.
+fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
+    let parts: Vec<&str> = d
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .collect();
+    let nums: Vec<u32> = parts.iter().filter_map(|x| x.parse().ok()).collect();
+    let sep_count = d.bytes().filter(|b| matches!(b, b'/' | b'-' | b'.')).count();
+    let first_len = parts.first().map_or(0, |x| x.len());
+    match (nums.as_slice(), first_len) {
+        // y-m-d
+        ([y, m, dd, ..], 4) => (*m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31 && (1800..=2199).contains(y))
+            .then_some(0.95),
+        ([a, b, y, ..], _) if parts.len() >= 3 && sep_count >= 2 => {
+            let ylen = parts[2].len();
+            let ok_year = ylen == 4 && (1800..=2199).contains(y) || ylen == 2;
+            let dm = (*a >= 1 && *a <= 31 && *b >= 1 && *b <= 12) || (*a >= 1 && *a <= 12 && *b >= 1 && *b <= 31);
+            (ok_year && dm).then_some(if ylen == 4 { 0.95 } else { 0.8 })
+        }
+        ([m, y], _) if parts[1].len() == 4 => {
+            (*m >= 1 && *m <= 12 && (1900..=2199).contains(y) && d.contains('/')).then_some(0.75)
+        }
+        ([a, b], _) => {
+            // "19.3." (de/es) or "3/14" (en): both parts small; reject ratios, scores and BP.
+            // "03/33": month and two-digit year.
+            let small = parts[0].len() <= 2 && parts[1].len() <= 2;
+            let dm = small
+                && ((1..=31).contains(a) && (1..=12).contains(b)
+                    || (1..=12).contains(a) && (1..=31).contains(b));
+            let month_year = small && d.contains('/') && (1..=12).contains(a);
+            if d.ends_with('.') && dm {
+                return Some(0.7);
+            }
+            if d.contains('/') && (dm || month_year) && !near_measure(doc, s, e) {
+                return Some(if dm { 0.55 } else { 0.5 });
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// A unit or score word right after or before (e.g. "5/10 pain", "GCS 3/15").
+fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
+    let j = doc.tok_end(e);
+    if j < doc.toks.len() && doc.toks[j].kind == Kind::Word {
+        let f = doc.f(j);
+        if f & dict::UNIT != 0 {
+            return true;
+        }
+        let w = doc.s(j).to_ascii_lowercase();
+        if matches!(w.as_str(), "pain" | "strength" | "scale" | "power" | "vision" | "dolor" | "schmerz" | "score") {
+            return true;
+        }
+    }
+    let i = doc.tok_at(s);
+    if let Some(p) = doc.prev_word(i, 2) {
+        let w = doc.s(p).to_ascii_lowercase();
+        if matches!(w.as_str(), "gcs" | "bp" | "ta" | "rr" | "score" | "grade" | "grado" | "ratio" | "apgar" | "nyha" | "eva" | "vas" | "nrs" | "ecog") {
+            return true;
+        }
+    }
+    false
+}
+
+/// The identifier category named by a context word shortly before token `i`, if any.
+pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
+    let mut j = i;
+    let mut words = 0;
+    let mut buf = String::new();
+    while j > 0 && words < max_back {
+        j -= 1;
+        let t = doc.toks[j];
+        if t.kind == Kind::Punct {
+            if matches!(t.ch, ':' | '#' | '.' | '-' | '(' | '/' | 'º' | '°' | '=' | '_') {
+                if doc.toks[j + 1].newline_before && words > 0 {
+                    return None;
+                }
+                continue;
+            }
+            return None;
+        }
+        if t.kind == Kind::Num {
+            return None;
+        }
+        words += 1;
+        let w = crate::dict::lower(doc.s(j), &mut buf);
+        if let Some(c) = doc.dict.id_context(w) {
+            return Some(c);
+        }
+        if t.kind == Kind::Alnum {
+            return None;
+        }
+        if doc.toks[j].newline_before {
+            return None;
+        }
+    }
+    None
+}
+
+/// Classifies a digit chain that is not a date.
+fn classify_number(doc: &mut Doc, s: usize, e: usize) {
+    let text = doc.text;
+    let slice = &text[s..e];
+    let digits = slice.bytes().filter(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return;
+    }
+    let groups = slice
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .count();
+    let i = doc.tok_at(s);
+    let j = doc.tok_end(e);
+    // ages over 89
+    if digits <= 3 && groups == 1 {
+        if let Ok(v) = slice.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u32>() {
+            if (90..=125).contains(&v) && age_unit_after(doc, j) {
+                let end = age_span_end(doc, j, e);
+                doc.push(s, end, Category::AgeOver89, 0.9, "age.over89");
+                return;
+            }
+        }
+    }
+    let ctx = id_context(doc, i, 3);
+    let unit_after = j < doc.toks.len()
+        && (doc.has(j, dict::UNIT) || doc.is_punct(j, '%') || doc.is_punct(j, '°'))
+        && !doc.toks[j].newline_before;
+    if unit_after && ctx.is_none() {
+        return;
+    }
+    // decimals and thousands separators: "1.16", "150.000", "2,5"
+    let seps: Vec<char> = slice.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let only_dots = !seps.is_empty() && seps.iter().all(|&c| c == '.' || c == ',');
+    if only_dots && ctx.is_none() && !(digits >= 8 && groups >= 3) {
+        return;
+    }
+    let ssn_shape = groups == 3 && {
+        let g: Vec<usize> = slice.split(['-', ' ']).map(str::len).collect();
+        g == [3, 2, 4]
+    };
+    if ssn_shape && ctx.is_none_or(|c| c == Category::Ssn) {
+        doc.push(s, e, Category::Ssn, 0.9, "ssn");
+        return;
+    }
+    if digits >= 7 {
+        let cat = ctx.unwrap_or(if looks_like_phone(slice) || phone_shape(slice, digits, groups) {
+            Category::Phone
+        } else {
+            Category::OtherId
+        });
+        doc.push(s, e, cat, if ctx.is_some() { 0.95 } else { 0.8 }, "number.long");
+        return;
+    }
+    if digits >= 5 {
+        let range_like = groups == 2
+            && slice.split(['-', '/', ' ']).all(|g| g.trim().len() <= 3);
+        if range_like && ctx.is_none() {
+            return;
+        }
+        let cat = ctx.unwrap_or(Category::OtherId);
+        doc.push(s, e, cat, if ctx.is_some() { 0.9 } else { 0.6 }, "number.id");
+        return;
+    }
+    if let Some(cat) = ctx {
+        if digits >= 2 && !(unit_after) {
+            doc.push(s, e, cat, 0.8, "number.context");
+        }
+    }
+}
+
+fn phone_shape(slice: &str, digits: usize, groups: usize) -> bool {
+    (digits == 10 || digits == 11) && groups >= 2 || groups >= 3 || slice.starts_with('0') && groups >= 2
+}
+
+fn age_unit_after(doc: &Doc, j: usize) -> bool {
+    let mut k = j;
+    if doc.is_punct(k, '-') {
+        k += 1;
+    }
+    if k >= doc.toks.len() || doc.toks[k].kind == Kind::Num {
+        return false;
+    }
+    let w = doc.s(k).to_lowercase();
+    matches!(
+        w.as_str(),
+        "y" | "yo" | "yr" | "yrs" | "year" | "years" | "años" | "anos" | "año" | "jahre"
+            | "jahren" | "jährig" | "jährige" | "jähriger" | "jährigen" | "j" | "a" | "yoa"
+            | "jahrige" | "jähr"
+    ) || w.starts_with("year") || w.starts_with("jährig")
+}
+
+fn age_span_end(doc: &Doc, j: usize, e: usize) -> usize {
+    // Spanish and German: include the unit word ("92 años"), as corpora label it; English: the number.
+    if doc.lang == crate::Lang::En {
+        return e;
+    }
+    let mut k = j;
+    if doc.is_punct(k, '-') {
+        k += 1;
+    }
+    if k < doc.toks.len() {
+        doc.toks[k].end as usize
+    } else {
+        e
+    }
+}
+
+/// Identifiers made of letters and digits ("RV123456", "HPI-987654", "#UPMC-231500JR",
+/// IBANs), and short numbers after a context word.
+pub fn alnum_ids(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut i = 0;
+    while i < n {
+        let t = doc.toks[i];
+        if !(t.kind == Kind::Alnum || t.kind == Kind::Num || (t.kind == Kind::Word && (t.upper || t.cap && t.len() == 1) && t.len() <= 6)) {
+            i += 1;
+            continue;
+        }
+        // build a compound of alnum parts joined by '-' or '/' with no spaces
+        let mut j = i;
+        let mut digits = count_digits(doc.s(i));
+        let mut letters = doc.s(i).chars().any(char::is_alphabetic);
+        while j + 2 < n
+            && (doc.is_punct(j + 1, '-') || doc.is_punct(j + 1, '/') || doc.is_punct(j + 1, '.'))
+            && !doc.toks[j + 1].space_before
+            && !doc.toks[j + 2].space_before
+            && doc.toks[j + 2].kind != Kind::Punct
+            && (doc.toks[j + 2].kind != Kind::Word || doc.toks[j + 2].upper || doc.toks[j + 2].len() <= 3)
+        {
+            j += 2;
+            digits += count_digits(doc.s(j));
+            letters |= doc.s(j).chars().any(char::is_alphabetic);
+        }
+        let has_alnum = (i..=j).any(|k| doc.toks[k].kind == Kind::Alnum);
+        if digits >= 4 && (letters || has_alnum) && (has_alnum || j > i) {
+            let mut a = i;
+            if a > 0 && doc.is_punct(a - 1, '#') && !doc.toks[a].space_before {
+                a -= 1;
+            }
+            let ctx = id_context(doc, i, 3);
+            let dd = digits;
+            if !doc.any_claimed(i, j) || ctx.is_some() {
+                let cat = ctx.unwrap_or(Category::OtherId);
+                let conf = if ctx.is_some() { 0.9 } else if dd >= 5 { 0.7 } else { 0.55 };
+                doc.push_toks(a, j, cat, conf, "id.alnum");
+            } else {
+                // extend an existing numeric span over the letter parts
+                doc.push_toks(a, j, Category::OtherId, 0.6, "id.alnum");
+            }
+        } else if digits >= 2 && has_alnum && !doc.any_claimed(i, j) {
+            if let Some(cat) = id_context(doc, i, 2) {
+                doc.push_toks(i, j, cat, 0.75, "id.context");
+            }
+        }
+        i = j + 1;
+    }
+}
+
+fn count_digits(s: &str) -> usize {
+    s.bytes().filter(u8::is_ascii_digit).count()
+}
+
+/// Dates written with month names, in English, Spanish and German, and weekday names.
+pub fn month_dates(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    for i in 0..n {
+        let f = doc.f(i);
+        if f & (dict::MONTH | dict::WEEKDAY) == 0 || doc.claimed[i] {
+            continue;
+        }
+        let t = doc.toks[i];
+        if f & dict::WEEKDAY != 0 && f & dict::MONTH == 0 {
+            if t.cap || doc.lang == crate::Lang::Es {
+                doc.push_toks(i, i, Category::Date, 0.5, "date.weekday");
+            }
+            continue;
+        }
+        let word = crate::dict::lower(doc.s(i), &mut buf).to_string();
+        // English and German month names are capitalised; Spanish ones usually are not
+        if !t.cap && doc.lang != crate::Lang::Es {
+            continue;
+        }
+        let mut a = i;
+        let mut b = i;
+        let mut has_num = false;
+        let mut k = i + 1;
+        if doc.is_punct(k, '.') {
+            k += 1;
+        }
+        // right: day, ordinal, year
+        if k < n && is_day(doc, k) {
+            b = k;
+            has_num = true;
+            k += 1;
+            if doc.is_punct(k, '.') && doc.lang == crate::Lang::De {
+                k += 1;
+            }
+            if doc.is_punct(k, ',') {
+                k += 1;
+            }
+            if k < n && is_year(doc, k) {
+                b = k;
+                k += 1;
+            } else if doc.is_punct(k, '\'') && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2 {
+                b = k + 1;
+            }
+        } else if k < n && is_year(doc, k) {
+            b = k;
+            has_num = true;
+        } else if k + 1 < n && matches!(doc.s(k), "de" | "del" | "of") && is_year(doc, k + 1) {
+            b = k + 1;
+            has_num = true;
+        } else if doc.is_punct(k, '\'') && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2 {
+            b = k + 1;
+            has_num = true;
+        }
+        // left: "5 March", "5th of March", "5 de marzo", "5. März", "March" after weekday
+        let mut l = i;
+        if l >= 1 && matches!(doc.s(l - 1), "de" | "of" | "the") {
+            l -= 1;
+        }
+        if l >= 1 && doc.is_punct(l - 1, '.') && l >= 2 && is_day(doc, l - 2) {
+            a = l - 2;
+            has_num = true;
+        } else if l >= 1 && is_day(doc, l - 1) {
+            a = l - 1;
+            has_num = true;
+        }
+        if a >= 2 && doc.is_punct(a - 1, ',') && doc.has(a - 2, dict::WEEKDAY) {
+            a -= 2;
+        } else if a >= 1 && doc.has(a - 1, dict::WEEKDAY) {
+            a -= 1;
+        }
+        if !has_num {
+            let ambiguous = doc.f(i) & dict::AMBIGUOUS_MONTH != 0 || word.len() <= 3;
+            if ambiguous {
+                continue;
+            }
+            doc.push_toks(a, b, Category::Date, 0.6, "date.month");
+            continue;
+        }
+        doc.push_toks(a, b, Category::Date, 0.9, "date.month");
+    }
+}
+
+fn is_day(doc: &Doc, k: usize) -> bool {
+    let s = doc.s(k);
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() || digits.len() > 2 {
+        return false;
+    }
+    let rest = &s[digits.len()..];
+    let ok_suffix = rest.is_empty()
+        || matches!(rest.to_ascii_lowercase().as_str(), "st" | "nd" | "rd" | "th" | "º" | "o");
+    ok_suffix && digits.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+}
+
+fn is_year(doc: &Doc, k: usize) -> bool {
+    let t = doc.toks[k];
+    t.kind == Kind::Num && t.len() == 4 && doc.s(k).parse::<u32>().is_ok_and(|y| (1800..=2199).contains(&y))
+}
+
+/// Ages over 89 written in words ("ninety-one-year-old", "noventa y dos años").
+pub fn age_words(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    for i in 0..n {
+        if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
+            continue;
+        }
+        let w = crate::dict::lower(doc.s(i), &mut buf);
+        if !(w.starts_with("ninety") || w.starts_with("noventa") || w.starts_with("neunzig") || w.contains("undneunzig") || w == "hundred" || w == "cien" || w == "ciento") {
+            continue;
+        }
+        // extend over number words and hyphens up to a year/age word
+        let mut k = i + 1;
+        let mut end = i;
+        while k < n && k < i + 7 {
+            let wk = crate::dict::lower(doc.s(k), &mut buf).to_string();
+            if doc.toks[k].kind == Kind::Punct && doc.toks[k].ch == '-' {
+                k += 1;
+                continue;
+            }
+            if matches!(wk.as_str(), "one" | "two" | "three" | "four" | "five" | "six" | "seven" | "eight" | "nine" | "y" | "uno" | "dos" | "tres" | "cuatro" | "cinco" | "seis" | "siete" | "ocho" | "nueve" | "and") {
+                end = k;
+                k += 1;
+                continue;
+            }
+            if wk.starts_with("year") || wk == "años" || wk.starts_with("jahr") || wk.starts_with("jähr") || wk == "yo" {
+                let e = if doc.lang == crate::Lang::En { end } else { k };
+                doc.push_toks(i, e, Category::AgeOver89, 0.85, "age.words");
+            }
+            break;
+        }
+    }
+}
