@@ -359,8 +359,8 @@ def common_lang(lang: str, first_names: set[str], last_names: set[str], n_out: i
 
     wordfreq lowercases everything, so its Spanish/German lists contain names
     ("garcía", "müller"). Drop any given name of an es/de/en Faker locale, and
-    any es/de Faker surname unless it is a very frequent word (Zipf >= 5.0,
-    e.g. German "lange", "kurz", "weiß", Spanish "blanco"), which stays and so
+    any es/de Faker surname, unless it is also a fairly frequent word (Zipf >= 3.5,
+    e.g. Spanish "al", "una", German "gabe", "leber", "lange"), which stays and so
     lands in ambiguous_names.txt.
     """
     from wordfreq import top_n_list, zipf_frequency
@@ -372,9 +372,9 @@ def common_lang(lang: str, first_names: set[str], last_names: set[str], n_out: i
         if w in seen or not is_word(w):
             continue
         seen.add(w)
-        if w in first_names:
-            continue
-        if w in last_names and zipf_frequency(w, lang) < 5.0:
+        # names that are also ordinary words of some frequency stay (and land in
+        # ambiguous_names.txt): "al", "una", "gabe", "leber" must not be taken for names
+        if (w in first_names or w in last_names) and zipf_frequency(w, lang) < 3.5:
             continue
         out.append(w)
         if len(out) >= n_out:

@@ -107,11 +107,11 @@ impl Detector {
         }
         let mut doc = Doc::new(text, &toks, &flags, lang, &self.dict);
         patterns::emails_urls(&self.patterns, &mut doc);
+        names::addresses(&mut doc);
         patterns::numbers(&self.patterns, &mut doc);
         patterns::month_dates(&mut doc);
         patterns::alnum_ids(&mut doc);
         patterns::age_words(&mut doc);
-        names::addresses(&mut doc);
         names::facilities(&mut doc);
         names::names(&mut doc);
         names::places(&mut doc);

@@ -38,7 +38,7 @@ fn name_strength(doc: &Doc, i: usize) -> u8 {
     if f & NOT_NAME != 0 && !(is_name && f & (dict::MONTH | dict::TITLE | dict::FACILITY | dict::NAME_CTX | dict::ID_CTX | dict::STATE_CODE) == 0) {
         return 0;
     }
-    let common = f & (doc.common_mask | dict::AMBIGUOUS | dict::MEDICAL) != 0;
+    let common = f & doc.common_mask != 0 || f & dict::MEDICAL != 0 && f & dict::FIRST == 0;
     if t.upper {
         return 1;
     }
@@ -443,7 +443,8 @@ pub fn places(doc: &mut Doc) {
             }
         }
         let f = doc.f(i);
-        let place = f & (dict::CITY | dict::STATE | dict::COUNTRY) != 0
+        let inner_caps = !t.upper && doc.s(i).chars().skip(1).any(char::is_uppercase);
+        let place = !inner_caps && f & (dict::CITY | dict::STATE | dict::COUNTRY) != 0
             || doc.lang == Lang::De && t.cap && !t.upper && t.len() >= 6 && f & (doc.common_mask | dict::MEDICAL | dict::FIRST) == 0 && {
                 let w = dict::lower(doc.s(i), &mut buf);
                 lexicon::PLACE_SUFFIXES_DE.iter().any(|s| w.ends_with(s))
@@ -580,9 +581,18 @@ pub fn addresses(doc: &mut Doc) {
                     break;
                 }
             }
+            // European order in many exports: "971 Kesk 53", "0104 Hafnarstraeti 5"
+            if found.is_none() && words >= 1 && words <= 3 && k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before
+                && (i + 1..k).all(|x| doc.toks[x].kind == Kind::Num || !doc.common(x) && !doc.has(x, dict::FUNCTION | dict::UNIT | dict::MONTH) && !doc.toks[x].upper)
+            {
+                found = Some(k);
+            }
             if let Some(b) = found {
                 let mut b = b;
                 if doc.is_punct(b + 1, '.') {
+                    b += 1;
+                }
+                if b + 1 < n && doc.toks[b + 1].kind == Kind::Num && doc.toks[b + 1].len() <= 4 && !doc.toks[b + 1].newline_before {
                     b += 1;
                 }
                 let b = extend_block(doc, extend_address(doc, b));
@@ -636,6 +646,38 @@ pub fn addresses(doc: &mut Doc) {
                 if k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before {
                     let b = extend_block(doc, extend_address(doc, k));
                     doc.push_toks(lead, b, Category::Location, 0.8, "address.street");
+                    i = b + 1;
+                    continue;
+                }
+            }
+            // "Villacher Strasse 89", "Gordon Terrace 4"
+            if doc.has(i, dict::STREET_SUFFIX) && t.cap && i >= 1 && doc.toks[i - 1].cap && doc.toks[i - 1].kind == Kind::Word && !doc.common(i - 1) && !doc.toks[i].newline_before {
+                let mut k = i + 1;
+                if doc.is_punct(k, '.') {
+                    k += 1;
+                }
+                if k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before && !doc.claimed[i - 1] {
+                    let mut a = i - 1;
+                    while a >= 1 && doc.toks[a - 1].cap && doc.toks[a - 1].kind == Kind::Word && !doc.common(a - 1) && !doc.claimed[a - 1] && !doc.toks[a].newline_before && a + 3 > i {
+                        a -= 1;
+                    }
+                    let b = extend_block(doc, extend_address(doc, k));
+                    doc.push_toks(a, b, Category::Location, 0.8, "address.street");
+                    i = b + 1;
+                    continue;
+                }
+            }
+            // "P.O. Box 123", "PSC 3294, Box 9168", "APO AA 61487"
+            if matches!(doc.s(i), "P" | "PO" | "PSC" | "APO" | "FPO" | "DPO" | "Postfach" | "Apartado") {
+                let mut k = i + 1;
+                while k < n && k < i + 8 && !doc.toks[k].has_digit() && !doc.toks[k].newline_before {
+                    k += 1;
+                }
+                let head: String = (i..k).map(|x| doc.s(x)).collect();
+                let ok = head.starts_with("P.O.Box") || head.starts_with("PO.Box") || head.starts_with("POBox") || head.starts_with("PSC") || head.starts_with("APO") || head.starts_with("FPO") || head.starts_with("DPO") || head.starts_with("Postfach") || head.starts_with("Apartado");
+                if ok && k < n && doc.toks[k].has_digit() && !doc.any_claimed(i, k) {
+                    let b = extend_block(doc, k);
+                    doc.push_toks(i, b, Category::Location, 0.85, "address.pobox");
                     i = b + 1;
                     continue;
                 }

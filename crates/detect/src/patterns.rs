@@ -213,7 +213,7 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         ([a, b], _) => {
             // "19.3." (de/es) or "3/14" (en): both parts small; reject ratios, scores and BP.
             // "03/33": month and two-digit year.
-            let small = parts[0].len() <= 2 && parts[1].len() <= 2;
+            let small = parts[0].len() <= 2 && parts[1].len() <= 2 && parts[0].len() + parts[1].len() >= 3;
             let dm = small
                 && ((1..=31).contains(a) && (1..=12).contains(b)
                     || (1..=12).contains(a) && (1..=31).contains(b));
@@ -372,6 +372,9 @@ fn age_unit_after(doc: &Doc, j: usize) -> bool {
         return false;
     }
     let w = doc.s(k).to_lowercase();
+    if doc.lang != crate::Lang::En && matches!(w.as_str(), "y" | "a" | "yo") {
+        return false; // Spanish "y" (and), "a" (to)
+    }
     matches!(
         w.as_str(),
         "y" | "yo" | "yr" | "yrs" | "year" | "years" | "años" | "anos" | "año" | "jahre"
@@ -423,6 +426,19 @@ pub fn alnum_ids(doc: &mut Doc) {
             letters |= doc.s(j).chars().any(char::is_alphabetic);
         }
         let has_alnum = (i..=j).any(|k| doc.toks[k].kind == Kind::Alnum);
+        // measurements glued to their unit: "1000mg", "600células", "14.610/mm3"
+        let measure = (i..=j).any(|k| {
+            doc.toks[k].kind == Kind::Alnum && {
+                let w = doc.s(k);
+                let first_digit = w.starts_with(|c: char| c.is_ascii_digit());
+                let lower = w.chars().filter(|c| c.is_lowercase()).count();
+                first_digit && lower >= 2 || doc.dict.get(&w.to_lowercase()) & dict::UNIT != 0 || w.ends_with("m2") || w.ends_with("m3")
+            }
+        });
+        if measure {
+            i = j + 1;
+            continue;
+        }
         if digits >= 4 && (letters || has_alnum) && (has_alnum || j > i) {
             let mut a = i;
             if a > 0 && doc.is_punct(a - 1, '#') && !doc.toks[a].space_before {
