@@ -5,45 +5,45 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::lexicon;
 
-pub const FIRST: u32 = 1;
-pub const LAST: u32 = 1 << 1;
-pub const CITY: u32 = 1 << 2;
-pub const STATE: u32 = 1 << 3;
-pub const COUNTRY: u32 = 1 << 4;
-pub const STREET_SUFFIX: u32 = 1 << 5;
-pub const COMMON_EN: u32 = 1 << 6;
-pub const COMMON_ES: u32 = 1 << 7;
-pub const COMMON_DE: u32 = 1 << 8;
-pub const AMBIGUOUS: u32 = 1 << 9;
-pub const MEDICAL: u32 = 1 << 10;
-pub const MONTH: u32 = 1 << 11;
-pub const WEEKDAY: u32 = 1 << 12;
-pub const TITLE: u32 = 1 << 13;
-pub const NAME_CTX: u32 = 1 << 14;
-pub const ID_CTX: u32 = 1 << 15;
-pub const FACILITY: u32 = 1 << 16;
-pub const STREET_PREFIX: u32 = 1 << 17;
-pub const UNIT: u32 = 1 << 18;
-pub const EPONYM_HEAD: u32 = 1 << 19;
-pub const EPONYM_PREFIX: u32 = 1 << 20;
-pub const CONNECTOR: u32 = 1 << 21;
-pub const PLACE_PREP: u32 = 1 << 22;
-pub const ADDRESS_UNIT: u32 = 1 << 23;
-pub const NAME_SUFFIX: u32 = 1 << 24;
-pub const PHRASE_START: u32 = 1 << 25;
-pub const STATE_CODE: u32 = 1 << 26;
-pub const AMBIGUOUS_MONTH: u32 = 1 << 27;
-pub const FUNCTION: u32 = 1 << 28;
-pub const HONORIFIC: u32 = 1 << 29;
-
-/// Flags that say "this word is ordinary language" for each language.
-pub const COMMON_ANY: u32 = COMMON_EN | COMMON_ES | COMMON_DE;
+pub const FIRST: u64 = 1;
+pub const LAST: u64 = 1 << 1;
+pub const CITY: u64 = 1 << 2;
+pub const STATE: u64 = 1 << 3;
+pub const COUNTRY: u64 = 1 << 4;
+pub const STREET_SUFFIX: u64 = 1 << 5;
+pub const COMMON_EN: u64 = 1 << 6;
+pub const COMMON_ES: u64 = 1 << 7;
+pub const COMMON_DE: u64 = 1 << 8;
+pub const AMBIGUOUS: u64 = 1 << 9;
+pub const MEDICAL: u64 = 1 << 10;
+pub const MONTH: u64 = 1 << 11;
+pub const WEEKDAY: u64 = 1 << 12;
+pub const TITLE: u64 = 1 << 13;
+pub const NAME_CTX: u64 = 1 << 14;
+pub const ID_CTX: u64 = 1 << 15;
+pub const FACILITY: u64 = 1 << 16;
+pub const STREET_PREFIX: u64 = 1 << 17;
+pub const UNIT: u64 = 1 << 18;
+pub const EPONYM_HEAD: u64 = 1 << 19;
+pub const EPONYM_PREFIX: u64 = 1 << 20;
+pub const CONNECTOR: u64 = 1 << 21;
+pub const PLACE_PREP: u64 = 1 << 22;
+pub const ADDRESS_UNIT: u64 = 1 << 23;
+pub const NAME_SUFFIX: u64 = 1 << 24;
+pub const PHRASE_START: u64 = 1 << 25;
+pub const STATE_CODE: u64 = 1 << 26;
+pub const AMBIGUOUS_MONTH: u64 = 1 << 27;
+pub const FUNCTION: u64 = 1 << 28;
+pub const HONORIFIC: u64 = 1 << 29;
+pub const STOP_EN: u64 = 1 << 30;
+pub const STOP_ES: u64 = 1 << 31;
+pub const STOP_DE: u64 = 1 << 32;
+pub const STOP_ANY: u64 = STOP_EN | STOP_ES | STOP_DE;
 
 pub struct Dictionaries {
-    words: FxHashMap<Box<str>, u32>,
+    words: FxHashMap<Box<str>, u64>,
     /// Multi-word entries (cities, countries, names), lowercase, single-spaced, with flags.
-    phrases: FxHashMap<Box<str>, u32>,
-    months: FxHashMap<&'static str, u8>,
+    phrases: FxHashMap<Box<str>, u64>,
     id_ctx: FxHashMap<&'static str, crate::Category>,
     pub max_phrase_words: usize,
 }
@@ -59,7 +59,6 @@ impl Dictionaries {
         let mut d = Dictionaries {
             words: FxHashMap::default(),
             phrases: FxHashMap::default(),
-            months: lexicon::MONTHS.iter().copied().collect(),
             id_ctx: lexicon::ID_CONTEXT.iter().copied().collect(),
             max_phrase_words: 1,
         };
@@ -83,7 +82,7 @@ impl Dictionaries {
         for w in lexicon::AMBIGUOUS_MONTHS {
             d.add(w, AMBIGUOUS_MONTH);
         }
-        let hand: &[(&[&str], u32)] = &[
+        let hand: &[(&[&str], u64)] = &[
             (lexicon::WEEKDAYS, WEEKDAY),
             (lexicon::TITLES, TITLE),
             (lexicon::NAME_CONTEXT, NAME_CTX),
@@ -98,6 +97,9 @@ impl Dictionaries {
             (lexicon::NAME_SUFFIXES, NAME_SUFFIX),
             (lexicon::FUNCTION_WORDS, FUNCTION),
             (lexicon::HONORIFICS, HONORIFIC),
+            (lexicon::STOP_EN, STOP_EN),
+            (lexicon::STOP_ES, STOP_ES),
+            (lexicon::STOP_DE, STOP_DE),
         ];
         for (list, flag) in hand {
             for w in *list {
@@ -118,7 +120,7 @@ impl Dictionaries {
         d
     }
 
-    fn add_list(&mut self, list: &str, flag: u32) {
+    fn add_list(&mut self, list: &str, flag: u64) {
         for line in list.lines() {
             let w = line.trim();
             if w.is_empty() || w.starts_with('#') {
@@ -137,24 +139,20 @@ impl Dictionaries {
         }
     }
 
-    fn add(&mut self, w: &str, flag: u32) {
+    fn add(&mut self, w: &str, flag: u64) {
         let key = w.to_lowercase();
         *self.words.entry(key.into_boxed_str()).or_insert(0) |= flag;
     }
 
     /// Flags of a lowercase word.
     #[inline]
-    pub fn get(&self, lower: &str) -> u32 {
+    pub fn get(&self, lower: &str) -> u64 {
         self.words.get(lower).copied().unwrap_or(0)
     }
 
     /// Flags of a lowercase multi-word phrase.
-    pub fn phrase(&self, lower: &str) -> u32 {
+    pub fn phrase(&self, lower: &str) -> u64 {
         self.phrases.get(lower).copied().unwrap_or(0)
-    }
-
-    pub fn month(&self, lower: &str) -> Option<u8> {
-        self.months.get(lower).copied()
     }
 
     pub fn id_context(&self, lower: &str) -> Option<crate::Category> {

@@ -8,21 +8,21 @@ use crate::{Category, Lang, Span};
 pub struct Doc<'a> {
     pub text: &'a str,
     pub toks: &'a [Tok],
-    pub flags: &'a [u32],
+    pub flags: &'a [u64],
     pub lang: Lang,
     pub dict: &'a Dictionaries,
     pub spans: Vec<Span>,
     /// Token i is inside a span already.
     pub claimed: Vec<bool>,
     /// Flags that mark a word as ordinary language in this document's language.
-    pub common_mask: u32,
+    pub common_mask: u64,
 }
 
 impl<'a> Doc<'a> {
     pub fn new(
         text: &'a str,
         toks: &'a [Tok],
-        flags: &'a [u32],
+        flags: &'a [u64],
         lang: Lang,
         dict: &'a Dictionaries,
     ) -> Self {
@@ -49,12 +49,12 @@ impl<'a> Doc<'a> {
     }
 
     #[inline]
-    pub fn f(&self, i: usize) -> u32 {
+    pub fn f(&self, i: usize) -> u64 {
         self.flags.get(i).copied().unwrap_or(0)
     }
 
     #[inline]
-    pub fn has(&self, i: usize, flag: u32) -> bool {
+    pub fn has(&self, i: usize, flag: u64) -> bool {
         i < self.toks.len() && self.flags[i] & flag != 0
     }
 

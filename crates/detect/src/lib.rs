@@ -93,18 +93,25 @@ impl Detector {
         if text.is_empty() {
             return Vec::new();
         }
-        let lang = lang.unwrap_or_else(|| guess_language(text));
         let mut toks = Vec::with_capacity(text.len() / 4);
         tokens::tokenize(text, &mut toks);
         let mut flags = Vec::with_capacity(toks.len());
         let mut buf = String::new();
+        let mut votes = [0u32; 3];
         for t in &toks {
-            flags.push(if t.kind == tokens::Kind::Word && t.len() < 40 {
+            let f = if t.kind == tokens::Kind::Word && t.len() < 40 {
                 self.dict.get(dict::lower(&text[t.range()], &mut buf))
             } else {
                 0
-            });
+            };
+            if f & dict::STOP_ANY != 0 {
+                votes[0] += u32::from(f & dict::STOP_EN != 0);
+                votes[1] += u32::from(f & dict::STOP_ES != 0);
+                votes[2] += u32::from(f & dict::STOP_DE != 0);
+            }
+            flags.push(f);
         }
+        let lang = lang.unwrap_or_else(|| lang_from_votes(votes));
         let mut doc = Doc::new(text, &toks, &flags, lang, &self.dict);
         patterns::emails_urls(&self.patterns, &mut doc);
         names::addresses(&mut doc);
@@ -125,51 +132,47 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     spans.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
-        if let Some(last) = out.last_mut() {
-            if s.start < last.end {
-                if s.end > last.end {
-                    last.end = s.end;
-                }
-                if s.confidence > last.confidence {
-                    last.category = s.category;
-                    last.confidence = s.confidence;
-                    last.recognizer = s.recognizer;
-                }
-                continue;
+        if let Some(last) = out.last_mut()
+            && s.start < last.end
+        {
+            if s.end > last.end {
+                last.end = s.end;
             }
+            if s.confidence > last.confidence {
+                last.category = s.category;
+                last.confidence = s.confidence;
+                last.recognizer = s.recognizer;
+            }
+            continue;
         }
         out.push(s);
     }
     out
 }
 
-/// Counts function words of each language in the first part of the text.
-fn guess_language(text: &str) -> Lang {
-    let mut counts = [0u32; 3];
-    let head = match text.char_indices().nth(4000) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    };
-    for w in head.split(|c: char| !c.is_alphabetic()) {
-        if w.is_empty() || w.len() > 7 {
-            continue;
-        }
-        let w = w.to_lowercase();
-        match w.as_str() {
-            "the" | "and" | "of" | "with" | "for" | "was" | "is" | "in" | "on" | "to" | "patient"
-            | "what" | "my" | "at" | "pt" | "w" | "his" | "her" => counts[0] += 1,
-            "el" | "la" | "los" | "las" | "y" | "de" | "del" | "con" | "que" | "por" | "una"
-            | "para" | "se" | "en" | "años" | "paciente" => counts[1] += 1,
-            "der" | "die" | "das" | "und" | "mit" | "bei" | "von" | "ist" | "wir" | "sie" | "den"
-            | "ein" | "eine" | "im" | "zu" | "nach" | "auf" | "wurde" => counts[2] += 1,
-            _ => {}
-        }
-    }
-    if counts[1] > counts[0] && counts[1] >= counts[2] {
+/// Picks the language whose function words are most frequent (English on a tie).
+fn lang_from_votes(votes: [u32; 3]) -> Lang {
+    if votes[1] > votes[0] && votes[1] >= votes[2] {
         Lang::Es
-    } else if counts[2] > counts[0] && counts[2] > counts[1] {
+    } else if votes[2] > votes[0] && votes[2] > votes[1] {
         Lang::De
     } else {
         Lang::En
     }
+}
+
+/// Counts function words of each language.
+fn guess_language(text: &str) -> Lang {
+    let mut votes = [0u32; 3];
+    let mut buf = String::new();
+    for w in text.split(|c: char| !c.is_alphabetic()) {
+        if w.is_empty() || w.len() > 8 {
+            continue;
+        }
+        let w = dict::lower(w, &mut buf);
+        votes[0] += u32::from(lexicon::STOP_EN.contains(&w));
+        votes[1] += u32::from(lexicon::STOP_ES.contains(&w));
+        votes[2] += u32::from(lexicon::STOP_DE.contains(&w));
+    }
+    lang_from_votes(votes)
 }

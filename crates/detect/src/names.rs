@@ -8,7 +8,7 @@ use crate::tokens::Kind;
 use crate::{Category, Lang};
 
 /// Flags that make a capitalised word a function word rather than a name part.
-const NOT_NAME: u32 = dict::MONTH
+const NOT_NAME: u64 = dict::MONTH
     | dict::WEEKDAY
     | dict::TITLE
     | dict::FACILITY
@@ -35,7 +35,16 @@ fn name_strength(doc: &Doc, i: usize) -> u8 {
     if t.upper && (t.len() <= 3 || !is_name) {
         return 0; // acronyms
     }
-    if f & NOT_NAME != 0 && !(is_name && f & (dict::MONTH | dict::TITLE | dict::FACILITY | dict::NAME_CTX | dict::ID_CTX | dict::STATE_CODE) == 0) {
+    if f & NOT_NAME != 0
+        && !(is_name
+            && f & (dict::MONTH
+                | dict::TITLE
+                | dict::FACILITY
+                | dict::NAME_CTX
+                | dict::ID_CTX
+                | dict::STATE_CODE)
+                == 0)
+    {
         return 0;
     }
     let common = f & doc.common_mask != 0 || f & dict::MEDICAL != 0 && f & dict::FIRST == 0;
@@ -125,13 +134,23 @@ pub fn names(doc: &mut Doc) {
                 last = Some(j);
                 j += 1;
                 // O'Brien, Müller-Lüdenscheidt
-                if j + 1 < n && (doc.is_punct(j, '-') || doc.is_punct(j, '\'')) && !doc.toks[j].space_before && !doc.toks[j + 1].space_before && doc.toks[j + 1].cap && doc.toks[j + 1].kind == Kind::Word {
+                if j + 1 < n
+                    && (doc.is_punct(j, '-') || doc.is_punct(j, '\''))
+                    && !doc.toks[j].space_before
+                    && !doc.toks[j + 1].space_before
+                    && doc.toks[j + 1].cap
+                    && doc.toks[j + 1].kind == Kind::Word
+                {
                     last = Some(j + 1);
                     j += 2;
                 }
                 continue;
             }
-            if is_initial(doc, j) && (parts > 0 || titled || j + 1 < n && (doc.is_punct(j + 1, '.') || name_strength(doc, j + 1) > 0)) {
+            if is_initial(doc, j)
+                && (parts > 0
+                    || titled
+                    || j + 1 < n && (doc.is_punct(j + 1, '.') || name_strength(doc, j + 1) > 0))
+            {
                 parts += 1;
                 strength += 1;
                 last = Some(j);
@@ -142,7 +161,12 @@ pub fn names(doc: &mut Doc) {
                 }
                 continue;
             }
-            if parts > 0 && doc.has(j, dict::CONNECTOR) && !doc.toks[j].cap && j + 1 < n && name_strength(doc, j + 1) > 0 {
+            if parts > 0
+                && doc.has(j, dict::CONNECTOR)
+                && !doc.toks[j].cap
+                && j + 1 < n
+                && name_strength(doc, j + 1) > 0
+            {
                 j += 1;
                 continue;
             }
@@ -159,24 +183,53 @@ pub fn names(doc: &mut Doc) {
         }
         let ctx = name_context(doc, start);
         let eponym = eponym_around(doc, start, end);
-        let word_parts = (start..=end).filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1).count();
+        let word_parts = (start..=end)
+            .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
+            .count();
         let accept = !eponym
             && (titled
                 || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
                 || ctx && strength >= 1 && word_parts >= 1
-                || first_is_first && parts >= 2 && (dict_parts >= 2 || doc.is_punct(end, '.') || is_initial(doc, end))
-                || word_parts >= 2 && dict_parts >= 1 && strength >= 2 && !starts_sentence(doc, start)
+                || first_is_first
+                    && parts >= 2
+                    && (dict_parts >= 2 || doc.is_punct(end, '.') || is_initial(doc, end))
+                || word_parts >= 2
+                    && dict_parts >= 1
+                    && strength >= 2
+                    && !starts_sentence(doc, start)
                 || strong_first && word_parts == 1 && parts == 1);
         if accept && word_parts >= 1 {
             let mut e = end;
             // trailing degrees: "MD", ", MD"
             if e + 1 < n && doc.has(e + 1, dict::NAME_SUFFIX) && doc.toks[e + 1].upper {
                 e += 1;
-            } else if e + 2 < n && doc.is_punct(e + 1, ',') && doc.has(e + 2, dict::NAME_SUFFIX) && doc.toks[e + 2].upper {
+            } else if e + 2 < n
+                && doc.is_punct(e + 1, ',')
+                && doc.has(e + 2, dict::NAME_SUFFIX)
+                && doc.toks[e + 2].upper
+            {
                 e += 2;
             }
-            let conf = if titled || strength >= 4 { 0.9 } else if strength >= 3 { 0.8 } else { 0.6 };
-            doc.push_toks(a, e, Category::Name, conf, if titled { "name.title" } else if ctx { "name.context" } else { "name.dictionary" });
+            let conf = if titled || strength >= 4 {
+                0.9
+            } else if strength >= 3 {
+                0.8
+            } else {
+                0.6
+            };
+            doc.push_toks(
+                a,
+                e,
+                Category::Name,
+                conf,
+                if titled {
+                    "name.title"
+                } else if ctx {
+                    "name.context"
+                } else {
+                    "name.dictionary"
+                },
+            );
             i = e + 1;
         } else {
             i = k.max(i + 1);
@@ -197,8 +250,12 @@ fn last_comma_first(doc: &mut Doc) {
         if a.kind != Kind::Word || b.kind != Kind::Word || !a.cap || !b.cap || b.newline_before {
             continue;
         }
-        let surname = a.upper && a.len() >= 3 && !doc.has(i, dict::MEDICAL | dict::FUNCTION) || doc.has(i, dict::LAST) && !doc.common(i);
-        let given = doc.has(i + 2, dict::FIRST) && !doc.has(i + 2, dict::FUNCTION) && !doc.toks[i + 2].upper && !doc.common(i + 2);
+        let surname = a.upper && a.len() >= 3 && !doc.has(i, dict::MEDICAL | dict::FUNCTION)
+            || doc.has(i, dict::LAST) && !doc.common(i);
+        let given = doc.has(i + 2, dict::FIRST)
+            && !doc.has(i + 2, dict::FUNCTION)
+            && !doc.toks[i + 2].upper
+            && !doc.common(i + 2);
         if surname && given {
             doc.push_toks(i, i + 2, Category::Name, 0.75, "name.last_first");
         }
@@ -314,7 +371,9 @@ pub fn facilities(doc: &mut Doc) {
             && (doc.has(i, dict::FACILITY) && is_head_facility(doc, i, &mut buf)
                 || t.cap && t.len() > 8 && {
                     let w = dict::lower(doc.s(i), &mut buf);
-                    lexicon::FACILITY_SUFFIXES.iter().any(|s| w.ends_with(s) && w.len() > s.len() + 2)
+                    lexicon::FACILITY_SUFFIXES
+                        .iter()
+                        .any(|s| w.ends_with(s) && w.len() > s.len() + 2)
                 });
         if !trigger {
             i += 1;
@@ -330,11 +389,22 @@ pub fn facilities(doc: &mut Doc) {
             if doc.claimed[p] {
                 break;
             }
-            if place_part(doc, p) && !doc.has(p, dict::NAME_CTX | dict::FUNCTION) && (!doc.common(p) || doc.has(p, dict::FACILITY) || doc.toks[p].upper || !starts_sentence(doc, p) && doc.lang != Lang::De) {
+            if place_part(doc, p)
+                && !doc.has(p, dict::NAME_CTX | dict::FUNCTION)
+                && (!doc.common(p)
+                    || doc.has(p, dict::FACILITY)
+                    || doc.toks[p].upper
+                    || !starts_sentence(doc, p) && doc.lang != Lang::De)
+            {
                 a = p;
                 continue;
             }
-            if (doc.is_punct(p, '&') || doc.is_punct(p, '\'') || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3) && p >= 1 && place_part(doc, p - 1) {
+            if (doc.is_punct(p, '&')
+                || doc.is_punct(p, '\'')
+                || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3)
+                && p >= 1
+                && place_part(doc, p - 1)
+            {
                 a = p - 1;
                 continue;
             }
@@ -353,7 +423,11 @@ pub fn facilities(doc: &mut Doc) {
                 k += 1;
                 continue;
             }
-            if doc.has(k, dict::CONNECTOR) && k + 1 < n && place_part(doc, k + 1) && !doc.toks[k + 1].newline_before {
+            if doc.has(k, dict::CONNECTOR)
+                && k + 1 < n
+                && place_part(doc, k + 1)
+                && !doc.toks[k + 1].newline_before
+            {
                 k += 1;
                 continue;
             }
@@ -369,8 +443,12 @@ pub fn facilities(doc: &mut Doc) {
             break;
         }
         // lower-case "clinic" after a place: "Houston clinic"
-        let specific = (a..=b).any(|x| doc.toks[x].kind == Kind::Word && !doc.has(x, dict::FACILITY) && !doc.common(x) && doc.toks[x].len() > 1)
-            || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
+        let specific = (a..=b).any(|x| {
+            doc.toks[x].kind == Kind::Word
+                && !doc.has(x, dict::FACILITY)
+                && !doc.common(x)
+                && doc.toks[x].len() > 1
+        }) || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
             || (a..=b).any(|x| doc.has(x, dict::CITY | dict::STATE | dict::FIRST | dict::LAST));
         let compound = a == b && doc.toks[a].len() > 8 && !doc.has(a, dict::FACILITY);
         if specific && (b > a || compound) && !(a == b && doc.common(a)) {
@@ -386,13 +464,48 @@ fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
     let w = dict::lower(doc.s(i), buf);
     matches!(
         w,
-        "hospital" | "clinic" | "center" | "centre" | "ctr" | "infirmary" | "hospice" | "sanatorium"
-            | "institute" | "university" | "clínica" | "clinica" | "centro" | "complejo"
-            | "policlínica" | "policlinica" | "ambulatorio" | "instituto" | "krankenhaus" | "klinik"
-            | "klinikum" | "universitätsklinikum" | "universitätsklinik" | "praxis" | "ambulanz"
-            | "zentrum" | "kliniken" | "spital" | "landeskrankenhaus" | "hospitals" | "clinics"
-            | "medical" | "health" | "healthcare" | "memorial" | "rehab" | "hochschule"
-            | "universität" | "hospitalario" | "residencia" | "fundación" | "consultorio"
+        "hospital"
+            | "clinic"
+            | "center"
+            | "centre"
+            | "ctr"
+            | "infirmary"
+            | "hospice"
+            | "sanatorium"
+            | "institute"
+            | "university"
+            | "clínica"
+            | "clinica"
+            | "centro"
+            | "complejo"
+            | "policlínica"
+            | "policlinica"
+            | "ambulatorio"
+            | "instituto"
+            | "krankenhaus"
+            | "klinik"
+            | "klinikum"
+            | "universitätsklinikum"
+            | "universitätsklinik"
+            | "praxis"
+            | "ambulanz"
+            | "zentrum"
+            | "kliniken"
+            | "spital"
+            | "landeskrankenhaus"
+            | "hospitals"
+            | "clinics"
+            | "medical"
+            | "health"
+            | "healthcare"
+            | "memorial"
+            | "rehab"
+            | "hochschule"
+            | "universität"
+            | "hospitalario"
+            | "residencia"
+            | "fundación"
+            | "consultorio"
     ) && (doc.toks[i].cap || matches!(w, "clinic" | "hospital" | "center"))
 }
 
@@ -434,26 +547,34 @@ pub fn places(doc: &mut Doc) {
                     best = Some(k);
                 }
             }
-            if let Some(b) = best {
-                if !doc.any_claimed(i, b) {
-                    doc.push_toks(i, b, Category::Location, 0.75, "location.gazetteer");
-                    i = b + 1;
-                    continue;
-                }
+            if let Some(b) = best
+                && !doc.any_claimed(i, b)
+            {
+                doc.push_toks(i, b, Category::Location, 0.75, "location.gazetteer");
+                i = b + 1;
+                continue;
             }
         }
         let f = doc.f(i);
         let inner_caps = !t.upper && doc.s(i).chars().skip(1).any(char::is_uppercase);
         let place = !inner_caps && f & (dict::CITY | dict::STATE | dict::COUNTRY) != 0
-            || doc.lang == Lang::De && t.cap && !t.upper && t.len() >= 6 && f & (doc.common_mask | dict::MEDICAL | dict::FIRST) == 0 && {
-                let w = dict::lower(doc.s(i), &mut buf);
-                lexicon::PLACE_SUFFIXES_DE.iter().any(|s| w.ends_with(s))
-            };
+            || doc.lang == Lang::De
+                && t.cap
+                && !t.upper
+                && t.len() >= 6
+                && f & (doc.common_mask | dict::MEDICAL | dict::FIRST) == 0
+                && {
+                    let w = dict::lower(doc.s(i), &mut buf);
+                    lexicon::PLACE_SUFFIXES_DE.iter().any(|s| w.ends_with(s))
+                };
         let prep = i > 0 && doc.has(i - 1, dict::PLACE_PREP) && !doc.toks[i - 1].cap;
         let common = doc.common(i) || f & dict::FUNCTION != 0;
         let trusted = !common
             || prep
-            || doc.lang != Lang::De && t.cap && !starts_sentence(doc, i) && f & (dict::FUNCTION | dict::MEDICAL) == 0;
+            || doc.lang != Lang::De
+                && t.cap
+                && !starts_sentence(doc, i)
+                && f & (dict::FUNCTION | dict::MEDICAL) == 0;
         if place && trusted && !doc.has(i, dict::MEDICAL) && (t.cap && !t.upper || t.len() > 3) {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
             let rec = if f & dict::COUNTRY != 0 {
@@ -468,10 +589,21 @@ pub fn places(doc: &mut Doc) {
             continue;
         }
         // "treated at UPMC on ...", "from Dallas": capitalised sequence after a preposition
-        if doc.lang == Lang::En && prep && matches!(doc.s(i - 1), "at" | "from" | "in" | "to" | "near") {
+        if doc.lang == Lang::En
+            && prep
+            && matches!(doc.s(i - 1), "at" | "from" | "in" | "to" | "near")
+        {
             let mut b = i;
             let mut k = i;
-            while k < n && !doc.claimed[k] && place_part(doc, k) && (!doc.common(k) || doc.has(k, dict::FIRST | dict::LAST | dict::CITY) && !doc.has(k, dict::FUNCTION)) && !doc.has(k, dict::NAME_CTX) && (k == i || !doc.toks[k].newline_before) {
+            while k < n
+                && !doc.claimed[k]
+                && place_part(doc, k)
+                && (!doc.common(k)
+                    || doc.has(k, dict::FIRST | dict::LAST | dict::CITY)
+                        && !doc.has(k, dict::FUNCTION))
+                && !doc.has(k, dict::NAME_CTX)
+                && (k == i || !doc.toks[k].newline_before)
+            {
                 b = k;
                 k += 1;
                 if doc.is_punct(k, '\'') && k + 1 < n && doc.s(k + 1) == "s" {
@@ -479,7 +611,9 @@ pub fn places(doc: &mut Doc) {
                     k += 2;
                 }
             }
-            if k > i && (b > i || doc.toks[i].upper && doc.toks[i].len() >= 3 || doc.toks[i].len() >= 4) {
+            if k > i
+                && (b > i || doc.toks[i].upper && doc.toks[i].len() >= 3 || doc.toks[i].len() >= 4)
+            {
                 doc.push_toks(i, b, Category::Location, 0.6, "location.context");
                 i = b + 1;
                 continue;
@@ -492,7 +626,11 @@ pub fn places(doc: &mut Doc) {
         if doc.claimed[i] || doc.claimed[i + 2] {
             continue;
         }
-        if matches!(doc.s(i), "St" | "Mt" | "Saint" | "Mount" | "Sankt") && doc.is_punct(i + 1, '.') && doc.toks[i + 2].cap && doc.toks[i + 2].kind == Kind::Word {
+        if matches!(doc.s(i), "St" | "Mt" | "Saint" | "Mount" | "Sankt")
+            && doc.is_punct(i + 1, '.')
+            && doc.toks[i + 2].cap
+            && doc.toks[i + 2].kind == Kind::Word
+        {
             let mut b = i + 2;
             if b + 2 < n && doc.is_punct(b + 1, '\'') && doc.s(b + 2) == "s" {
                 b += 2;
@@ -513,8 +651,10 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
         let t = doc.toks[i];
         // state code after "City," or before a ZIP
         if t.kind == Kind::Word && t.upper && t.len() == 2 && doc.has(i, dict::STATE_CODE) {
-            let after_place = i >= 2 && doc.is_punct(i - 1, ',') && doc.claimed[i - 2] && in_location(doc, i - 2);
-            let before_zip = i + 1 < n && doc.toks[i + 1].kind == Kind::Num && doc.toks[i + 1].len() == 5;
+            let after_place =
+                i >= 2 && doc.is_punct(i - 1, ',') && doc.claimed[i - 2] && in_location(doc, i - 2);
+            let before_zip =
+                i + 1 < n && doc.toks[i + 1].kind == Kind::Num && doc.toks[i + 1].len() == 5;
             if after_place || before_zip {
                 doc.push_toks(i, i, Category::Location, 0.8, "location.state");
             }
@@ -526,10 +666,17 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
             continue;
         }
         let prev_loc = i >= 1 && !t.newline_before && {
-            let p = if doc.is_punct(i - 1, ',') && i >= 2 { i - 2 } else { i - 1 };
+            let p = if doc.is_punct(i - 1, ',') && i >= 2 {
+                i - 2
+            } else {
+                i - 1
+            };
             doc.claimed[p] && in_location(doc, p)
         };
-        let next_loc = i + 1 < n && !doc.toks[i + 1].newline_before && doc.toks[i + 1].cap && (doc.has(i + 1, dict::CITY) || doc.claimed[i + 1] && in_location(doc, i + 1));
+        let next_loc = i + 1 < n
+            && !doc.toks[i + 1].newline_before
+            && doc.toks[i + 1].cap
+            && (doc.has(i + 1, dict::CITY) || doc.claimed[i + 1] && in_location(doc, i + 1));
         if prev_loc || next_loc {
             recategorise_or_push(doc, i, Category::Location, "location.postcode");
         }
@@ -538,7 +685,10 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
 
 fn in_location(doc: &Doc, k: usize) -> bool {
     let (s, e) = (doc.toks[k].start as usize, doc.toks[k].end as usize);
-    doc.spans.iter().rev().any(|sp| sp.start <= s && sp.end >= e && sp.category == Category::Location)
+    doc.spans
+        .iter()
+        .rev()
+        .any(|sp| sp.start <= s && sp.end >= e && sp.category == Category::Location)
 }
 
 fn recategorise_or_push(doc: &mut Doc, k: usize, cat: Category, rec: &'static str) {
@@ -582,8 +732,18 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // European order in many exports: "971 Kesk 53", "0104 Hafnarstraeti 5"
-            if found.is_none() && words >= 1 && words <= 3 && k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before
-                && (i + 1..k).all(|x| doc.toks[x].kind == Kind::Num || !doc.common(x) && !doc.has(x, dict::FUNCTION | dict::UNIT | dict::MONTH) && !doc.toks[x].upper)
+            if found.is_none()
+                && (1..=3).contains(&words)
+                && k < n
+                && doc.toks[k].kind == Kind::Num
+                && doc.toks[k].len() <= 4
+                && !doc.toks[k].newline_before
+                && (i + 1..k).all(|x| {
+                    doc.toks[x].kind == Kind::Num
+                        || !doc.common(x)
+                            && !doc.has(x, dict::FUNCTION | dict::UNIT | dict::MONTH)
+                            && !doc.toks[x].upper
+                })
             {
                 found = Some(k);
             }
@@ -592,7 +752,11 @@ pub fn addresses(doc: &mut Doc) {
                 if doc.is_punct(b + 1, '.') {
                     b += 1;
                 }
-                if b + 1 < n && doc.toks[b + 1].kind == Kind::Num && doc.toks[b + 1].len() <= 4 && !doc.toks[b + 1].newline_before {
+                if b + 1 < n
+                    && doc.toks[b + 1].kind == Kind::Num
+                    && doc.toks[b + 1].len() <= 4
+                    && !doc.toks[b + 1].newline_before
+                {
                     b += 1;
                 }
                 let b = extend_block(doc, extend_address(doc, b));
@@ -601,12 +765,30 @@ pub fn addresses(doc: &mut Doc) {
                 continue;
             }
         }
-        if t.kind == Kind::Word && !doc.claimed[i] {
-            let lead = if i >= 1 && doc.toks[i - 1].kind == Kind::Num && doc.toks[i - 1].len() <= 6 && !doc.toks[i].newline_before && !doc.claimed[i - 1] { i - 1 } else { i };
+        let street_word = t.kind == Kind::Word
+            && !doc.claimed[i]
+            && (t.cap
+                || doc.f(i) & (dict::STREET_PREFIX | dict::ADDRESS_UNIT | dict::STREET_SUFFIX)
+                    != 0);
+        if street_word {
+            let lead = if i >= 1
+                && doc.toks[i - 1].kind == Kind::Num
+                && doc.toks[i - 1].len() <= 6
+                && !doc.toks[i].newline_before
+                && !doc.claimed[i - 1]
+            {
+                i - 1
+            } else {
+                i
+            };
             let w = dict::lower(doc.s(i), &mut buf).to_string();
             // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
-            let prefix = doc.has(i, dict::STREET_PREFIX) && (t.cap || w == "c" && doc.is_punct(i + 1, '/'));
-            if prefix && (w != "c" || doc.is_punct(i + 1, '/')) && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.')) {
+            let prefix =
+                doc.has(i, dict::STREET_PREFIX) && (t.cap || w == "c" && doc.is_punct(i + 1, '/'));
+            if prefix
+                && (w != "c" || doc.is_punct(i + 1, '/'))
+                && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.'))
+            {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') || doc.is_punct(k, '/') {
                     k += 1;
@@ -626,9 +808,14 @@ pub fn addresses(doc: &mut Doc) {
                 if let Some(b0) = b {
                     let mut b = b0;
                     // house number right after
-                    if b + 1 < n && doc.toks[b + 1].kind == Kind::Num && doc.toks[b + 1].len() <= 5 {
+                    if b + 1 < n && doc.toks[b + 1].kind == Kind::Num && doc.toks[b + 1].len() <= 5
+                    {
                         b += 1;
-                    } else if b + 2 < n && doc.is_punct(b + 1, ',') && doc.toks[b + 2].kind == Kind::Num && doc.toks[b + 2].len() <= 5 {
+                    } else if b + 2 < n
+                        && doc.is_punct(b + 1, ',')
+                        && doc.toks[b + 2].kind == Kind::Num
+                        && doc.toks[b + 2].len() <= 5
+                    {
                         b += 2;
                     }
                     let b = extend_block(doc, extend_address(doc, b));
@@ -638,12 +825,21 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // one-word streets with a number: "Kantstraße 21 a", "Lyngveien 46"
-            if t.cap && w.chars().count() >= 5 && lexicon::STREET_WORD_SUFFIXES.iter().any(|s| w.ends_with(s) && w.len() > s.len() + 1) {
+            if t.cap
+                && w.chars().count() >= 5
+                && lexicon::STREET_WORD_SUFFIXES
+                    .iter()
+                    .any(|s| w.ends_with(s) && w.len() > s.len() + 1)
+            {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') {
                     k += 1;
                 }
-                if k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before {
+                if k < n
+                    && doc.toks[k].kind == Kind::Num
+                    && doc.toks[k].len() <= 4
+                    && !doc.toks[k].newline_before
+                {
                     let b = extend_block(doc, extend_address(doc, k));
                     doc.push_toks(lead, b, Category::Location, 0.8, "address.street");
                     i = b + 1;
@@ -651,14 +847,33 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // "Villacher Strasse 89", "Gordon Terrace 4"
-            if doc.has(i, dict::STREET_SUFFIX) && t.cap && i >= 1 && doc.toks[i - 1].cap && doc.toks[i - 1].kind == Kind::Word && !doc.common(i - 1) && !doc.toks[i].newline_before {
+            if doc.has(i, dict::STREET_SUFFIX)
+                && t.cap
+                && i >= 1
+                && doc.toks[i - 1].cap
+                && doc.toks[i - 1].kind == Kind::Word
+                && !doc.common(i - 1)
+                && !doc.toks[i].newline_before
+            {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') {
                     k += 1;
                 }
-                if k < n && doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4 && !doc.toks[k].newline_before && !doc.claimed[i - 1] {
+                if k < n
+                    && doc.toks[k].kind == Kind::Num
+                    && doc.toks[k].len() <= 4
+                    && !doc.toks[k].newline_before
+                    && !doc.claimed[i - 1]
+                {
                     let mut a = i - 1;
-                    while a >= 1 && doc.toks[a - 1].cap && doc.toks[a - 1].kind == Kind::Word && !doc.common(a - 1) && !doc.claimed[a - 1] && !doc.toks[a].newline_before && a + 3 > i {
+                    while a >= 1
+                        && doc.toks[a - 1].cap
+                        && doc.toks[a - 1].kind == Kind::Word
+                        && !doc.common(a - 1)
+                        && !doc.claimed[a - 1]
+                        && !doc.toks[a].newline_before
+                        && a + 3 > i
+                    {
                         a -= 1;
                     }
                     let b = extend_block(doc, extend_address(doc, k));
@@ -668,13 +883,25 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // "P.O. Box 123", "PSC 3294, Box 9168", "APO AA 61487"
-            if matches!(doc.s(i), "P" | "PO" | "PSC" | "APO" | "FPO" | "DPO" | "Postfach" | "Apartado") {
+            if matches!(
+                doc.s(i),
+                "P" | "PO" | "PSC" | "APO" | "FPO" | "DPO" | "Postfach" | "Apartado"
+            ) {
                 let mut k = i + 1;
-                while k < n && k < i + 8 && !doc.toks[k].has_digit() && !doc.toks[k].newline_before {
+                while k < n && k < i + 8 && !doc.toks[k].has_digit() && !doc.toks[k].newline_before
+                {
                     k += 1;
                 }
                 let head: String = (i..k).map(|x| doc.s(x)).collect();
-                let ok = head.starts_with("P.O.Box") || head.starts_with("PO.Box") || head.starts_with("POBox") || head.starts_with("PSC") || head.starts_with("APO") || head.starts_with("FPO") || head.starts_with("DPO") || head.starts_with("Postfach") || head.starts_with("Apartado");
+                let ok = head.starts_with("P.O.Box")
+                    || head.starts_with("PO.Box")
+                    || head.starts_with("POBox")
+                    || head.starts_with("PSC")
+                    || head.starts_with("APO")
+                    || head.starts_with("FPO")
+                    || head.starts_with("DPO")
+                    || head.starts_with("Postfach")
+                    || head.starts_with("Apartado");
                 if ok && k < n && doc.toks[k].has_digit() && !doc.any_claimed(i, k) {
                     let b = extend_block(doc, k);
                     doc.push_toks(i, b, Category::Location, 0.85, "address.pobox");
@@ -683,7 +910,13 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // unit designators: "Apt. 864", "Suite 501"
-            if doc.has(i, dict::ADDRESS_UNIT) && (t.cap) && matches!(w.as_str(), "apt" | "apartment" | "suite" | "ste" | "unit" | "box") {
+            if doc.has(i, dict::ADDRESS_UNIT)
+                && (t.cap)
+                && matches!(
+                    w.as_str(),
+                    "apt" | "apartment" | "suite" | "ste" | "unit" | "box"
+                )
+            {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') {
                     k += 1;
@@ -729,7 +962,12 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
                 f & (dict::ID_CTX | dict::FUNCTION | dict::NAME_CTX) == 0
                     && ((t.cap || t.upper)
                         && (f & (doc.common_mask | dict::MEDICAL) == 0
-                            || f & (dict::CITY | dict::COUNTRY | dict::STATE | dict::ADDRESS_UNIT | dict::STREET_SUFFIX) != 0
+                            || f & (dict::CITY
+                                | dict::COUNTRY
+                                | dict::STATE
+                                | dict::ADDRESS_UNIT
+                                | dict::STREET_SUFFIX)
+                                != 0
                             || t.upper)
                         || f & dict::ADDRESS_UNIT != 0)
             }
@@ -759,11 +997,20 @@ fn extend_address(doc: &Doc, mut b: usize) -> usize {
             b = k;
             continue;
         }
-        if (doc.is_punct(k, '-') || doc.is_punct(k, '/')) && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && !doc.toks[k + 1].space_before {
+        if (doc.is_punct(k, '-') || doc.is_punct(k, '/'))
+            && k + 1 < n
+            && doc.toks[k + 1].kind == Kind::Num
+            && !doc.toks[k + 1].space_before
+        {
             b = k + 1;
             continue;
         }
-        if doc.is_punct(k, ',') && k + 1 < n && !doc.toks[k + 1].newline_before && (doc.toks[k + 1].has_digit() && doc.toks[k + 1].len() <= 3 || doc.has(k + 1, dict::ADDRESS_UNIT)) {
+        if doc.is_punct(k, ',')
+            && k + 1 < n
+            && !doc.toks[k + 1].newline_before
+            && (doc.toks[k + 1].has_digit() && doc.toks[k + 1].len() <= 3
+                || doc.has(k + 1, dict::ADDRESS_UNIT))
+        {
             b = k;
             continue;
         }
@@ -786,7 +1033,10 @@ fn extend_address(doc: &Doc, mut b: usize) -> usize {
             b = k;
             continue;
         }
-        if (tk.kind == Kind::Alnum) && tk.len() <= 4 && (doc.s(k).ends_with('º') || doc.s(k).ends_with('ª')) {
+        if (tk.kind == Kind::Alnum)
+            && tk.len() <= 4
+            && (doc.s(k).ends_with('º') || doc.s(k).ends_with('ª'))
+        {
             b = k;
             continue;
         }

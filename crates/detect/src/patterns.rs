@@ -48,10 +48,12 @@ impl Patterns {
             ipv4: re(r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"),
             email: re(r"[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+"),
             url: re(concat!(
-                r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
-                r"|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu|health|med)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?\b",
+                r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
+                r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu|health|med)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
             )),
-            ipv6: re(r"(?i)\b(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{1,4})*\b|(?i)::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}\b"),
+            ipv6: re(
+                r"(?i)(?-u:\b)(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{1,4})*(?-u:\b)|::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}(?-u:\b)",
+            ),
         }
     }
 }
@@ -140,7 +142,10 @@ fn classify_chain(p: &Patterns, doc: &mut Doc, s: usize, e: usize) {
     let bytes = text.as_bytes();
     // an IPv4 address
     if p.ipv4.is_match(slice) {
-        if slice.split('.').all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255)) {
+        if slice
+            .split('.')
+            .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255))
+        {
             doc.push(s, e, Category::Ip, 0.9, "ip.v4");
         }
         return;
@@ -152,10 +157,17 @@ fn classify_chain(p: &Patterns, doc: &mut Doc, s: usize, e: usize) {
         for m in p.date.find_iter(slice) {
             let (ds, de) = (s + m.start(), s + m.end());
             // dates must not be glued to more digits
-            if ds > 0 && bytes[ds - 1].is_ascii_digit() || de < bytes.len() && bytes[de].is_ascii_digit() {
+            if ds > 0 && bytes[ds - 1].is_ascii_digit()
+                || de < bytes.len() && bytes[de].is_ascii_digit()
+            {
                 continue;
             }
-            if de < bytes.len() && m.as_str().ends_with('.') == false && bytes[de] == b'.' && de + 1 < bytes.len() && bytes[de + 1].is_ascii_digit() {
+            if de < bytes.len()
+                && !m.as_str().ends_with('.')
+                && bytes[de] == b'.'
+                && de + 1 < bytes.len()
+                && bytes[de + 1].is_ascii_digit()
+            {
                 continue;
             }
             if let Some(conf) = valid_numeric_date(m.as_str(), doc, ds, de) {
@@ -195,16 +207,22 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         .filter(|x| !x.is_empty())
         .collect();
     let nums: Vec<u32> = parts.iter().filter_map(|x| x.parse().ok()).collect();
-    let sep_count = d.bytes().filter(|b| matches!(b, b'/' | b'-' | b'.')).count();
+    let sep_count = d
+        .bytes()
+        .filter(|b| matches!(b, b'/' | b'-' | b'.'))
+        .count();
     let first_len = parts.first().map_or(0, |x| x.len());
     match (nums.as_slice(), first_len) {
         // y-m-d
-        ([y, m, dd, ..], 4) => (*m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31 && (1800..=2199).contains(y))
-            .then_some(0.95),
+        ([y, m, dd, ..], 4) => {
+            (*m >= 1 && *m <= 12 && *dd >= 1 && *dd <= 31 && (1800..=2199).contains(y))
+                .then_some(0.95)
+        }
         ([a, b, y, ..], _) if parts.len() >= 3 && sep_count >= 2 => {
             let ylen = parts[2].len();
             let ok_year = ylen == 4 && (1800..=2199).contains(y) || ylen == 2;
-            let dm = (*a >= 1 && *a <= 31 && *b >= 1 && *b <= 12) || (*a >= 1 && *a <= 12 && *b >= 1 && *b <= 31);
+            let dm = (*a >= 1 && *a <= 31 && *b >= 1 && *b <= 12)
+                || (*a >= 1 && *a <= 12 && *b >= 1 && *b <= 31);
             (ok_year && dm).then_some(if ylen == 4 { 0.95 } else { 0.8 })
         }
         ([m, y], _) if parts[1].len() == 4 => {
@@ -213,7 +231,8 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         ([a, b], _) => {
             // "19.3." (de/es) or "3/14" (en): both parts small; reject ratios, scores and BP.
             // "03/33": month and two-digit year.
-            let small = parts[0].len() <= 2 && parts[1].len() <= 2 && parts[0].len() + parts[1].len() >= 3;
+            let small =
+                parts[0].len() <= 2 && parts[1].len() <= 2 && parts[0].len() + parts[1].len() >= 3;
             let dm = small
                 && ((1..=31).contains(a) && (1..=12).contains(b)
                     || (1..=12).contains(a) && (1..=31).contains(b));
@@ -239,14 +258,33 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
             return true;
         }
         let w = doc.s(j).to_ascii_lowercase();
-        if matches!(w.as_str(), "pain" | "strength" | "scale" | "power" | "vision" | "dolor" | "schmerz" | "score") {
+        if matches!(
+            w.as_str(),
+            "pain" | "strength" | "scale" | "power" | "vision" | "dolor" | "schmerz" | "score"
+        ) {
             return true;
         }
     }
     let i = doc.tok_at(s);
     if let Some(p) = doc.prev_word(i, 2) {
         let w = doc.s(p).to_ascii_lowercase();
-        if matches!(w.as_str(), "gcs" | "bp" | "ta" | "rr" | "score" | "grade" | "grado" | "ratio" | "apgar" | "nyha" | "eva" | "vas" | "nrs" | "ecog") {
+        if matches!(
+            w.as_str(),
+            "gcs"
+                | "bp"
+                | "ta"
+                | "rr"
+                | "score"
+                | "grade"
+                | "grado"
+                | "ratio"
+                | "apgar"
+                | "nyha"
+                | "eva"
+                | "vas"
+                | "nrs"
+                | "ecog"
+        ) {
             return true;
         }
     }
@@ -262,7 +300,10 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
         j -= 1;
         let t = doc.toks[j];
         if t.kind == Kind::Punct {
-            if matches!(t.ch, ':' | '#' | '.' | '-' | '(' | '/' | 'º' | '°' | '=' | '_') {
+            if matches!(
+                t.ch,
+                ':' | '#' | '.' | '-' | '(' | '/' | 'º' | '°' | '=' | '_'
+            ) {
                 if doc.toks[j + 1].newline_before && words > 0 {
                     return None;
                 }
@@ -303,14 +344,17 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
     let i = doc.tok_at(s);
     let j = doc.tok_end(e);
     // ages over 89
-    if digits <= 3 && groups == 1 {
-        if let Ok(v) = slice.trim_matches(|c: char| !c.is_ascii_digit()).parse::<u32>() {
-            if (90..=125).contains(&v) && age_unit_after(doc, j) {
-                let end = age_span_end(doc, j, e);
-                doc.push(s, end, Category::AgeOver89, 0.9, "age.over89");
-                return;
-            }
-        }
+    if digits <= 3
+        && groups == 1
+        && let Ok(v) = slice
+            .trim_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+        && (90..=125).contains(&v)
+        && age_unit_after(doc, j)
+    {
+        let end = age_span_end(doc, j, e);
+        doc.push(s, end, Category::AgeOver89, 0.9, "age.over89");
+        return;
     }
     let ctx = id_context(doc, i, 3);
     let unit_after = j < doc.toks.len()
@@ -334,33 +378,49 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
         return;
     }
     if digits >= 7 {
-        let cat = ctx.unwrap_or(if looks_like_phone(slice) || phone_shape(slice, digits, groups) {
-            Category::Phone
-        } else {
-            Category::OtherId
-        });
-        doc.push(s, e, cat, if ctx.is_some() { 0.95 } else { 0.8 }, "number.long");
+        let cat = ctx.unwrap_or(
+            if looks_like_phone(slice) || phone_shape(slice, digits, groups) {
+                Category::Phone
+            } else {
+                Category::OtherId
+            },
+        );
+        doc.push(
+            s,
+            e,
+            cat,
+            if ctx.is_some() { 0.95 } else { 0.8 },
+            "number.long",
+        );
         return;
     }
     if digits >= 5 {
-        let range_like = groups == 2
-            && slice.split(['-', '/', ' ']).all(|g| g.trim().len() <= 3);
+        let range_like = groups == 2 && slice.split(['-', '/', ' ']).all(|g| g.trim().len() <= 3);
         if range_like && ctx.is_none() {
             return;
         }
         let cat = ctx.unwrap_or(Category::OtherId);
-        doc.push(s, e, cat, if ctx.is_some() { 0.9 } else { 0.6 }, "number.id");
+        doc.push(
+            s,
+            e,
+            cat,
+            if ctx.is_some() { 0.9 } else { 0.6 },
+            "number.id",
+        );
         return;
     }
-    if let Some(cat) = ctx {
-        if digits >= 2 && !(unit_after) {
-            doc.push(s, e, cat, 0.8, "number.context");
-        }
+    if let Some(cat) = ctx
+        && digits >= 2
+        && !(unit_after)
+    {
+        doc.push(s, e, cat, 0.8, "number.context");
     }
 }
 
 fn phone_shape(slice: &str, digits: usize, groups: usize) -> bool {
-    (digits == 10 || digits == 11) && groups >= 2 || groups >= 3 || slice.starts_with('0') && groups >= 2
+    (digits == 10 || digits == 11) && groups >= 2
+        || groups >= 3
+        || slice.starts_with('0') && groups >= 2
 }
 
 fn age_unit_after(doc: &Doc, j: usize) -> bool {
@@ -377,10 +437,27 @@ fn age_unit_after(doc: &Doc, j: usize) -> bool {
     }
     matches!(
         w.as_str(),
-        "y" | "yo" | "yr" | "yrs" | "year" | "years" | "años" | "anos" | "año" | "jahre"
-            | "jahren" | "jährig" | "jährige" | "jähriger" | "jährigen" | "j" | "a" | "yoa"
-            | "jahrige" | "jähr"
-    ) || w.starts_with("year") || w.starts_with("jährig")
+        "y" | "yo"
+            | "yr"
+            | "yrs"
+            | "year"
+            | "years"
+            | "años"
+            | "anos"
+            | "año"
+            | "jahre"
+            | "jahren"
+            | "jährig"
+            | "jährige"
+            | "jähriger"
+            | "jährigen"
+            | "j"
+            | "a"
+            | "yoa"
+            | "jahrige"
+            | "jähr"
+    ) || w.starts_with("year")
+        || w.starts_with("jährig")
 }
 
 fn age_span_end(doc: &Doc, j: usize, e: usize) -> usize {
@@ -406,7 +483,10 @@ pub fn alnum_ids(doc: &mut Doc) {
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
-        if !(t.kind == Kind::Alnum || t.kind == Kind::Num || (t.kind == Kind::Word && (t.upper || t.cap && t.len() == 1) && t.len() <= 6)) {
+        if !(t.kind == Kind::Alnum
+            || t.kind == Kind::Num
+            || (t.kind == Kind::Word && (t.upper || t.cap && t.len() == 1) && t.len() <= 6))
+        {
             i += 1;
             continue;
         }
@@ -419,7 +499,9 @@ pub fn alnum_ids(doc: &mut Doc) {
             && !doc.toks[j + 1].space_before
             && !doc.toks[j + 2].space_before
             && doc.toks[j + 2].kind != Kind::Punct
-            && (doc.toks[j + 2].kind != Kind::Word || doc.toks[j + 2].upper || doc.toks[j + 2].len() <= 3)
+            && (doc.toks[j + 2].kind != Kind::Word
+                || doc.toks[j + 2].upper
+                || doc.toks[j + 2].len() <= 3)
         {
             j += 2;
             digits += count_digits(doc.s(j));
@@ -432,7 +514,10 @@ pub fn alnum_ids(doc: &mut Doc) {
                 let w = doc.s(k);
                 let first_digit = w.starts_with(|c: char| c.is_ascii_digit());
                 let lower = w.chars().filter(|c| c.is_lowercase()).count();
-                first_digit && lower >= 2 || doc.dict.get(&w.to_lowercase()) & dict::UNIT != 0 || w.ends_with("m2") || w.ends_with("m3")
+                first_digit && lower >= 2
+                    || doc.dict.get(&w.to_lowercase()) & dict::UNIT != 0
+                    || w.ends_with("m2")
+                    || w.ends_with("m3")
             }
         });
         if measure {
@@ -448,16 +533,24 @@ pub fn alnum_ids(doc: &mut Doc) {
             let dd = digits;
             if !doc.any_claimed(i, j) || ctx.is_some() {
                 let cat = ctx.unwrap_or(Category::OtherId);
-                let conf = if ctx.is_some() { 0.9 } else if dd >= 5 { 0.7 } else { 0.55 };
+                let conf = if ctx.is_some() {
+                    0.9
+                } else if dd >= 5 {
+                    0.7
+                } else {
+                    0.55
+                };
                 doc.push_toks(a, j, cat, conf, "id.alnum");
             } else {
                 // extend an existing numeric span over the letter parts
                 doc.push_toks(a, j, Category::OtherId, 0.6, "id.alnum");
             }
-        } else if digits >= 2 && has_alnum && !doc.any_claimed(i, j) {
-            if let Some(cat) = id_context(doc, i, 2) {
-                doc.push_toks(i, j, cat, 0.75, "id.context");
-            }
+        } else if digits >= 2
+            && has_alnum
+            && !doc.any_claimed(i, j)
+            && let Some(cat) = id_context(doc, i, 2)
+        {
+            doc.push_toks(i, j, cat, 0.75, "id.context");
         }
         i = j + 1;
     }
@@ -508,17 +601,22 @@ pub fn month_dates(doc: &mut Doc) {
             }
             if k < n && is_year(doc, k) {
                 b = k;
-                k += 1;
-            } else if doc.is_punct(k, '\'') && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2 {
+            } else if doc.is_punct(k, '\'')
+                && k + 1 < n
+                && doc.toks[k + 1].kind == Kind::Num
+                && doc.toks[k + 1].len() == 2
+            {
                 b = k + 1;
             }
         } else if k < n && is_year(doc, k) {
             b = k;
             has_num = true;
-        } else if k + 1 < n && matches!(doc.s(k), "de" | "del" | "of") && is_year(doc, k + 1) {
-            b = k + 1;
-            has_num = true;
-        } else if doc.is_punct(k, '\'') && k + 1 < n && doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2 {
+        } else if k + 1 < n
+            && (matches!(doc.s(k), "de" | "del" | "of") && is_year(doc, k + 1)
+                || doc.is_punct(k, '\'')
+                    && doc.toks[k + 1].kind == Kind::Num
+                    && doc.toks[k + 1].len() == 2)
+        {
             b = k + 1;
             has_num = true;
         }
@@ -559,13 +657,21 @@ fn is_day(doc: &Doc, k: usize) -> bool {
     }
     let rest = &s[digits.len()..];
     let ok_suffix = rest.is_empty()
-        || matches!(rest.to_ascii_lowercase().as_str(), "st" | "nd" | "rd" | "th" | "º" | "o");
+        || matches!(
+            rest.to_ascii_lowercase().as_str(),
+            "st" | "nd" | "rd" | "th" | "º" | "o"
+        );
     ok_suffix && digits.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
 }
 
 fn is_year(doc: &Doc, k: usize) -> bool {
     let t = doc.toks[k];
-    t.kind == Kind::Num && t.len() == 4 && doc.s(k).parse::<u32>().is_ok_and(|y| (1800..=2199).contains(&y))
+    t.kind == Kind::Num
+        && t.len() == 4
+        && doc
+            .s(k)
+            .parse::<u32>()
+            .is_ok_and(|y| (1800..=2199).contains(&y))
 }
 
 /// Ages over 89 written in words ("ninety-one-year-old", "noventa y dos años").
@@ -576,8 +682,21 @@ pub fn age_words(doc: &mut Doc) {
         if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
             continue;
         }
+        if !matches!(
+            doc.s(i).as_bytes()[0],
+            b'n' | b'N' | b'h' | b'H' | b'c' | b'C'
+        ) {
+            continue;
+        }
         let w = crate::dict::lower(doc.s(i), &mut buf);
-        if !(w.starts_with("ninety") || w.starts_with("noventa") || w.starts_with("neunzig") || w.contains("undneunzig") || w == "hundred" || w == "cien" || w == "ciento") {
+        if !(w.starts_with("ninety")
+            || w.starts_with("noventa")
+            || w.starts_with("neunzig")
+            || w.contains("undneunzig")
+            || w == "hundred"
+            || w == "cien"
+            || w == "ciento")
+        {
             continue;
         }
         // extend over number words and hyphens up to a year/age word
@@ -589,12 +708,39 @@ pub fn age_words(doc: &mut Doc) {
                 k += 1;
                 continue;
             }
-            if matches!(wk.as_str(), "one" | "two" | "three" | "four" | "five" | "six" | "seven" | "eight" | "nine" | "y" | "uno" | "dos" | "tres" | "cuatro" | "cinco" | "seis" | "siete" | "ocho" | "nueve" | "and") {
+            if matches!(
+                wk.as_str(),
+                "one"
+                    | "two"
+                    | "three"
+                    | "four"
+                    | "five"
+                    | "six"
+                    | "seven"
+                    | "eight"
+                    | "nine"
+                    | "y"
+                    | "uno"
+                    | "dos"
+                    | "tres"
+                    | "cuatro"
+                    | "cinco"
+                    | "seis"
+                    | "siete"
+                    | "ocho"
+                    | "nueve"
+                    | "and"
+            ) {
                 end = k;
                 k += 1;
                 continue;
             }
-            if wk.starts_with("year") || wk == "años" || wk.starts_with("jahr") || wk.starts_with("jähr") || wk == "yo" {
+            if wk.starts_with("year")
+                || wk == "años"
+                || wk.starts_with("jahr")
+                || wk.starts_with("jähr")
+                || wk == "yo"
+            {
                 let e = if doc.lang == crate::Lang::En { end } else { k };
                 doc.push_toks(i, e, Category::AgeOver89, 0.85, "age.words");
             }

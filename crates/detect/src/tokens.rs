@@ -39,9 +39,6 @@ impl Tok {
     pub fn len(&self) -> usize {
         (self.end - self.start) as usize
     }
-    pub fn is_word(&self) -> bool {
-        self.kind == Kind::Word
-    }
     pub fn is_punct(&self, c: char) -> bool {
         self.kind == Kind::Punct && self.ch == c
     }
@@ -193,7 +190,9 @@ mod tests {
     fn toks(s: &str) -> Vec<(String, Kind)> {
         let mut v = Vec::new();
         tokenize(s, &mut v);
-        v.iter().map(|t| (s[t.range()].to_string(), t.kind)).collect()
+        v.iter()
+            .map(|t| (s[t.range()].to_string(), t.kind))
+            .collect()
     }
 
     #[test]
@@ -202,7 +201,9 @@ mod tests {
         let words: Vec<&str> = t.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(
             words,
-            ["Dr", ".", "Müller", ",", "MRN", "A12", "-", "3", "on", "3", "/", "14"]
+            [
+                "Dr", ".", "Müller", ",", "MRN", "A12", "-", "3", "on", "3", "/", "14"
+            ]
         );
         assert_eq!(t[5].1, Kind::Alnum);
         assert_eq!(t[7].1, Kind::Num);
