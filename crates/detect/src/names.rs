@@ -345,6 +345,11 @@ fn propagate_names(doc: &mut Doc) {
     }
 }
 
+/// A redaction tag such as "[DATE]" left by an earlier de-identification run.
+fn is_tag(doc: &Doc, i: usize) -> bool {
+    i >= 1 && doc.is_punct(i - 1, '[') && doc.is_punct(i + 1, ']')
+}
+
 /// Whether token `i` can be part of a place or facility name.
 fn place_part(doc: &Doc, i: usize) -> bool {
     let t = doc.toks[i];
@@ -518,7 +523,12 @@ pub fn places(doc: &mut Doc) {
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
-        if doc.claimed[i] || t.kind != Kind::Word || !(t.cap || t.upper) {
+        if doc.claimed[i]
+            || t.kind != Kind::Word
+            || !(t.cap || t.upper)
+            || is_tag(doc, i)
+            || t.upper && doc.common(i)
+        {
             i += 1;
             continue;
         }

@@ -35,10 +35,10 @@ impl Patterns {
     pub fn new() -> Self {
         Patterns {
             chain: re(
-                r"(?-u:\b)\+?\(?[0-9]+(?:(?:[ ]?[./\-:][ ]?|[ ]?\)[ ]?\(?|[ ]\(|[ ])[0-9]+)*\)?",
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?|(?:\+?\(|\+|(?-u:\b))[0-9]+(?:(?:[ ]?[./\-:][ ]?|[ ]?\)[ ]?\(?|[ ]\(|[ ])[0-9]+)*\)?",
             ),
             date: re(concat!(
-                r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?",
+                r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
                 r"|[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})(?:[ ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)?",
                 r"|[0-9]{4}[/.][0-9]{1,2}[/.][0-9]{1,2}",
                 r"|[0-9]{1,2}/[0-9]{4}",
@@ -51,9 +51,7 @@ impl Patterns {
                 r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
                 r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu|health|med)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
             )),
-            ipv6: re(
-                r"(?i)(?-u:\b)(?:[0-9a-f]{1,4}:){2,7}(?::|[0-9a-f]{1,4})(?::[0-9a-f]{1,4})*(?-u:\b)|::(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4}(?-u:\b)",
-            ),
+            ipv6: re(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4}|::)(?::{1,2}[0-9a-f]{1,4}){2,7}(?-u:\b)"),
         }
     }
 }
@@ -109,9 +107,20 @@ pub fn numbers(p: &Patterns, doc: &mut Doc) {
     let mut at = 0;
     while let Some(m) = p.chain.find_at(text, at) {
         at = m.end().max(at + 1);
-        let (s, e) = trim_chain(text, m.start(), m.end());
+        let (s, mut e) = trim_chain(text, m.start(), m.end());
         if s >= e {
             continue;
+        }
+        // "19.3." — the day-month date keeps its closing dot
+        let b = text.as_bytes();
+        if doc.lang != crate::Lang::En
+            && e < b.len()
+            && b[e] == b'.'
+            && (e + 1 == b.len() || !b[e + 1].is_ascii_digit())
+            && text[s..e].bytes().filter(|&c| c == b'.').count() == 1
+            && e - s <= 5
+        {
+            e += 1;
         }
         if doc.tok_at(s) < doc.claimed.len() && doc.claimed[doc.tok_at(s)] {
             continue;
@@ -271,6 +280,11 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
         if matches!(
             w.as_str(),
             "gcs"
+                | "pain"
+                | "dolor"
+                | "schmerz"
+                | "strength"
+                | "power"
                 | "bp"
                 | "ta"
                 | "rr"
@@ -293,6 +307,7 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
 
 /// The identifier category named by a context word shortly before token `i`, if any.
 pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
+    let mut found: Option<Category> = None;
     let mut j = i;
     let mut words = 0;
     let mut buf = String::new();
@@ -305,28 +320,32 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
                 ':' | '#' | '.' | '-' | '(' | '/' | 'º' | '°' | '=' | '_'
             ) {
                 if doc.toks[j + 1].newline_before && words > 0 {
-                    return None;
+                    return found;
                 }
                 continue;
             }
-            return None;
+            return found;
         }
         if t.kind == Kind::Num {
-            return None;
+            return found;
         }
         words += 1;
         let w = crate::dict::lower(doc.s(j), &mut buf);
         if let Some(c) = doc.dict.id_context(w) {
-            return Some(c);
+            // "Insurance ID:": a specific word before a generic one wins
+            if c != Category::OtherId {
+                return Some(c);
+            }
+            found.get_or_insert(c);
         }
         if t.kind == Kind::Alnum {
-            return None;
+            return found;
         }
         if doc.toks[j].newline_before {
-            return None;
+            return found;
         }
     }
-    None
+    found
 }
 
 /// Classifies a digit chain that is not a date.

@@ -1,0 +1,319 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+//! Integration tests of the detector: each recognizer with positive and negative cases,
+//! Unicode offsets, and the span invariants.
+
+use phiguard_detect::{Category, CharIndex, Detector, Lang, Span};
+
+fn detector() -> &'static Detector {
+    use std::sync::OnceLock;
+    static D: OnceLock<Detector> = OnceLock::new();
+    D.get_or_init(Detector::new)
+}
+
+/// The (category, text) pairs found in `text`.
+fn found(text: &str, lang: Option<Lang>) -> Vec<(Category, String)> {
+    detector()
+        .detect_lang(text, lang)
+        .iter()
+        .map(|s| (s.category, text[s.start..s.end].to_string()))
+        .collect()
+}
+
+/// True if some span covers `needle` completely.
+fn covers(text: &str, needle: &str, lang: Option<Lang>) -> bool {
+    let at = text.find(needle).expect("needle in text");
+    let end = at + needle.len();
+    detector()
+        .detect_lang(text, lang)
+        .iter()
+        .any(|s| s.start <= at && s.end >= end)
+}
+
+/// True if no span touches `needle`.
+fn untouched(text: &str, needle: &str, lang: Option<Lang>) -> bool {
+    let at = text.find(needle).expect("needle in text");
+    let end = at + needle.len();
+    !detector()
+        .detect_lang(text, lang)
+        .iter()
+        .any(|s| s.start < end && s.end > at)
+}
+
+#[test]
+fn dates_in_written_forms() {
+    for (text, date) in [
+        ("Seen on 03/14/2021 for follow-up.", "03/14/2021"),
+        (
+            "Admitted 2021-03-14T08:30:00 to ICU.",
+            "2021-03-14T08:30:00",
+        ),
+        ("Surgery on March 5th, 2021 went well.", "March 5th, 2021"),
+        ("Seen Jan 9th '23 in clinic.", "Jan 9th '23"),
+        ("Discharged in May 2021.", "May 2021"),
+        ("Visit on 3/14 was cancelled.", "3/14"),
+        (
+            "Ingreso el 5 de marzo de 2019 en planta.",
+            "5 de marzo de 2019",
+        ),
+        ("Aufnahme am 19.3. und Entlassung am 7.5.2029.", "7.5.2029"),
+        ("Aufnahme am 19.3. und Entlassung.", "19.3."),
+        ("Seen on the 5th of March by the team.", "5th of March"),
+    ] {
+        assert!(covers(text, date, None), "{text}: {:?}", found(text, None));
+    }
+}
+
+#[test]
+fn numbers_that_are_not_dates_stay() {
+    for (text, keep) in [
+        ("Pain 5/10 on the scale.", "5/10"),
+        ("BP 120/80 mmHg at rest.", "120/80"),
+        ("Hb 13.7 g/dl, plaquetas 150.000/mm3.", "150.000"),
+        ("Take 1/2 tablet twice daily.", "1/2"),
+        ("Dose of 2000 mg daily.", "2000"),
+    ] {
+        assert!(
+            untouched(text, keep, None),
+            "{text}: {:?}",
+            found(text, None)
+        );
+    }
+}
+
+#[test]
+fn ages_over_89_but_not_younger() {
+    assert!(covers("A 92 yo woman with CHF.", "92", None));
+    assert!(covers("A ninety-one-year-old man.", "ninety-one", None));
+    assert!(covers(
+        "Paciente de 91 años con disnea.",
+        "91 años",
+        Some(Lang::Es)
+    ));
+    assert!(untouched("A 34-year-old woman with CHF.", "34", None));
+    assert!(untouched("A 70 yo man.", "70", None));
+    // Spanish "y" is "and", not "years"
+    assert!(untouched(
+        "cocientes de 1,04, 0,92 y 0,13",
+        "92",
+        Some(Lang::Es)
+    ));
+}
+
+#[test]
+fn contact_details() {
+    let text = "Call (555) 678-1234 or +46 (0)8 928 571 38, mail jane.doe@example.com, \
+                see https://www.example.org/path or host 192.168.1.1 and fe80::1ff:fe23:4567:890a.";
+    let f = found(text, None);
+    assert!(
+        f.contains(&(Category::Phone, "(555) 678-1234".into())),
+        "{f:?}"
+    );
+    assert!(covers(text, "46 (0)8 928 571 38", None), "{f:?}");
+    assert!(
+        f.contains(&(Category::Email, "jane.doe@example.com".into())),
+        "{f:?}"
+    );
+    assert!(
+        f.contains(&(Category::Url, "https://www.example.org/path".into())),
+        "{f:?}"
+    );
+    assert!(f.contains(&(Category::Ip, "192.168.1.1".into())), "{f:?}");
+    assert!(covers(text, "fe80::1ff:fe23:4567:890a", None), "{f:?}");
+    // not an IP: octets above 255
+    assert!(untouched(
+        "version 300.1.2.999 released",
+        "300.1.2.999",
+        None
+    ));
+}
+
+#[test]
+fn identifiers_with_context() {
+    let f = found(
+        "SSN 123-45-6789, MRN: RV123456, Insurance ID: HMO-67890, acct 9876543210.",
+        None,
+    );
+    assert!(f.contains(&(Category::Ssn, "123-45-6789".into())), "{f:?}");
+    assert!(
+        f.iter()
+            .any(|(c, t)| *c == Category::Mrn && t.contains("RV123456")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, t)| *c == Category::HealthPlan && t.contains("HMO-67890")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, t)| *c == Category::Account && t == "9876543210"),
+        "{f:?}"
+    );
+    assert!(covers("NHC: 368503.", "368503", Some(Lang::Es)));
+    assert!(covers("MRN 12345 on file", "12345", None));
+    // short numbers without context stay; medical codes stay
+    assert!(untouched("Given 3 doses of 40 units.", "40", None));
+    assert!(untouched(
+        "COVID-19 and IL-6 levels, ICD-10 code.",
+        "COVID",
+        None
+    ));
+}
+
+#[test]
+fn names_with_titles_initials_and_dictionaries() {
+    let text = "Seen by Dr. Clara Bennett, then referred to John S. and Robert Smith.";
+    assert!(
+        covers(text, "Dr. Clara Bennett", None),
+        "{:?}",
+        found(text, None)
+    );
+    assert!(covers(text, "John S.", None), "{:?}", found(text, None));
+    assert!(
+        covers(text, "Robert Smith", None),
+        "{:?}",
+        found(text, None)
+    );
+    // honorifics mark a name but are not part of the span
+    let text = "Mr. James Miller came in.";
+    assert!(covers(text, "James Miller", None));
+    assert!(untouched(text, "Mr", None), "{:?}", found(text, None));
+}
+
+#[test]
+fn accented_and_foreign_names() {
+    let text = "Nombre: Ernesto. Apellidos: Rivera Bueno. Médico: Ignacio Navarro Cuéllar.";
+    assert!(
+        covers(text, "Ignacio Navarro Cuéllar", Some(Lang::Es)),
+        "{:?}",
+        found(text, Some(Lang::Es))
+    );
+    let text = "Wir berichten über Ihre Patientin Beate Albers, die sich bei uns befand. Frau Albers ist stabil.";
+    let f = found(text, Some(Lang::De));
+    assert_eq!(
+        f.iter().filter(|(c, _)| *c == Category::Name).count(),
+        2,
+        "{f:?}"
+    );
+}
+
+#[test]
+fn medical_terms_are_not_names() {
+    for (text, keep) in [
+        ("History of Parkinson's disease and COPD, HTN.", "Parkinson"),
+        ("Positive Babinski sign on the left.", "Babinski"),
+        ("Enfermedad de Crohn en remisión.", "Crohn"),
+        ("Pt w/ HTN & COPD on metformin.", "COPD"),
+    ] {
+        assert!(
+            untouched(text, keep, None),
+            "{text}: {:?}",
+            found(text, None)
+        );
+    }
+}
+
+#[test]
+fn places_and_addresses() {
+    let text =
+        "Lives at 2450 Crown St, Sacramento, CA 95814 and was treated at UCLA Medical Center.";
+    let f = found(text, None);
+    assert!(covers(text, "2450 Crown St", None), "{f:?}");
+    assert!(covers(text, "Sacramento", None), "{f:?}");
+    assert!(covers(text, "CA", None), "{f:?}");
+    assert!(covers(text, "95814", None), "{f:?}");
+    assert!(covers(text, "UCLA Medical Center", None), "{f:?}");
+    assert!(covers(
+        "Domicilio: Calle Miguel Benitez 90. CP: 28016.",
+        "Calle Miguel Benitez 90",
+        Some(Lang::Es)
+    ));
+    assert!(covers(
+        "Wohnhaft Kantstraße 21 in Berlin.",
+        "Kantstraße 21",
+        Some(Lang::De)
+    ));
+    assert!(covers(
+        "Send to P.O. Box 149, Apt. 485.",
+        "P.O. Box 149",
+        None
+    ));
+}
+
+#[test]
+fn unicode_offsets_stay_on_char_boundaries() {
+    let text = "Paciente Sánchez Müller (東京) nació el 03/03/1946 en Málaga, tel 93 416 97 00 😀.";
+    let spans = detector().detect_lang(text, Some(Lang::Es));
+    assert!(!spans.is_empty());
+    let idx = CharIndex::new(text);
+    for s in &spans {
+        assert!(
+            text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
+            "{s:?}"
+        );
+        let (a, b) = (idx.char_offset(s.start), idx.char_offset(s.end));
+        let by_chars: String = text.chars().skip(a).take(b - a).collect();
+        assert_eq!(by_chars, &text[s.start..s.end]);
+    }
+}
+
+#[test]
+fn spans_are_sorted_and_disjoint_on_any_input() {
+    let inputs = [
+        "",
+        "   ",
+        "(((((((",
+        "1/2/3/4/5/6/7/8/9",
+        "Dr. Dr. Dr.",
+        "+++(((0)))---",
+        "a@b@c.d@e",
+        "ÄÖÜ äöü ß ẞ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u{301}\u{301}",
+        "123 456 789 012 345 678 901 234 567 890",
+    ];
+    for text in inputs {
+        let spans: Vec<Span> = detector().detect(text);
+        for w in spans.windows(2) {
+            assert!(w[0].end <= w[1].start, "{text:?}: {spans:?}");
+        }
+        for s in &spans {
+            assert!(s.start < s.end && s.end <= text.len());
+            assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+        }
+    }
+}
+
+#[test]
+fn redaction_tags_are_not_phi() {
+    let text = "[NAME] was seen at [LOCATION] on [DATE]; MRN [MRN].";
+    assert!(
+        detector().detect(text).is_empty(),
+        "{:?}",
+        found(text, None)
+    );
+}
+
+#[test]
+fn language_is_guessed_per_document() {
+    let d = detector();
+    assert_eq!(
+        d.guess_language("The patient was seen with the family."),
+        Lang::En
+    );
+    assert_eq!(
+        d.guess_language("El paciente de 70 años presenta una lesión en la mano."),
+        Lang::Es
+    );
+    assert_eq!(
+        d.guess_language("Wir berichten über die Patientin, die bei uns war und ist."),
+        Lang::De
+    );
+}
+
+#[test]
+fn span_debug_never_prints_text() {
+    let text = "John Smith";
+    for s in detector().detect(text) {
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("John") && !dbg.contains("Smith"), "{dbg}");
+    }
+}
