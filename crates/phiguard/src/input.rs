@@ -188,8 +188,13 @@ fn parse_line(raw: &[u8], text_field: &str) -> std::result::Result<Option<Parsed
     if line.is_empty() {
         return Ok(None);
     }
-    let value: serde_json::Value = serde_json::from_str(line)
-        .map_err(|e| format!("invalid JSON at column {} ({})", e.column(), e.classify_name()))?;
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        format!(
+            "invalid JSON at column {} ({})",
+            e.column(),
+            e.classify_name()
+        )
+    })?;
     let serde_json::Value::Object(map) = value else {
         return Err("expected a JSON object".to_string());
     };
