@@ -845,7 +845,7 @@ pub const EPONYM_PREFIXES: &[&str] = &[
 /// Connector words allowed inside a multi-word name or place.
 pub const NAME_CONNECTORS: &[&str] = &[
     "de", "del", "la", "las", "los", "van", "von", "der", "den", "da", "das", "dos", "di", "du",
-    "le", "y", "i", "zu", "ten", "ter", "st", "san", "santa", "bin", "ibn", "al", "el", "mc",
+    "le", "zu", "ten", "ter", "st", "san", "santa", "bin", "ibn", "al", "el", "mc",
 ];
 
 /// Prepositions that introduce a place.

@@ -23,6 +23,12 @@ const NOT_NAME: u64 = dict::MONTH
 
 /// Strength of token `i` as part of a personal name: 0 not a part, 1 weak, 2 strong.
 fn name_strength(doc: &Doc, i: usize) -> u8 {
+    name_strength_in(doc, i, doc.lang != Lang::De)
+}
+
+/// `unknown_ok`: whether a capitalised word found in no dictionary may be a name part (not in
+/// German without a title, where every noun is capitalised).
+fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
     let t = doc.toks[i];
     if t.kind != Kind::Word || !t.cap {
         return 0;
@@ -55,7 +61,7 @@ fn name_strength(doc: &Doc, i: usize) -> u8 {
         if common { 1 } else { 2 }
     } else if common || f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
         0
-    } else if t.len() >= 2 {
+    } else if t.len() >= 2 && unknown_ok {
         1 // unknown capitalised word
     } else {
         0
@@ -70,7 +76,29 @@ fn is_initial(doc: &Doc, i: usize) -> bool {
 }
 
 fn is_title(doc: &Doc, i: usize) -> bool {
-    i < doc.toks.len() && doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En)
+    if !(i < doc.toks.len() && doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En))
+    {
+        return false;
+    }
+    // "med.", "Dipl.", "Doz." only continue a title: "Dr. med.", "Priv.-Doz."
+    let w = doc.s(i);
+    if ["med", "dipl", "doz", "priv"]
+        .iter()
+        .any(|c| w.eq_ignore_ascii_case(c))
+    {
+        let mut p = i;
+        while p >= 1
+            && doc.toks[p - 1].kind == Kind::Punct
+            && matches!(doc.toks[p - 1].ch, '.' | '-')
+        {
+            p -= 1;
+        }
+        return p >= 1
+            && p < i + 1
+            && doc.has(p - 1, dict::TITLE)
+            && !doc.s(p - 1).eq_ignore_ascii_case("med");
+    }
+    true
 }
 
 /// Personal names: titles, dictionaries, initials, context words, then every other mention of
@@ -118,7 +146,7 @@ pub fn names(doc: &mut Doc) {
             if doc.claimed[j] {
                 break;
             }
-            let s = name_strength(doc, j);
+            let s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
             if s > 0 {
                 if doc.has(j, dict::FIRST | dict::LAST) && !doc.toks[j].upper {
                     dict_parts += 1;
@@ -149,7 +177,9 @@ pub fn names(doc: &mut Doc) {
             if is_initial(doc, j)
                 && (parts > 0
                     || titled
-                    || j + 1 < n && (doc.is_punct(j + 1, '.') || name_strength(doc, j + 1) > 0))
+                    || j + 1 < n
+                        && (doc.is_punct(j + 1, '.')
+                            || name_strength_in(doc, j + 1, titled || doc.lang != Lang::De) > 0))
             {
                 parts += 1;
                 strength += 1;
@@ -165,7 +195,7 @@ pub fn names(doc: &mut Doc) {
                 && doc.has(j, dict::CONNECTOR)
                 && !doc.toks[j].cap
                 && j + 1 < n
-                && name_strength(doc, j + 1) > 0
+                && name_strength_in(doc, j + 1, titled || doc.lang != Lang::De) > 0
             {
                 j += 1;
                 continue;
@@ -197,6 +227,10 @@ pub fn names(doc: &mut Doc) {
                     && dict_parts >= 1
                     && strength >= 2
                     && !starts_sentence(doc, start)
+                || word_parts >= 2
+                    && parts == word_parts as u32
+                    && doc.lang == Lang::En
+                    && end - start + 1 == word_parts
                 || strong_first && word_parts == 1 && parts == 1);
         if accept && word_parts >= 1 {
             let mut e = end;
@@ -236,7 +270,49 @@ pub fn names(doc: &mut Doc) {
         }
     }
     last_comma_first(doc);
+    coordinated_names(doc);
     propagate_names(doc);
+}
+
+/// Names listed with a found name: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
+fn coordinated_names(doc: &mut Doc) {
+    let n = doc.toks.len();
+    for _ in 0..3 {
+        let mut added = false;
+        let names: Vec<(usize, usize)> = doc
+            .spans
+            .iter()
+            .filter(|s| s.category == Category::Name)
+            .map(|s| (doc.tok_at(s.start), doc.tok_end(s.end)))
+            .collect();
+        for (a, b) in names {
+            // right: ", X" / "and X"
+            if b + 1 < n && is_list_joint(doc, b) && !doc.toks[b + 1].newline_before {
+                let k = b + 1;
+                if !doc.claimed[k] && name_strength(doc, k) > 0 {
+                    doc.push_toks(k, k, Category::Name, 0.6, "name.list");
+                    added = true;
+                }
+            }
+            // left: "X, " / "X and "
+            if a >= 2 && is_list_joint(doc, a - 1) && !doc.toks[a - 1].newline_before {
+                let k = a - 2;
+                if !doc.claimed[k] && name_strength(doc, k) > 0 && !doc.toks[k + 1].newline_before {
+                    doc.push_toks(k, k, Category::Name, 0.6, "name.list");
+                    added = true;
+                }
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+}
+
+fn is_list_joint(doc: &Doc, j: usize) -> bool {
+    doc.is_punct(j, ',')
+        || doc.is_punct(j, '&')
+        || matches!(doc.s(j), "and" | "y" | "und" | "or" | "o" | "oder" | "e")
 }
 
 /// "SCHULZE, Bernwart" and "Clausthal, Marie": a surname, a comma and a given name.
@@ -277,7 +353,7 @@ fn name_context(doc: &Doc, i: usize) -> bool {
         j -= 1;
         let t = doc.toks[j];
         if t.kind == Kind::Punct {
-            if matches!(t.ch, ':' | ',' | '.') {
+            if matches!(t.ch, ':' | ',' | '.' | '?') {
                 if doc.toks[j + 1].newline_before {
                     return false;
                 }
@@ -319,7 +395,7 @@ fn propagate_names(doc: &mut Doc) {
     let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     let text = doc.text;
     for sp in &doc.spans {
-        if sp.category != Category::Name {
+        if sp.category != Category::Name || sp.confidence < 0.75 {
             continue;
         }
         let a = doc.tok_at(sp.start);
@@ -581,6 +657,7 @@ pub fn places(doc: &mut Doc) {
         let common = doc.common(i) || f & dict::FUNCTION != 0;
         let trusted = !common
             || prep
+            || f & (dict::COUNTRY | dict::STATE) != 0 && t.cap && f & dict::FUNCTION == 0
             || doc.lang != Lang::De
                 && t.cap
                 && !starts_sentence(doc, i)
@@ -726,6 +803,7 @@ pub fn addresses(doc: &mut Doc) {
             let mut k = i + 1;
             let mut words = 0;
             let mut found = None;
+            let mut odd = false; // a word that makes the European order unlikely
             while k < n && words < 5 && !doc.toks[k].newline_before {
                 let tk = doc.toks[k];
                 if tk.kind == Kind::Word && (tk.cap || tk.upper) {
@@ -734,7 +812,24 @@ pub fn addresses(doc: &mut Doc) {
                         found = Some(k);
                         break;
                     }
+                    odd |= doc.common(k) && !doc.has(k, dict::STREET_SUFFIX | dict::STREET_PREFIX)
+                        || doc.has(k, dict::FUNCTION | dict::UNIT | dict::MONTH)
+                        || tk.upper;
                     k += 1;
+                } else if tk.kind == Kind::Word
+                    && words >= 1
+                    && (doc.has(k, dict::STREET_SUFFIX | dict::CONNECTOR)
+                        || tk.len() <= 4 && doc.is_punct(k + 1, '.'))
+                {
+                    // "Stensås terrasse 38", "Rua do Arenque 1634", "Piroska u. 97"
+                    if doc.has(k, dict::STREET_SUFFIX) && !doc.is_punct(k + 1, '.') {
+                        found = Some(k);
+                        break;
+                    }
+                    k += 1;
+                    if doc.is_punct(k, '.') {
+                        k += 1;
+                    }
                 } else if tk.kind == Kind::Num && words == 0 && tk.len() <= 6 {
                     k += 1;
                 } else {
@@ -748,12 +843,7 @@ pub fn addresses(doc: &mut Doc) {
                 && doc.toks[k].kind == Kind::Num
                 && doc.toks[k].len() <= 4
                 && !doc.toks[k].newline_before
-                && (i + 1..k).all(|x| {
-                    doc.toks[x].kind == Kind::Num
-                        || !doc.common(x)
-                            && !doc.has(x, dict::FUNCTION | dict::UNIT | dict::MONTH)
-                            && !doc.toks[x].upper
-                })
+                && !odd
             {
                 found = Some(k);
             }
@@ -779,7 +869,8 @@ pub fn addresses(doc: &mut Doc) {
             && !doc.claimed[i]
             && (t.cap
                 || doc.f(i) & (dict::STREET_PREFIX | dict::ADDRESS_UNIT | dict::STREET_SUFFIX)
-                    != 0);
+                    != 0
+                || doc.s(i) == "corner");
         if street_word {
             let lead = if i >= 1
                 && doc.toks[i - 1].kind == Kind::Num
@@ -919,6 +1010,46 @@ pub fn addresses(doc: &mut Doc) {
                     continue;
                 }
             }
+            // "the corner of Csabai kapu 39 and Mathias Pass"
+            if w == "corner" && i + 2 < n && doc.s(i + 1) == "of" {
+                let a = if i >= 1 && doc.s(i - 1).eq_ignore_ascii_case("the") {
+                    i - 1
+                } else {
+                    i
+                };
+                let mut b = i + 1;
+                let mut k = i + 2;
+                let mut seen_and = false;
+                while k < n && !doc.toks[k].newline_before {
+                    let tk = doc.toks[k];
+                    let ok = tk.has_digit()
+                        || tk.kind == Kind::Word
+                            && (tk.cap
+                                || doc.has(k, dict::STREET_SUFFIX | dict::CONNECTOR)
+                                || !doc.common(k))
+                        || doc.is_punct(k, '.')
+                            && k + 1 < n
+                            && !doc.toks[k + 1].newline_before
+                            && doc.toks[k + 1].kind != Kind::Punct;
+                    if !ok {
+                        break;
+                    }
+                    if doc.s(k) == "and" {
+                        if seen_and {
+                            break;
+                        }
+                        seen_and = true;
+                    } else if tk.kind != Kind::Punct {
+                        b = k;
+                    }
+                    k += 1;
+                }
+                if b > i + 2 && !doc.any_claimed(i + 2, b) {
+                    doc.push_toks(a, b, Category::Location, 0.8, "address.corner");
+                    i = b + 1;
+                    continue;
+                }
+            }
             // unit designators: "Apt. 864", "Suite 501"
             if doc.has(i, dict::ADDRESS_UNIT)
                 && (t.cap)
@@ -968,6 +1099,7 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
             Kind::Punct => matches!(t.ch, ',' | '.' | '-' | '#' | 'º' | 'ª'),
             Kind::Num => t.len() <= 6,
             Kind::Alnum => t.len() <= 8,
+            Kind::Word if t.upper && t.len() <= 3 => true,
             Kind::Word => {
                 f & (dict::ID_CTX | dict::FUNCTION | dict::NAME_CTX) == 0
                     && ((t.cap || t.upper)
