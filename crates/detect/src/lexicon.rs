@@ -225,6 +225,16 @@ pub const ID_CONTEXT: &[(&str, crate::Category)] = {
         ("fall", OtherId),
         ("aufnahmenummer", OtherId),
         ("pat", OtherId),
+        ("station", OtherId),
+        ("zimmer", OtherId),
+        ("bett", OtherId),
+        ("room", OtherId),
+        ("habitación", OtherId),
+        ("habitacion", OtherId),
+        ("cama", OtherId),
+        ("intensivstation", OtherId),
+        ("ward", OtherId),
+        ("bed", OtherId),
         ("patientennummer", OtherId),
         ("episode", OtherId),
         ("encounter", OtherId),
@@ -616,7 +626,7 @@ pub const MONTHS: &[(&str, u8)] = &[
 /// Month words that are also ordinary words, which need a number next to them.
 pub const AMBIGUOUS_MONTHS: &[&str] = &[
     "may", "mar", "jun", "jan", "set", "ago", "mai", "mayo", "march", "dec", "oct", "sep", "ene",
-    "dic", "abr", "jul", "aug", "nov", "dez", "okt", "juli", "juni",
+    "dic", "abr", "jul", "aug", "nov", "dez", "okt",
 ];
 
 /// Weekday names in en/es/de.
@@ -845,7 +855,7 @@ pub const EPONYM_PREFIXES: &[&str] = &[
 /// Connector words allowed inside a multi-word name or place.
 pub const NAME_CONNECTORS: &[&str] = &[
     "de", "del", "la", "las", "los", "van", "von", "der", "den", "da", "das", "dos", "di", "du",
-    "le", "zu", "ten", "ter", "st", "san", "santa", "bin", "ibn", "al", "el", "mc",
+    "le", "zu", "zur", "zum", "ten", "ter", "st", "san", "santa", "bin", "ibn", "al", "el", "mc",
 ];
 
 /// Prepositions that introduce a place.

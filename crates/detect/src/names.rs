@@ -38,7 +38,7 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
         return 0;
     }
     let is_name = f & (dict::FIRST | dict::LAST) != 0;
-    if t.upper && (t.len() <= 3 || !is_name) {
+    if t.upper && (t.len() <= 3 || !is_name && !(unknown_ok && doc.lang == Lang::De)) {
         return 0; // acronyms
     }
     if f & NOT_NAME != 0
@@ -59,6 +59,8 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
     }
     if is_name {
         if common { 1 } else { 2 }
+    } else if f & dict::MEDICAL != 0 && f & doc.common_mask == 0 {
+        1 // eponyms are surnames too ("Amanda Alzheimer"); the eponym rules decide
     } else if common || f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
         0
     } else if t.len() >= 2 && unknown_ok {
@@ -146,7 +148,17 @@ pub fn names(doc: &mut Doc) {
             if doc.claimed[j] {
                 break;
             }
-            let s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
+            let mut s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
+            if s == 0
+                && strong_first
+                && last == Some(j.saturating_sub(1))
+                && doc.toks[j].kind == Kind::Word
+                && doc.toks[j].cap
+                && doc.toks[j].len() >= 3
+                && doc.f(j) & (dict::FUNCTION | NOT_NAME | dict::MEDICAL) == 0
+            {
+                s = 1; // "Christian Schwach", "Iris Klumpfuß"
+            }
             if s > 0 {
                 if doc.has(j, dict::FIRST | dict::LAST) && !doc.toks[j].upper {
                     dict_parts += 1;
@@ -191,7 +203,7 @@ pub fn names(doc: &mut Doc) {
                 }
                 continue;
             }
-            if parts > 0
+            if (parts > 0 || titled)
                 && doc.has(j, dict::CONNECTOR)
                 && !doc.toks[j].cap
                 && j + 1 < n
@@ -232,7 +244,7 @@ pub fn names(doc: &mut Doc) {
                     && doc.lang == Lang::En
                     && end - start + 1 == word_parts
                 || strong_first && word_parts == 1 && parts == 1);
-        if accept && word_parts >= 1 {
+        if accept && (word_parts >= 1 || titled && parts >= 1 && doc.is_punct(end, '.')) {
             let mut e = end;
             // trailing degrees: "MD", ", MD"
             if e + 1 < n && doc.has(e + 1, dict::NAME_SUFFIX) && doc.toks[e + 1].upper {
@@ -731,6 +743,41 @@ pub fn places(doc: &mut Doc) {
 /// "Sacramento, CA 95814": state codes and postal codes next to a place.
 fn state_codes_and_postcodes(doc: &mut Doc) {
     let n = doc.toks.len();
+    // a line that starts with a postcode and goes on with a place: "47809 Krefeld",
+    // "A-2236 Opfing", "20223 Klein Haasbeck"
+    for i in 0..n {
+        let line_start = i == 0 || doc.toks[i].newline_before;
+        if !line_start || doc.lang == Lang::En {
+            continue;
+        }
+        let mut k = i;
+        if doc.toks[k].kind == Kind::Word && doc.toks[k].len() <= 2 && doc.toks[k].upper && doc.is_punct(k + 1, '-') {
+            k += 2;
+        } else if doc.toks[k].kind == Kind::Word && doc.toks[k].len() == 1 && doc.toks[k].cap && doc.is_punct(k + 1, '-') {
+            k += 2;
+        }
+        if k >= n || doc.toks[k].kind != Kind::Num || !(4..=5).contains(&doc.toks[k].len()) {
+            continue;
+        }
+        let mut b = k;
+        let mut m = k + 1;
+        while m < n && !doc.toks[m].newline_before && doc.toks[m].kind == Kind::Word && doc.toks[m].cap && !doc.has(m, dict::FUNCTION | dict::ID_CTX) {
+            b = m;
+            m += 1;
+        }
+        if b > k && (m >= n || doc.toks[m].newline_before || doc.is_punct(m, ',')) && !doc.any_claimed(k + 1, b) {
+            doc.push_toks(i, b, Category::Location, 0.75, "location.postcode_city");
+        }
+    }
+    // "Neustadt, am 12.3.2023" / "München, den 3. Mai": the place of a letter's date line
+    for i in 0..n.saturating_sub(3) {
+        if doc.claimed[i] || doc.toks[i].kind != Kind::Word || !doc.toks[i].cap || doc.lang != Lang::De {
+            continue;
+        }
+        if doc.is_punct(i + 1, ',') && matches!(doc.s(i + 2), "am" | "den") && doc.claimed[i + 3] && (i == 0 || doc.toks[i].newline_before) {
+            doc.push_toks(i, i, Category::Location, 0.7, "location.letter_date");
+        }
+    }
     for i in 0..n {
         if doc.claimed[i] {
             continue;
@@ -936,12 +983,27 @@ pub fn addresses(doc: &mut Doc) {
                 if doc.is_punct(k, '.') {
                     k += 1;
                 }
-                if k < n
-                    && doc.toks[k].kind == Kind::Num
-                    && doc.toks[k].len() <= 4
-                    && !doc.toks[k].newline_before
-                {
+                let house_number = k < n
+                    && (doc.toks[k].kind == Kind::Num && doc.toks[k].len() <= 4
+                        || doc.toks[k].kind == Kind::Alnum
+                            && doc.toks[k].len() <= 5
+                            && doc.s(k).starts_with(|c: char| c.is_ascii_digit()));
+                if house_number && !doc.toks[k].newline_before {
                     let b = extend_block(doc, extend_address(doc, k));
+                    // "Innsbrucker Landstraße 22a": an adjective of place before the street
+                    let lead = if lead == i
+                        && i >= 1
+                        && doc.toks[i - 1].cap
+                        && doc.toks[i - 1].kind == Kind::Word
+                        && !doc.toks[i].newline_before
+                        && !doc.claimed[i - 1]
+                        && !doc.common(i - 1)
+                        && !doc.has(i - 1, dict::FUNCTION | dict::TITLE | dict::NAME_CTX)
+                    {
+                        i - 1
+                    } else {
+                        lead
+                    };
                     doc.push_toks(lead, b, Category::Location, 0.8, "address.street");
                     i = b + 1;
                     continue;

@@ -240,8 +240,10 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         ([a, b], _) => {
             // "19.3." (de/es) or "3/14" (en): both parts small; reject ratios, scores and BP.
             // "03/33": month and two-digit year.
-            let small =
-                parts[0].len() <= 2 && parts[1].len() <= 2 && parts[0].len() + parts[1].len() >= 3;
+            // single digits only in the dotted form ("2.3."), never "1/2"
+            let small = parts[0].len() <= 2
+                && parts[1].len() <= 2
+                && (parts[0].len() + parts[1].len() >= 3 || d.ends_with('.'));
             let dm = small
                 && ((1..=31).contains(a) && (1..=12).contains(b)
                     || (1..=12).contains(a) && (1..=31).contains(b));
@@ -564,7 +566,7 @@ pub fn alnum_ids(doc: &mut Doc) {
                 // extend an existing numeric span over the letter parts
                 doc.push_toks(a, j, Category::OtherId, 0.6, "id.alnum");
             }
-        } else if digits >= 2
+        } else if digits >= 1
             && has_alnum
             && !doc.any_claimed(i, j)
             && let Some(cat) = id_context(doc, i, 2)
