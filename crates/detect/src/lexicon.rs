@@ -381,11 +381,6 @@ pub const FACILITY_WORDS: &[&str] = &[
     "care",
     "system",
     "network",
-    "langone",
-    "kaiser",
-    "permanente",
-    "mayo",
-    "hopkins",
     // es
     "hospitalario",
     "clínica",

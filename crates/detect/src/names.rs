@@ -454,6 +454,7 @@ fn place_part(doc: &Doc, i: usize) -> bool {
 /// Facilities: a capitalised sequence holding a facility word ("UCLA Medical Center",
 /// "Hospital Universitario de Getafe", "Diakonissenkrankenhaus Berlin").
 pub fn facilities(doc: &mut Doc) {
+    saints(doc);
     let n = doc.toks.len();
     let mut buf = String::new();
     let mut i = 0;
@@ -472,14 +473,27 @@ pub fn facilities(doc: &mut Doc) {
             i += 1;
             continue;
         }
-        // extend left over capitalised words, "St.", "'s", "&"
+        // extend left over capitalised words, "St.", "'s", "&", "of", "and"
         let mut a = i;
+        let mut merged = false;
         loop {
             if a == 0 || doc.toks[a].newline_before {
                 break;
             }
             let p = a - 1;
             if doc.claimed[p] {
+                // "St. Luke's" + "Hospital"
+                if in_location(doc, p) && !doc.is_punct(p, ',') {
+                    let (ps, pe) = (doc.toks[p].start as usize, doc.toks[p].end as usize);
+                    let start = doc
+                        .spans
+                        .iter()
+                        .rev()
+                        .find(|sp| sp.start <= ps && sp.end >= pe)
+                        .map_or(ps, |sp| sp.start);
+                    merged = true;
+                    a = doc.tok_at(start);
+                }
                 break;
             }
             if place_part(doc, p)
@@ -488,20 +502,28 @@ pub fn facilities(doc: &mut Doc) {
                     || doc.has(p, dict::FACILITY)
                     || doc.toks[p].upper
                     || !starts_sentence(doc, p) && doc.lang != Lang::De)
+                || doc.has(p, dict::FACILITY) && !doc.toks[p].cap && !doc.has(p, dict::FUNCTION)
             {
                 a = p;
                 continue;
             }
             if (doc.is_punct(p, '&')
-                || doc.is_punct(p, '\'')
-                || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3)
+                || is_apostrophe(doc, p)
+                || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3
+                || is_fac_connector(doc, p))
                 && p >= 1
                 && place_part(doc, p - 1)
+                && !doc.claimed[p - 1]
             {
                 a = p - 1;
                 continue;
             }
-            if doc.s(p) == "s" && p >= 2 && doc.is_punct(p - 1, '\'') && place_part(doc, p - 2) {
+            if doc.s(p) == "s"
+                && p >= 2
+                && is_apostrophe(doc, p - 1)
+                && place_part(doc, p - 2)
+                && !doc.claimed[p - 2]
+            {
                 a = p - 2;
                 continue;
             }
@@ -516,17 +538,24 @@ pub fn facilities(doc: &mut Doc) {
                 k += 1;
                 continue;
             }
-            if doc.has(k, dict::CONNECTOR)
+            if (doc.has(k, dict::CONNECTOR) || is_fac_connector(doc, k))
                 && k + 1 < n
                 && place_part(doc, k + 1)
                 && !doc.toks[k + 1].newline_before
+                && !doc.claimed[k + 1]
             {
                 k += 1;
                 continue;
             }
-            if (doc.is_punct(k, '\'') && k + 1 < n && doc.s(k + 1) == "s") && k + 2 < n {
+            if is_apostrophe(doc, k) && k + 2 < n && doc.s(k + 1) == "s" {
                 b = k + 1;
                 k += 2;
+                continue;
+            }
+            if doc.is_punct(k, '.') && doc.has(b, dict::FACILITY) && doc.toks[b].len() <= 4 {
+                // "Hosp.", "Med."
+                b = k;
+                k += 1;
                 continue;
             }
             if doc.is_punct(k, '&') && k + 1 < n && place_part(doc, k + 1) {
@@ -535,16 +564,37 @@ pub fn facilities(doc: &mut Doc) {
             }
             break;
         }
-        // lower-case "clinic" after a place: "Houston clinic"
-        let specific = (a..=b).any(|x| {
-            doc.toks[x].kind == Kind::Word
-                && !doc.has(x, dict::FACILITY)
-                && !doc.common(x)
-                && doc.toks[x].len() > 1
-        }) || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
-            || (a..=b).any(|x| doc.has(x, dict::CITY | dict::STATE | dict::FIRST | dict::LAST));
+        let specific = merged
+            || (a..=b).any(|x| {
+                doc.toks[x].kind == Kind::Word
+                    && !doc.has(x, dict::FACILITY)
+                    && !doc.common(x)
+                    && doc.toks[x].len() > 1
+            })
+            || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
+            || (a..=b).any(|x| doc.has(x, dict::CITY | dict::STATE | dict::FIRST | dict::LAST))
+            || b > a && doc.toks[a].cap && !starts_sentence(doc, a);
         let compound = a == b && doc.toks[a].len() > 8 && !doc.has(a, dict::FACILITY);
         if specific && (b > a || compound) && !(a == b && doc.common(a)) {
+            // "UCSF Hospital in San Francisco"
+            if b + 2 < n
+                && doc.s(b + 1) == "in"
+                && !doc.toks[b + 2].newline_before
+                && doc.toks[b + 2].cap
+                && doc.has(b + 2, dict::CITY | dict::STATE | dict::PHRASE_START)
+                && !doc.claimed[b + 2]
+            {
+                b += 2;
+                while b + 1 < n
+                    && doc.toks[b + 1].cap
+                    && doc.toks[b + 1].kind == Kind::Word
+                    && !doc.toks[b + 1].newline_before
+                    && !doc.claimed[b + 1]
+                    && doc.has(b + 1, dict::CITY | dict::STATE | dict::LAST | dict::FIRST)
+                {
+                    b += 1;
+                }
+            }
             doc.push_toks(a, b, Category::Location, 0.8, "location.facility");
             i = b + 1;
         } else {
@@ -553,8 +603,99 @@ pub fn facilities(doc: &mut Doc) {
     }
 }
 
+fn is_apostrophe(doc: &Doc, i: usize) -> bool {
+    doc.is_punct(i, '\'') || doc.is_punct(i, '\u{2019}')
+}
+
+fn is_fac_connector(doc: &Doc, i: usize) -> bool {
+    i < doc.toks.len()
+        && !doc.toks[i].cap
+        && matches!(
+            doc.s(i),
+            "of" | "and"
+                | "for"
+                | "für"
+                | "de"
+                | "del"
+                | "la"
+                | "los"
+                | "las"
+                | "der"
+                | "des"
+                | "am"
+                | "an"
+                | "im"
+                | "di"
+                | "du"
+                | "da"
+                | "do"
+                | "dos"
+                | "das"
+                | "zu"
+                | "zum"
+                | "zur"
+                | "on"
+        )
+}
+
+/// "St. Vincent's", "Mt. Sinai", "Saint Mary's": saints and mountains name hospitals and places.
+fn saints(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut i = 0;
+    while i + 1 < n {
+        if doc.claimed[i]
+            || !matches!(
+                doc.s(i),
+                "St" | "Mt" | "Saint" | "Mount" | "Sankt" | "Ste" | "San" | "Santa" | "Sta"
+            )
+        {
+            i += 1;
+            continue;
+        }
+        let mut k = i + 1;
+        if doc.is_punct(k, '.') {
+            k += 1;
+        }
+        if k >= n
+            || doc.claimed[k]
+            || !doc.toks[k].cap
+            || doc.toks[k].kind != Kind::Word
+            || doc.toks[k].newline_before
+            || doc.has(k, dict::FUNCTION)
+        {
+            i += 1;
+            continue;
+        }
+        // "2450 Crown St. Sacramento" is a street, not a saint
+        if i >= 1 && doc.toks[i - 1].kind == Kind::Word && doc.toks[i - 1].cap && doc.s(i) == "St" {
+            i += 1;
+            continue;
+        }
+        let mut b = k;
+        if b + 2 < n && is_apostrophe(doc, b + 1) && doc.s(b + 2) == "s" {
+            b += 2;
+        }
+        doc.push_toks(i, b, Category::Location, 0.7, "location.saint");
+        i = b + 1;
+    }
+}
+
 fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
     let w = dict::lower(doc.s(i), buf);
+    // "New York Presbyterian", "Chicago General", "UW Med": a place or acronym, then a tail word
+    if matches!(
+        w,
+        "presbyterian" | "general" | "memorial" | "med" | "methodist" | "baptist" | "hosp"
+    ) && doc.toks[i].cap
+        && i >= 1
+        && !doc.toks[i].newline_before
+        && doc.toks[i - 1].kind == Kind::Word
+        && (doc.toks[i - 1].upper
+            || doc.has(i - 1, dict::CITY | dict::STATE)
+            || doc.claimed[i - 1] && in_location(doc, i - 1))
+    {
+        return true;
+    }
     matches!(
         w,
         "hospital"
@@ -667,14 +808,28 @@ pub fn places(doc: &mut Doc) {
                 };
         let prep = i > 0 && doc.has(i - 1, dict::PLACE_PREP) && !doc.toks[i - 1].cap;
         let common = doc.common(i) || f & dict::FUNCTION != 0;
-        let trusted = !common
-            || prep
-            || f & (dict::COUNTRY | dict::STATE) != 0 && t.cap && f & dict::FUNCTION == 0
-            || doc.lang != Lang::De
-                && t.cap
-                && !starts_sentence(doc, i)
-                && f & (dict::FUNCTION | dict::MEDICAL) == 0;
-        if place && trusted && !doc.has(i, dict::MEDICAL) && (t.cap && !t.upper || t.len() > 3) {
+        // German capitalises every noun: a single word is a place only after a preposition,
+        // unless it is a country or region
+        let german_ok = doc.lang != Lang::De || prep || f & (dict::COUNTRY | dict::STATE) != 0;
+        let trusted = german_ok
+            && (!common
+                || prep
+                || f & (dict::COUNTRY | dict::STATE) != 0
+                    && t.cap
+                    && t.len() > 2
+                    && f & dict::FUNCTION == 0
+                || doc.lang != Lang::De
+                    && t.cap
+                    && !starts_sentence(doc, i)
+                    && f & (dict::FUNCTION | dict::MEDICAL) == 0);
+        // a two-letter state code is a place only next to one ("Sacramento, CA")
+        let code_only = t.len() <= 2 && f & (dict::CITY | dict::COUNTRY) == 0;
+        if place
+            && trusted
+            && !code_only
+            && !doc.has(i, dict::MEDICAL)
+            && (t.cap && !t.upper || t.len() > 3)
+        {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
             let rec = if f & dict::COUNTRY != 0 {
                 "location.country"
@@ -720,23 +875,6 @@ pub fn places(doc: &mut Doc) {
         }
         i += 1;
     }
-    // "St. Vincent's", "Mt. Sinai"
-    for i in 0..n.saturating_sub(2) {
-        if doc.claimed[i] || doc.claimed[i + 2] {
-            continue;
-        }
-        if matches!(doc.s(i), "St" | "Mt" | "Saint" | "Mount" | "Sankt")
-            && doc.is_punct(i + 1, '.')
-            && doc.toks[i + 2].cap
-            && doc.toks[i + 2].kind == Kind::Word
-        {
-            let mut b = i + 2;
-            if b + 2 < n && doc.is_punct(b + 1, '\'') && doc.s(b + 2) == "s" {
-                b += 2;
-            }
-            doc.push_toks(i, b, Category::Location, 0.7, "location.saint");
-        }
-    }
     state_codes_and_postcodes(doc);
 }
 
@@ -751,9 +889,17 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
             continue;
         }
         let mut k = i;
-        if doc.toks[k].kind == Kind::Word && doc.toks[k].len() <= 2 && doc.toks[k].upper && doc.is_punct(k + 1, '-') {
+        if doc.toks[k].kind == Kind::Word
+            && doc.toks[k].len() <= 2
+            && doc.toks[k].upper
+            && doc.is_punct(k + 1, '-')
+        {
             k += 2;
-        } else if doc.toks[k].kind == Kind::Word && doc.toks[k].len() == 1 && doc.toks[k].cap && doc.is_punct(k + 1, '-') {
+        } else if doc.toks[k].kind == Kind::Word
+            && doc.toks[k].len() == 1
+            && doc.toks[k].cap
+            && doc.is_punct(k + 1, '-')
+        {
             k += 2;
         }
         if k >= n || doc.toks[k].kind != Kind::Num || !(4..=5).contains(&doc.toks[k].len()) {
@@ -761,20 +907,36 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
         }
         let mut b = k;
         let mut m = k + 1;
-        while m < n && !doc.toks[m].newline_before && doc.toks[m].kind == Kind::Word && doc.toks[m].cap && !doc.has(m, dict::FUNCTION | dict::ID_CTX) {
+        while m < n
+            && !doc.toks[m].newline_before
+            && doc.toks[m].kind == Kind::Word
+            && doc.toks[m].cap
+            && !doc.has(m, dict::FUNCTION | dict::ID_CTX)
+        {
             b = m;
             m += 1;
         }
-        if b > k && (m >= n || doc.toks[m].newline_before || doc.is_punct(m, ',')) && !doc.any_claimed(k + 1, b) {
+        if b > k
+            && (m >= n || doc.toks[m].newline_before || doc.is_punct(m, ','))
+            && !doc.any_claimed(k + 1, b)
+        {
             doc.push_toks(i, b, Category::Location, 0.75, "location.postcode_city");
         }
     }
     // "Neustadt, am 12.3.2023" / "München, den 3. Mai": the place of a letter's date line
     for i in 0..n.saturating_sub(3) {
-        if doc.claimed[i] || doc.toks[i].kind != Kind::Word || !doc.toks[i].cap || doc.lang != Lang::De {
+        if doc.claimed[i]
+            || doc.toks[i].kind != Kind::Word
+            || !doc.toks[i].cap
+            || doc.lang != Lang::De
+        {
             continue;
         }
-        if doc.is_punct(i + 1, ',') && matches!(doc.s(i + 2), "am" | "den") && doc.claimed[i + 3] && (i == 0 || doc.toks[i].newline_before) {
+        if doc.is_punct(i + 1, ',')
+            && matches!(doc.s(i + 2), "am" | "den")
+            && doc.claimed[i + 3]
+            && (i == 0 || doc.toks[i].newline_before)
+        {
             doc.push_toks(i, i, Category::Location, 0.7, "location.letter_date");
         }
     }
@@ -785,8 +947,9 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
         let t = doc.toks[i];
         // state code after "City," or before a ZIP
         if t.kind == Kind::Word && t.upper && t.len() == 2 && doc.has(i, dict::STATE_CODE) {
-            let after_place =
-                i >= 2 && doc.is_punct(i - 1, ',') && doc.claimed[i - 2] && in_location(doc, i - 2);
+            let after_place = i >= 2
+                && doc.is_punct(i - 1, ',')
+                && (doc.claimed[i - 2] || doc.has(i - 2, dict::CITY));
             let before_zip =
                 i + 1 < n && doc.toks[i + 1].kind == Kind::Num && doc.toks[i + 1].len() == 5;
             if after_place || before_zip {
