@@ -39,6 +39,7 @@ pub const STOP_EN: u64 = 1 << 30;
 pub const STOP_ES: u64 = 1 << 31;
 pub const STOP_DE: u64 = 1 << 32;
 pub const STOP_ANY: u64 = STOP_EN | STOP_ES | STOP_DE;
+pub const NAME_FOLLOW: u64 = 1 << 33;
 
 pub struct Dictionaries {
     words: FxHashMap<Box<str>, u64>,
@@ -97,6 +98,7 @@ impl Dictionaries {
             (lexicon::NAME_SUFFIXES, NAME_SUFFIX),
             (lexicon::FUNCTION_WORDS, FUNCTION),
             (lexicon::HONORIFICS, HONORIFIC),
+            (lexicon::NAME_FOLLOWERS, NAME_FOLLOW),
             (lexicon::STOP_EN, STOP_EN),
             (lexicon::STOP_ES, STOP_ES),
             (lexicon::STOP_DE, STOP_DE),

@@ -83,6 +83,17 @@ pub const NAME_SUFFIXES: &[&str] = &[
 
 /// Words after which a capitalised sequence is likely a person's name.
 pub const NAME_CONTEXT: &[&str] = &[
+    "says",
+    "said",
+    "asked",
+    "told",
+    "wrote",
+    "replied",
+    "thank",
+    "kid",
+    "baby",
+    "dear",
+    "hey",
     // en
     "patient",
     "pt",
@@ -486,6 +497,13 @@ pub const STREET_WORD_SUFFIXES: &[&str] = &[
 
 /// Words that start a street name ("Calle Mayor", "Avenida de ...", "Via Roma").
 pub const STREET_PREFIXES: &[&str] = &[
+    "cite",
+    "cité",
+    "quartier",
+    "barrio",
+    "colonia",
+    "rúa",
+    "utca",
     "calle",
     "c",
     "avda",
@@ -850,7 +868,8 @@ pub const EPONYM_PREFIXES: &[&str] = &[
 /// Connector words allowed inside a multi-word name or place.
 pub const NAME_CONNECTORS: &[&str] = &[
     "de", "del", "la", "las", "los", "van", "von", "der", "den", "da", "das", "dos", "di", "du",
-    "le", "zu", "zur", "zum", "ten", "ter", "st", "san", "santa", "bin", "ibn", "al", "el", "mc",
+    "le", "delle", "della", "dei", "degli", "des", "do", "zu", "zur", "zum", "ten", "ter", "st",
+    "san", "santa", "bin", "ibn", "al", "el", "mc",
 ];
 
 /// Prepositions that introduce a place.
@@ -879,4 +898,11 @@ pub const STOP_ES: &[&str] = &[
 pub const STOP_DE: &[&str] = &[
     "der", "die", "das", "und", "mit", "bei", "von", "ist", "wir", "sie", "den", "ein", "eine",
     "im", "zu", "nach", "auf", "wurde", "nicht", "dem",
+];
+
+/// Verbs after which a capitalised word at the start of a clause is a person ("Tomomi is from").
+pub const NAME_FOLLOWERS: &[&str] = &[
+    "lives", "lived", "is", "was", "had", "has", "said", "says", "shouted", "asked", "told",
+    "works", "worked", "moved", "called", "just", "went", "wants", "will", "would", "can", "could",
+    "did", "does",
 ];

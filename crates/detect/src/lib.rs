@@ -112,6 +112,30 @@ impl Detector {
             flags.push(f);
         }
         let lang = lang.unwrap_or_else(|| lang_from_votes(votes));
+        // all-lower-case text (chat, transcripts): trust the dictionaries instead of capitals
+        if toks.len() >= 3 && !text.chars().any(char::is_uppercase) {
+            let common = match lang {
+                Lang::En => dict::COMMON_EN,
+                Lang::Es => dict::COMMON_ES,
+                Lang::De => dict::COMMON_DE,
+            };
+            for (t, f) in toks.iter_mut().zip(&flags) {
+                let named =
+                    f & (dict::FIRST | dict::LAST | dict::CITY | dict::COUNTRY | dict::STATE) != 0;
+                let helper = f
+                    & (dict::TITLE
+                        | dict::STREET_PREFIX
+                        | dict::MONTH
+                        | dict::WEEKDAY
+                        | dict::FACILITY)
+                    != 0;
+                if t.kind == tokens::Kind::Word
+                    && (named && f & (common | dict::FUNCTION) == 0 || helper)
+                {
+                    t.cap = true;
+                }
+            }
+        }
         let mut doc = Doc::new(text, &toks, &flags, lang, &self.dict);
         patterns::emails_urls(&self.patterns, &mut doc);
         names::addresses(&mut doc);

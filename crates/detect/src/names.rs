@@ -223,7 +223,13 @@ pub fn names(doc: &mut Doc) {
         } else {
             a = start;
         }
-        let ctx = name_context(doc, start);
+        let ctx = name_context(doc, start)
+            || doc.lang == Lang::En
+                && end + 1 < n
+                && end == start
+                && doc.has(end + 1, dict::NAME_FOLLOW)
+                && !doc.toks[end + 1].cap
+                && !doc.common(start);
         let eponym = eponym_around(doc, start, end);
         let word_parts = (start..=end)
             .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
@@ -675,6 +681,10 @@ fn saints(doc: &mut Doc) {
         if b + 2 < n && is_apostrophe(doc, b + 1) && doc.s(b + 2) == "s" {
             b += 2;
         }
+        if b + 1 < n && doc.has(b + 1, dict::STREET_SUFFIX) && doc.toks[b + 1].cap {
+            i = b + 1; // "St. John Street" is a street: the address rules take it
+            continue;
+        }
         doc.push_toks(i, b, Category::Location, 0.7, "location.saint");
         i = b + 1;
     }
@@ -1094,8 +1104,10 @@ pub fn addresses(doc: &mut Doc) {
             };
             let w = dict::lower(doc.s(i), &mut buf).to_string();
             // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
-            let prefix =
-                doc.has(i, dict::STREET_PREFIX) && (t.cap || w == "c" && doc.is_punct(i + 1, '/'));
+            // lower-case street types after a house number: "731 ul. Miła 57", "33 avenue de Provence"
+            let after_number = lead < i;
+            let prefix = doc.has(i, dict::STREET_PREFIX)
+                && (t.cap || w == "c" && doc.is_punct(i + 1, '/') || after_number && w.len() >= 2);
             if prefix
                 && (w != "c" || doc.is_punct(i + 1, '/'))
                 && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.'))
@@ -1230,7 +1242,7 @@ pub fn addresses(doc: &mut Doc) {
                     || head.starts_with("Apartado");
                 if ok && k < n && doc.toks[k].has_digit() && !doc.any_claimed(i, k) {
                     let b = extend_block(doc, k);
-                    doc.push_toks(i, b, Category::Location, 0.85, "address.pobox");
+                    doc.push_toks(lead, b, Category::Location, 0.85, "address.pobox");
                     i = b + 1;
                     continue;
                 }
@@ -1248,6 +1260,7 @@ pub fn addresses(doc: &mut Doc) {
                 while k < n && !doc.toks[k].newline_before {
                     let tk = doc.toks[k];
                     let ok = tk.has_digit()
+                        || doc.s(k) == "and"
                         || tk.kind == Kind::Word
                             && (tk.cap
                                 || doc.has(k, dict::STREET_SUFFIX | dict::CONNECTOR)
