@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use phiguard_deid::{DeidKey, Deidentifier, Document, Profile};
-//! use phiguard_detect::{Category, Span};
+//! use phiguard_detect::{Category, Lang, Span};
 //!
 //! let text = "Seen by Dr. Maria Lopez on 03/14/2021.";
 //! let spans = [
@@ -17,7 +17,7 @@
 //! ];
 //! let deid = Deidentifier::new(Profile::safe_harbor(), DeidKey::from_bytes([7; 32]));
 //! let out = deid
-//!     .deidentify(&Document { text, spans: &spans, patient: "patient-1", lang: None })
+//!     .deidentify(&Document { text, spans: &spans, patient: "patient-1", lang: Lang::En })
 //!     .unwrap();
 //! assert_eq!(out.text, "Seen by Dr. [NAME] on 2021.");
 //! ```
@@ -27,7 +27,6 @@ pub mod config;
 pub mod date;
 pub mod deidentify;
 pub mod key;
-pub mod lang;
 pub mod report;
 pub mod surrogate;
 pub mod zip;

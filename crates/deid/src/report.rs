@@ -612,7 +612,7 @@ mod tests {
                 text,
                 spans: &spans,
                 patient: "p",
-                lang: Some(Lang::En),
+                lang: Lang::En,
             })
             .unwrap()
             .decisions

@@ -1,6 +1,6 @@
 //! The Safe Harbor ZIP rule (45 CFR 164.514(b)(2)(i)(B)): a ZIP code keeps its first three
 //! digits only where that three-digit area holds more than 20,000 people; otherwise it becomes
-//! `000`. Written back as five digits: `02139` → `02100`, `03601` → `00000`.
+//! `000`. Written back as the three-digit area: `02139` → `021`, `03601` → `000`.
 //!
 //! A ZIP3 is restricted when it is on the HRSA 2020-census list or the HHS 2000-census list, has
 //! no counted residents in ACS 2022, or is not on the ACS 2022 allow-list of prefixes with more
@@ -71,19 +71,22 @@ pub fn is_restricted(zip3: &str) -> bool {
     }
 }
 
-/// True when `text` (ignoring surrounding whitespace) is a ZIP code: 5 digits or ZIP+4.
+/// True when `text` (ignoring surrounding whitespace) is a ZIP code: 5 digits or ZIP+4, or a
+/// three-digit ZIP3 area already generalised.
 pub fn is_zip(text: &str) -> bool {
     let t = text.trim().as_bytes();
     let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     match t.len() {
-        5 => digits(t),
+        3 | 5 => digits(t),
         10 => digits(&t[..5]) && t[5] == b'-' && digits(&t[6..]),
         _ => false,
     }
 }
 
-/// Generalizes a ZIP code by the ZIP3 rule, keeping surrounding whitespace; `None` when `text`
-/// is not a ZIP code. Idempotent: `02100` → `02100`, `00000` → `00000`.
+/// Generalizes a ZIP code by the ZIP3 rule to its three-digit area, keeping surrounding
+/// whitespace; `None` when `text` is not a ZIP code. `02139` → `021`, a restricted area → `000`.
+/// Idempotent: `021` → `021`. (Three digits, not `02100`: a five-digit number would be taken for
+/// an identifier by the detector on a second pass.)
 pub fn generalize(text: &str) -> Option<String> {
     if !is_zip(text) {
         return None;
@@ -92,10 +95,10 @@ pub fn generalize(text: &str) -> Option<String> {
     let lead = &text[..text.len() - text.trim_start().len()];
     let trail = &text[text.trim_end().len()..];
     let zip3 = &trimmed[..3];
-    let out = if is_restricted(zip3) {
-        "00000".to_string()
+    let out = if zip3 == "000" || is_restricted(zip3) {
+        "000".to_string()
     } else {
-        format!("{zip3}00")
+        zip3.to_string()
     };
     Some(format!("{lead}{out}{trail}"))
 }
@@ -132,11 +135,12 @@ mod tests {
 
     #[test]
     fn generalizes_zip_and_zip4() {
-        assert_eq!(generalize("02139").as_deref(), Some("02100"));
-        assert_eq!(generalize("02139-4307").as_deref(), Some("02100"));
-        assert_eq!(generalize("03601").as_deref(), Some("00000"));
-        assert_eq!(generalize("20301").as_deref(), Some("00000"));
-        assert_eq!(generalize(" 10001 ").as_deref(), Some(" 10000 "));
+        assert_eq!(generalize("02139").as_deref(), Some("021"));
+        assert_eq!(generalize("02139-4307").as_deref(), Some("021"));
+        assert_eq!(generalize("03601").as_deref(), Some("000"));
+        assert_eq!(generalize("20301").as_deref(), Some("000"));
+        assert_eq!(generalize(" 10001 ").as_deref(), Some(" 100 "));
+        assert_eq!(generalize("021").as_deref(), Some("021"));
         assert_eq!(generalize("Boston"), None);
         assert_eq!(generalize("0213"), None);
         assert_eq!(generalize("02139-43"), None);

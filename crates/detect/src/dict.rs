@@ -99,6 +99,7 @@ impl Dictionaries {
             (lexicon::FUNCTION_WORDS, FUNCTION),
             (lexicon::HONORIFICS, HONORIFIC),
             (lexicon::NAME_FOLLOWERS, NAME_FOLLOW),
+            (lexicon::STREET_TYPES_LOWER, STREET_SUFFIX),
             (lexicon::STOP_EN, STOP_EN),
             (lexicon::STOP_ES, STOP_ES),
             (lexicon::STOP_DE, STOP_DE),

@@ -223,7 +223,6 @@ pub const ID_CONTEXT: &[(&str, crate::Category)] = {
         ("nro", OtherId),
         ("num", OtherId),
         ("nº", OtherId),
-        ("n", OtherId),
         ("case", OtherId),
         ("código", OtherId),
         ("codigo", OtherId),
@@ -905,4 +904,11 @@ pub const NAME_FOLLOWERS: &[&str] = &[
     "lives", "lived", "is", "was", "had", "has", "said", "says", "shouted", "asked", "told",
     "works", "worked", "moved", "called", "just", "went", "wants", "will", "would", "can", "could",
     "did", "does",
+];
+
+/// Street-type words written in lower case between a street name and its number
+/// ("Rákóczi út 66", "Piroska utca 5", "Bredgade vej 4").
+pub const STREET_TYPES_LOWER: &[&str] = &[
+    "út", "utca", "u", "útja", "tér", "körút", "trg", "ulica", "ul", "vej", "gade", "gata",
+    "gatan", "straat", "laan", "weg", "rue", "rua", "via", "str", "terrasse", "rkp", "sgt",
 ];

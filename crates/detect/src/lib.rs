@@ -141,6 +141,7 @@ impl Detector {
         names::addresses(&mut doc);
         patterns::numbers(&self.patterns, &mut doc);
         patterns::month_dates(&mut doc);
+        patterns::range_days(&mut doc);
         patterns::alnum_ids(&mut doc);
         patterns::age_words(&mut doc);
         names::facilities(&mut doc);

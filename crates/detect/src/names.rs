@@ -38,7 +38,7 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
         return 0;
     }
     let is_name = f & (dict::FIRST | dict::LAST) != 0;
-    if t.upper && (t.len() <= 3 || !is_name && !(unknown_ok && doc.lang == Lang::De)) {
+    if t.upper && (t.len() <= 3 || !(is_name || unknown_ok && doc.lang == Lang::De)) {
         return 0; // acronyms
     }
     if f & NOT_NAME != 0
@@ -295,6 +295,33 @@ pub fn names(doc: &mut Doc) {
 /// Names listed with a found name: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
 fn coordinated_names(doc: &mut Doc) {
     let n = doc.toks.len();
+    // two capitalised name-like words joined by "and", one of them a known name
+    if doc.lang == Lang::En {
+        for j in 1..n.saturating_sub(1) {
+            if doc.s(j) != "and"
+                || doc.claimed[j - 1]
+                || doc.claimed[j + 1]
+                || doc.toks[j + 1].newline_before
+            {
+                continue;
+            }
+            let (a, b) = (j - 1, j + 1);
+            let (sa, sb) = (name_strength(doc, a), name_strength(doc, b));
+            let single = |x: usize| {
+                (x == 0 || doc.toks[x - 1].kind == Kind::Punct || !doc.toks[x - 1].cap)
+                    && (x + 1 >= n || !doc.toks[x + 1].cap || x == a)
+            };
+            if sa > 0
+                && sb > 0
+                && (doc.has(a, dict::FIRST | dict::LAST) || doc.has(b, dict::FIRST | dict::LAST))
+                && single(a)
+                && (b + 1 >= n || !doc.toks[b + 1].cap)
+            {
+                doc.push_toks(a, a, Category::Name, 0.6, "name.pair");
+                doc.push_toks(b, b, Category::Name, 0.6, "name.pair");
+            }
+        }
+    }
     for _ in 0..3 {
         let mut added = false;
         let names: Vec<(usize, usize)> = doc
@@ -899,20 +926,25 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
             continue;
         }
         let mut k = i;
+        // country prefix: "A-2236", "CH-8001", "D-10115"
         if doc.toks[k].kind == Kind::Word
             && doc.toks[k].len() <= 2
-            && doc.toks[k].upper
-            && doc.is_punct(k + 1, '-')
-        {
-            k += 2;
-        } else if doc.toks[k].kind == Kind::Word
-            && doc.toks[k].len() == 1
-            && doc.toks[k].cap
+            && (doc.toks[k].upper || doc.toks[k].cap)
             && doc.is_punct(k + 1, '-')
         {
             k += 2;
         }
         if k >= n || doc.toks[k].kind != Kind::Num || !(4..=5).contains(&doc.toks[k].len()) {
+            continue;
+        }
+        // "2018 Sentinel node..." is a year, not a postcode
+        if k == i
+            && doc.toks[k].len() == 4
+            && doc
+                .s(k)
+                .parse::<u32>()
+                .is_ok_and(|y| (1900..=2099).contains(&y))
+        {
             continue;
         }
         let mut b = k;
@@ -1092,16 +1124,17 @@ pub fn addresses(doc: &mut Doc) {
                     != 0
                 || doc.s(i) == "corner");
         if street_word {
-            let lead = if i >= 1
-                && doc.toks[i - 1].kind == Kind::Num
-                && doc.toks[i - 1].len() <= 6
-                && !doc.toks[i].newline_before
-                && !doc.claimed[i - 1]
+            // house numbers before the street ("143 31 rue de la Hulotais")
+            let mut lead = i;
+            while lead >= 1
+                && lead + 2 > i
+                && doc.toks[lead - 1].kind == Kind::Num
+                && doc.toks[lead - 1].len() <= 6
+                && !doc.toks[lead].newline_before
+                && !doc.claimed[lead - 1]
             {
-                i - 1
-            } else {
-                i
-            };
+                lead -= 1;
+            }
             let w = dict::lower(doc.s(i), &mut buf).to_string();
             // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
             // lower-case street types after a house number: "731 ul. Miła 57", "33 avenue de Provence"
@@ -1222,15 +1255,34 @@ pub fn addresses(doc: &mut Doc) {
             }
             // "P.O. Box 123", "PSC 3294, Box 9168", "APO AA 61487"
             if matches!(
-                doc.s(i),
-                "P" | "PO" | "PSC" | "APO" | "FPO" | "DPO" | "Postfach" | "Apartado"
-            ) {
+                w.as_str(),
+                "p" | "po" | "psc" | "apo" | "fpo" | "dpo" | "postfach" | "apartado" | "unit"
+            ) && (t.cap
+                || doc.toks[i].upper
+                || i == 0
+                || doc.toks[i].newline_before
+                || w == "psc"
+                || w == "unit")
+            {
                 let mut k = i + 1;
                 while k < n && k < i + 8 && !doc.toks[k].has_digit() && !doc.toks[k].newline_before
                 {
                     k += 1;
                 }
-                let head: String = (i..k).map(|x| doc.s(x)).collect();
+                let head: String = (i..k).map(|x| doc.s(x).to_uppercase()).collect();
+                let head = head
+                    .replace("POSTFACH", "Postfach")
+                    .replace("APARTADO", "Apartado");
+                let head = if head.starts_with("UNIT")
+                    && k < n
+                    && doc.toks[k].has_digit()
+                    && k + 1 < n
+                    && doc.s(k + 1).eq_ignore_ascii_case("box")
+                {
+                    "PSC".to_string()
+                } else {
+                    head
+                };
                 let ok = head.starts_with("P.O.Box")
                     || head.starts_with("PO.Box")
                     || head.starts_with("POBox")

@@ -40,6 +40,7 @@ impl Patterns {
             date: re(concat!(
                 r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
                 r"|[0-9]{1,2}[/.\-][0-9]{1,2}[/.\-](?:[0-9]{4}|[0-9]{2})(?:[ ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)?",
+                r"|[0-9]{1,2}\.[ ]?[0-9]{1,2}\.?[ ][0-9]{4}",
                 r"|[0-9]{4}[/.][0-9]{1,2}[/.][0-9]{1,2}",
                 r"|[0-9]{1,2}/[0-9]{4}",
                 r"|[0-9]{1,2}\.[0-9]{1,2}\.",
@@ -216,10 +217,7 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         .filter(|x| !x.is_empty())
         .collect();
     let nums: Vec<u32> = parts.iter().filter_map(|x| x.parse().ok()).collect();
-    let sep_count = d
-        .bytes()
-        .filter(|b| matches!(b, b'/' | b'-' | b'.'))
-        .count();
+    let sep_count = parts.len().saturating_sub(1);
     let first_len = parts.first().map_or(0, |x| x.len());
     match (nums.as_slice(), first_len) {
         // y-m-d
@@ -333,6 +331,22 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
         }
         words += 1;
         let w = crate::dict::lower(doc.s(j), &mut buf);
+        let weak = matches!(
+            w,
+            "station"
+                | "zimmer"
+                | "bett"
+                | "room"
+                | "ward"
+                | "bed"
+                | "habitación"
+                | "habitacion"
+                | "cama"
+                | "intensivstation"
+        );
+        if weak && words > 1 {
+            return found;
+        }
         if let Some(c) = doc.dict.id_context(w) {
             // "Insurance ID:": a specific word before a generic one wins
             if c != Category::OtherId {
@@ -350,6 +364,86 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
     found
 }
 
+/// "vom 4. bis 18.10.21", "am 21. und 23.04.2028", "(13. - 24.10.2023": the first day of a
+/// range written before a full date.
+pub fn range_days(doc: &mut Doc) {
+    let n = doc.toks.len();
+    for i in 0..n.saturating_sub(3) {
+        let t = doc.toks[i];
+        if doc.claimed[i] || t.kind != Kind::Num || t.len() > 2 || !doc.is_punct(i + 1, '.') {
+            continue;
+        }
+        if !doc.s(i).parse::<u32>().is_ok_and(|d| (1..=31).contains(&d)) {
+            continue;
+        }
+        let mut k = i + 2;
+        if !(matches!(
+            doc.s(k),
+            "bis" | "und" | "-" | "–" | "al" | "y" | "to" | "and"
+        )) {
+            continue;
+        }
+        k += 1;
+        if k < n
+            && doc.claimed[k]
+            && doc
+                .spans
+                .iter()
+                .any(|sp| sp.category == Category::Date && sp.start == doc.toks[k].start as usize)
+        {
+            doc.push_toks(i, i + 1, Category::Date, 0.7, "date.range_start");
+        }
+    }
+}
+
+/// Splits a chain around years that stand apart from their neighbours by a space
+/// ("2020 - 2020 6 Zyklen", "vom 2022 276 auf"): the parts that are not years, as byte ranges
+/// of `slice`; `None` when there is no such year.
+fn split_years(slice: &str) -> Option<Vec<(usize, usize)>> {
+    let b = slice.as_bytes();
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let st = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            groups.push((st, i));
+        } else {
+            i += 1;
+        }
+    }
+    let is_year = |k: usize| {
+        let (st, en) = groups[k];
+        en - st == 4
+            && slice[st..en]
+                .parse::<u32>()
+                .is_ok_and(|y| (1900..=2099).contains(&y))
+            && (k == 0 || slice[groups[k - 1].1..st].contains(' '))
+            && (k + 1 == groups.len() || slice[en..groups[k + 1].0].contains(' '))
+    };
+    let years: Vec<bool> = (0..groups.len()).map(is_year).collect();
+    if !years.iter().any(|&y| y) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    for (k, &(st, en)) in groups.iter().enumerate() {
+        if years[k] {
+            if let Some(r) = run.take() {
+                out.push(r);
+            }
+        } else {
+            run = Some(run.map_or((st, en), |(a, _)| (a, en)));
+        }
+    }
+    if let Some(r) = run {
+        out.push(r);
+    }
+    Some(out)
+}
+
 /// Classifies a digit chain that is not a date.
 fn classify_number(doc: &mut Doc, s: usize, e: usize) {
     let text = doc.text;
@@ -362,6 +456,14 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
         .split(|c: char| !c.is_ascii_digit())
         .filter(|x| !x.is_empty())
         .count();
+    if groups >= 2
+        && let Some(pieces) = split_years(slice)
+    {
+        for (a, b) in pieces {
+            classify_number(doc, s + a, s + b);
+        }
+        return;
+    }
     let i = doc.tok_at(s);
     let j = doc.tok_end(e);
     // ages over 89
@@ -375,6 +477,22 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
     {
         let end = age_span_end(doc, j, e);
         doc.push(s, end, Category::AgeOver89, 0.9, "age.over89");
+        return;
+    }
+    // a year, or a range of years ("2019-2020"), is not an identifier (Safe Harbor keeps years)
+    let is_year =
+        |g: &str| g.len() == 4 && g.parse::<u32>().is_ok_and(|y| (1900..=2099).contains(&y));
+    let year_groups: Vec<&str> = slice
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .collect();
+    if groups <= 2
+        && year_groups.iter().all(|g| is_year(g))
+        && slice
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '/' | ' '))
+        && (groups == 1 || !slice.contains("  "))
+    {
         return;
     }
     let ctx = id_context(doc, i, 3);

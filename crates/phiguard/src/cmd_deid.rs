@@ -31,8 +31,9 @@ pub struct Args {
     /// The JSONL field that holds the text (the only field de-identified).
     #[arg(long, default_value = "text")]
     pub text_field: String,
-    /// Language of the documents: en, es or de (default: detected per document). Also decides
-    /// how numeric dates are read: en m/d/y, es and de d/m/y.
+    /// Language of the documents: en, es or de (default: guessed per document by the detector).
+    /// The same language is used to find PHI and to read numeric dates: en m/d/y, es and de
+    /// d/m/y.
     #[arg(long, value_parser = crate::cmd_scan::parse_lang)]
     pub lang: Option<Lang>,
     /// Skip (and count) malformed JSONL lines and files that are not UTF-8 instead of failing.
@@ -518,13 +519,17 @@ fn process(
                 (_, Some(_)) => rec.id.clone(),
                 (_, None) => patient_rel.clone(),
             };
-            let spans = detector.detect_lang(&rec.text, args.lang);
+            // One language per record, for both detection and reading numeric dates.
+            let lang = args
+                .lang
+                .unwrap_or_else(|| detector.guess_language(&rec.text));
+            let spans = detector.detect_lang(&rec.text, Some(lang));
             let result = deid
                 .deidentify(&Document {
                     text: &rec.text,
                     spans: &spans,
                     patient: &patient,
-                    lang: args.lang,
+                    lang,
                 })
                 .with_context(at)?;
             builder.add_record(&rec.id, &rec.text, &result.decisions);

@@ -1,5 +1,6 @@
 //! The `phiguard` binary: argument parsing, exit codes and wiring over the library crates.
 
+mod cmd_audit;
 mod cmd_bench;
 mod cmd_deid;
 mod cmd_eval;
@@ -29,6 +30,8 @@ enum Command {
     Eval(cmd_eval::Args),
     /// Measure detector throughput (characters per second) and peak memory.
     Bench(cmd_bench::Args),
+    /// Tamper-evident audit trail: append, checkpoint, export, verify, query, prove.
+    Audit(cmd_audit::Args),
 }
 
 /// Exit codes: 0 success, 1 error, 2 usage (clap), 3 PHI found with `--fail-on-phi`.
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Deid(a) => cmd_deid::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Audit(a) => cmd_audit::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
