@@ -1283,9 +1283,9 @@ pub fn addresses(doc: &mut Doc) {
                 } else {
                     head
                 };
-                let ok = head.starts_with("P.O.Box")
-                    || head.starts_with("PO.Box")
-                    || head.starts_with("POBox")
+                let ok = head.starts_with("P.O.BOX")
+                    || head.starts_with("PO.BOX")
+                    || head.starts_with("POBOX")
                     || head.starts_with("PSC")
                     || head.starts_with("APO")
                     || head.starts_with("FPO")
