@@ -896,7 +896,7 @@ pub const STOP_ES: &[&str] = &[
 /// German function words.
 pub const STOP_DE: &[&str] = &[
     "der", "die", "das", "und", "mit", "bei", "von", "ist", "wir", "sie", "den", "ein", "eine",
-    "im", "zu", "nach", "auf", "wurde", "nicht", "dem",
+    "im", "zu", "nach", "auf", "wurde", "nicht", "dem", "am",
 ];
 
 /// Verbs after which a capitalised word at the start of a clause is a person ("Tomomi is from").

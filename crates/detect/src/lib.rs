@@ -177,6 +177,10 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
 
 /// Picks the language whose function words are most frequent (English on a tie).
 fn lang_from_votes(votes: [u32; 3]) -> Lang {
+    // too little evidence (a short snippet, an address) stays English
+    if votes.iter().max().copied().unwrap_or(0) < 2 {
+        return Lang::En;
+    }
     if votes[1] > votes[0] && votes[1] >= votes[2] {
         Lang::Es
     } else if votes[2] > votes[0] && votes[2] > votes[1] {

@@ -140,6 +140,7 @@ pub fn names(doc: &mut Doc) {
         let mut dict_parts = 0u32;
         let mut first_is_first = false;
         let mut last = None;
+        let early_ctx = name_context(doc, k);
         let mut j = k;
         while j < n {
             if j > start && doc.toks[j].newline_before {
@@ -150,12 +151,15 @@ pub fn names(doc: &mut Doc) {
             }
             let mut s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
             if s == 0
-                && strong_first
+                && (strong_first || titled || early_ctx)
+                && parts >= 1
+                && j >= 1
+                && doc.has(j - 1, dict::FIRST)
                 && last == Some(j.saturating_sub(1))
                 && doc.toks[j].kind == Kind::Word
                 && doc.toks[j].cap
                 && doc.toks[j].len() >= 3
-                && doc.f(j) & (dict::FUNCTION | NOT_NAME | dict::MEDICAL) == 0
+                && doc.f(j) & (dict::FUNCTION | NOT_NAME) == 0
             {
                 s = 1; // "Christian Schwach", "Iris Klumpfuß"
             }
@@ -542,6 +546,7 @@ pub fn facilities(doc: &mut Doc) {
             }
             if (doc.is_punct(p, '&')
                 || is_apostrophe(doc, p)
+                || doc.is_punct(p, '-') && !doc.toks[p].space_before && !doc.toks[a].space_before
                 || doc.is_punct(p, '.') && p >= 1 && doc.toks[p - 1].len() <= 3
                 || is_fac_connector(doc, p))
                 && p >= 1
@@ -1012,7 +1017,13 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
             };
             doc.claimed[p] && in_location(doc, p)
         };
-        let next_loc = i + 1 < n
+        let year_like = t.len() == 4
+            && doc
+                .s(i)
+                .parse::<u32>()
+                .is_ok_and(|y| (1900..=2099).contains(&y));
+        let next_loc = !year_like
+            && i + 1 < n
             && !doc.toks[i + 1].newline_before
             && doc.toks[i + 1].cap
             && (doc.has(i + 1, dict::CITY) || doc.claimed[i + 1] && in_location(doc, i + 1));

@@ -50,7 +50,7 @@ impl Patterns {
             email: re(r"[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+"),
             url: re(concat!(
                 r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
-                r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu|health|med)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
+                r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
             )),
             ipv6: re(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4}|::)(?::{1,2}[0-9a-f]{1,4}){2,7}(?-u:\b)"),
         }
@@ -218,6 +218,15 @@ fn valid_numeric_date(d: &str, doc: &Doc, s: usize, e: usize) -> Option<f32> {
         .collect();
     let nums: Vec<u32> = parts.iter().filter_map(|x| x.parse().ok()).collect();
     let sep_count = parts.len().saturating_sub(1);
+    // one separator throughout: "6/29-11/29" is a range of two dates, not d/m/y
+    let seps: Vec<char> = d
+        .trim_end_matches('.')
+        .chars()
+        .filter(|c| matches!(c, '/' | '-' | '.'))
+        .collect();
+    if seps.windows(2).any(|w| w[0] != w[1]) && !d.contains(':') && !d.contains(' ') {
+        return None;
+    }
     let first_len = parts.first().map_or(0, |x| x.len());
     match (nums.as_slice(), first_len) {
         // y-m-d

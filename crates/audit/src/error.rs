@@ -1,0 +1,50 @@
+//! The crate's error type. Messages carry file names, indices, sizes and counts, never record
+//! contents or key material.
+
+use std::path::PathBuf;
+
+use crate::note::NoteError;
+use crate::tree::TreeError;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open audit store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit store error: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("the audit store is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the audit store has schema version {found}, this phiguard knows version {expected}")]
+    SchemaVersion { found: String, expected: u32 },
+    #[error("record {position} of the batch is not a JSON object")]
+    NotAnObject { position: usize },
+    #[error("record {position} of the batch is {bytes} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        position: usize,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("record {index} is not in the log of {size} records")]
+    NoSuchRecord { index: u64, size: u64 },
+    #[error("tree size {requested} is larger than the log ({size} records)")]
+    SizeBeyondLog { requested: u64, size: u64 },
+    #[error("invalid query: {0}")]
+    Query(String),
+    #[error("invalid time {0:?}: expected RFC 3339 (2025-01-31T12:00:00Z) or a date (2025-01-31)")]
+    Time(String),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}

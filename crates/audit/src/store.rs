@@ -1,0 +1,1176 @@
+//! The log's SQLite store: leaves, the persisted frontier, a sparse cache of interior nodes and
+//! signed checkpoints.
+//!
+//! Durability: the database runs in WAL mode with `synchronous=FULL`, so every committed
+//! transaction's WAL frames are fsynced before `COMMIT` returns: an append acknowledged by
+//! [`AuditLog::append_batch`] survives a process crash, an OS crash and a power loss.
+//! (`synchronous=NORMAL` in WAL mode survives a process crash but may lose the last
+//! transactions on power loss; [`Durability::Normal`] exists for measurement only.) Group commit
+//! is one transaction per batch, hence one fsync per batch.
+//!
+//! Tree state: the frontier (compact range of `[0, size)`) and the root are updated in the same
+//! transaction as the leaves, so the root of size n is always there without recomputation, and
+//! a crash leaves either the whole batch or none of it. Interior nodes at levels that are
+//! multiples of [`NODE_STRIDE`] are cached in `nodes`; any perfect subtree is then at most
+//! `2^(NODE_STRIDE-1)` cached hashes away, so proofs cost O(log² n) small range reads.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::canonical::{to_canonical_string, write_json_string};
+use crate::error::AuditError;
+use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
+use crate::note::{Checkpoint, Signer, VerifierKey};
+use crate::tree::{self, Frontier, Subtrees, TreeError};
+
+/// The store's schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Interior nodes are cached at levels that are multiples of this.
+pub const NODE_STRIDE: u32 = 4;
+
+/// The export file's `format` value.
+pub const EXPORT_FORMAT: &str = "phiguard-audit-export";
+
+/// The export file's version.
+pub const EXPORT_VERSION: u32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leaves (
+    idx             INTEGER PRIMARY KEY,
+    appended_at     TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    leaf_hash       BLOB NOT NULL,
+    retention_until TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaves_appended_at ON leaves (appended_at);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tree_state (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    size     INTEGER NOT NULL,
+    frontier BLOB NOT NULL,
+    root     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id         INTEGER PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    root       BLOB NOT NULL,
+    note       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS leaves_append_only_update BEFORE UPDATE ON leaves
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS leaves_append_only_delete BEFORE DELETE ON leaves
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS nodes_append_only_update BEFORE UPDATE ON nodes
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS nodes_append_only_delete BEFORE DELETE ON nodes
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged append survives power loss. The default.
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, not a power loss. For measurement.
+    Normal,
+}
+
+/// Options of [`AuditLog::open_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How commits reach the disk.
+    pub durability: Durability,
+    /// Years each record is kept (`retention_until` = appended_at + this). HIPAA asks 6.
+    pub retention_years: u16,
+    /// The largest canonical record accepted, in bytes.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Full,
+            retention_years: 6,
+            max_record_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The acknowledgement of one durable append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The record's leaf index.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// When it was appended (RFC 3339, UTC, microseconds).
+    pub appended_at: String,
+    /// The tree size after the batch that holds it was committed.
+    pub tree_size: u64,
+}
+
+/// A tree size and its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// The number of records.
+    pub size: u64,
+    /// The RFC 6962 root of those records.
+    pub root: Hash,
+}
+
+/// One stored record. `Debug` shows its index and time, never its content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The leaf index.
+    pub index: u64,
+    /// When it was appended (RFC 3339, UTC, microseconds).
+    pub appended_at: String,
+    /// The record as canonical JSON.
+    pub record: String,
+    /// The leaf hash of [`Entry::leaf`].
+    pub leaf_hash: Hash,
+    /// Until when the record must be kept.
+    pub retention_until: String,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("index", &self.index)
+            .field("appended_at", &self.appended_at)
+            .field(
+                "record",
+                &format_args!("[REDACTED; {} bytes]", self.record.len()),
+            )
+            .field("leaf_hash", &hex::encode(self.leaf_hash))
+            .finish()
+    }
+}
+
+impl Entry {
+    /// The leaf bytes: the canonical JSON `{"appended_at":…,"record":…}`.
+    pub fn leaf(&self) -> String {
+        leaf_text(&self.appended_at, &self.record)
+    }
+}
+
+/// The leaf text of a record appended at `appended_at`: canonical JSON, as the keys sort that
+/// way and the timestamp needs no escaping.
+pub fn leaf_text(appended_at: &str, canonical_record: &str) -> String {
+    let mut s = String::with_capacity(canonical_record.len() + appended_at.len() + 32);
+    s.push_str("{\"appended_at\":");
+    write_json_string(&mut s, appended_at);
+    s.push_str(",\"record\":");
+    s.push_str(canonical_record);
+    s.push('}');
+    s
+}
+
+/// A signed checkpoint kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The tree size it signs.
+    pub size: u64,
+    /// The root it signs.
+    pub root: Hash,
+    /// The whole signed note.
+    pub note: String,
+    /// When it was signed.
+    pub created_at: String,
+}
+
+/// A query over the stored records. Fields are JSON paths into the record (`user`,
+/// `patient_ref`, `model.name`), compared as text; times compare with `appended_at`.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// `(field, value)` pairs that must all match.
+    pub fields: Vec<(String, String)>,
+    /// Only records appended at or after this time (RFC 3339 or a date).
+    pub since: Option<String>,
+    /// Only records appended before this time (RFC 3339 or a date).
+    pub until: Option<String>,
+    /// At most this many records.
+    pub limit: Option<u64>,
+}
+
+/// What [`AuditLog::check`] found.
+#[derive(Debug, Clone, Default)]
+pub struct StoreCheck {
+    /// Records read.
+    pub records: u64,
+    /// The root recomputed from the records.
+    pub root: Option<Hash>,
+    /// Checkpoints whose root and (with a key) signature were checked.
+    pub checkpoints: u64,
+    /// Every problem found, PHI-free.
+    pub problems: Vec<String>,
+}
+
+impl StoreCheck {
+    /// True when nothing is wrong.
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The append-only audit log over a SQLite file.
+pub struct AuditLog {
+    conn: Connection,
+    path: PathBuf,
+    options: Options,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn to_i64(n: u64) -> Result<i64, AuditError> {
+    i64::try_from(n).map_err(|_| AuditError::Corrupt(format!("number {n} out of range")))
+}
+
+fn to_u64(n: i64) -> Result<u64, AuditError> {
+    u64::try_from(n).map_err(|_| AuditError::Corrupt(format!("negative number {n}")))
+}
+
+fn to_hash(bytes: Vec<u8>, what: &str) -> Result<Hash, AuditError> {
+    bytes
+        .try_into()
+        .map_err(|_| AuditError::Corrupt(format!("{what} is not a 32-byte hash")))
+}
+
+/// Creates `dir` and its parents, new folders with mode 0700.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// RFC 3339 in UTC with microseconds: fixed width, so text order is time order.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// Parses RFC 3339 (any offset) or a date (midnight UTC) into the stored time format.
+pub fn parse_time(s: &str) -> Result<String, AuditError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(format_time(t));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &date_format) {
+        return Ok(format_time(d.midnight().assume_utc()));
+    }
+    Err(AuditError::Time(s.to_string()))
+}
+
+fn add_years(t: OffsetDateTime, years: u16) -> OffsetDateTime {
+    let y = t.year().saturating_add(i32::from(years));
+    t.replace_year(y)
+        .or_else(|_| t.replace_day(28).and_then(|t| t.replace_year(y)))
+        .unwrap_or(t)
+}
+
+/// Checks a query field name: dot-separated identifiers.
+fn json_path(field: &str) -> Result<String, AuditError> {
+    let ok = !field.is_empty()
+        && field.split('.').all(|seg| {
+            let mut chars = seg.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !ok {
+        return Err(AuditError::Query(format!(
+            "field name {field:?} must be letters, digits and _ (dots for nesting)"
+        )));
+    }
+    Ok(format!("$.{field}"))
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) the log at `path` with the default options.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with(path, Options::default())
+    }
+
+    /// Opens (creating if needed) the log at `path`.
+    pub fn open_with(path: &Path, options: Options) -> Result<AuditLog, AuditError> {
+        let open_err = |source| AuditError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| AuditError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let existed = path.exists();
+        let conn = Connection::open(path).map_err(open_err)?;
+        if !existed {
+            restrict_permissions(path);
+        }
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(AuditError::Corrupt(format!(
+                "cannot switch {} to WAL mode (got {mode})",
+                path.display()
+            )));
+        }
+        let sync = match options.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(open_err)?;
+        let mut log = AuditLog {
+            conn,
+            path: path.to_path_buf(),
+            options,
+        };
+        log.init_schema()?;
+        Ok(log)
+    }
+
+    fn init_schema(&mut self) -> Result<(), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        let version: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            None => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(AuditError::SchemaVersion {
+                    found: v,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO tree_state (id, size, frontier, root) VALUES (1, 0, x'', ?1)",
+            params![&empty_root()[..]],
+        )?;
+        let state = load_frontier(&tx)?;
+        let stored: i64 =
+            tx.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves", [], |r| {
+                r.get(0)
+            })?;
+        if to_u64(stored)? != state.size() {
+            return Err(AuditError::Corrupt(format!(
+                "the tree state says {} records but the leaves table ends at {}",
+                state.size(),
+                stored
+            )));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record (a JSON object) durably.
+    pub fn append(&mut self, record: &Value) -> Result<Receipt, AuditError> {
+        let mut r = self.append_batch(std::slice::from_ref(record))?;
+        r.pop()
+            .ok_or_else(|| AuditError::Corrupt("an append returned no receipt".into()))
+    }
+
+    /// Appends many records in one transaction (group commit: one fsync for the batch). When
+    /// this returns `Ok`, every record of the batch is durable; on `Err`, none was appended.
+    pub fn append_batch(&mut self, records: &[Value]) -> Result<Vec<Receipt>, AuditError> {
+        let payloads = records
+            .iter()
+            .enumerate()
+            .map(|(position, r)| {
+                if !r.is_object() {
+                    return Err(AuditError::NotAnObject { position });
+                }
+                let text = to_canonical_string(r);
+                if text.len() > self.options.max_record_bytes {
+                    return Err(AuditError::TooLarge {
+                        position,
+                        bytes: text.len(),
+                        limit: self.options.max_record_bytes,
+                    });
+                }
+                Ok(text)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_canonical(&payloads)
+    }
+
+    fn append_canonical(&mut self, payloads: &[String]) -> Result<Vec<Receipt>, AuditError> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let years = self.options.retention_years;
+        // IMMEDIATE takes the write lock first, so the frontier read below is the latest even
+        // with several writer processes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut frontier = load_frontier(&tx)?;
+        let mut receipts = Vec::with_capacity(payloads.len());
+        {
+            let mut insert_leaf = tx.prepare_cached(
+                "INSERT INTO leaves (idx, appended_at, payload, leaf_hash, retention_until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut insert_node =
+                tx.prepare_cached("INSERT INTO nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+            let mut completed: Vec<(u32, u64, Hash)> = Vec::new();
+            for payload in payloads {
+                let now = OffsetDateTime::now_utc();
+                let appended_at = format_time(now);
+                let retention_until = format_time(add_years(now, years));
+                let hash = leaf_hash(leaf_text(&appended_at, payload).as_bytes());
+                let index = frontier.size();
+                insert_leaf.execute(params![
+                    to_i64(index)?,
+                    appended_at,
+                    payload,
+                    &hash[..],
+                    retention_until
+                ])?;
+                frontier.push(hash, |level, idx, node| {
+                    if level % NODE_STRIDE == 0 {
+                        completed.push((level, idx, *node));
+                    }
+                });
+                for (level, idx, node) in completed.drain(..) {
+                    insert_node.execute(params![level, to_i64(idx)?, &node[..]])?;
+                }
+                receipts.push(Receipt {
+                    index,
+                    leaf_hash: hash,
+                    appended_at,
+                    tree_size: 0,
+                });
+            }
+        }
+        let root = frontier.root();
+        tx.execute(
+            "UPDATE tree_state SET size = ?1, frontier = ?2, root = ?3 WHERE id = 1",
+            params![to_i64(frontier.size())?, frontier.to_bytes(), &root[..]],
+        )?;
+        tx.commit()?;
+        for r in &mut receipts {
+            r.tree_size = frontier.size();
+        }
+        Ok(receipts)
+    }
+
+    /// The current tree size and root, as persisted (no recomputation).
+    pub fn tree_head(&self) -> Result<TreeHead, AuditError> {
+        let (size, root): (i64, Vec<u8>) =
+            self.conn
+                .query_row("SELECT size, root FROM tree_state WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        Ok(TreeHead {
+            size: to_u64(size)?,
+            root: to_hash(root, "the stored root")?,
+        })
+    }
+
+    /// Runs `f` over a consistent snapshot of the store that holds at least `size` records.
+    fn with_snapshot<T>(
+        &self,
+        size: u64,
+        f: impl FnOnce(&SqlTree<'_>) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let head = {
+            let (s,): (i64,) =
+                tx.query_row("SELECT size FROM tree_state WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?,))
+                })?;
+            to_u64(s)?
+        };
+        if size > head {
+            return Err(AuditError::SizeBeyondLog {
+                requested: size,
+                size: head,
+            });
+        }
+        let out = f(&SqlTree { conn: &tx })?;
+        tx.finish()?;
+        Ok(out)
+    }
+
+    /// The root of the first `size` records.
+    pub fn root_at(&self, size: u64) -> Result<Hash, AuditError> {
+        self.with_snapshot(size, |t| tree::root_at(t, size))
+    }
+
+    /// The inclusion proof of record `index` in the tree of `size` records.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        if index >= size {
+            return Err(AuditError::NoSuchRecord { index, size });
+        }
+        self.with_snapshot(size, |t| tree::inclusion_proof(t, index, size))
+    }
+
+    /// The consistency proof between the trees of `old` and `new` records.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        self.with_snapshot(new, |t| tree::consistency_proof(t, old, new))
+    }
+
+    /// One record.
+    pub fn entry(&self, index: u64) -> Result<Entry, AuditError> {
+        let size = self.tree_head()?.size;
+        self.conn
+            .query_row(
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves \
+                 WHERE idx = ?1",
+                params![to_i64(index)?],
+                read_entry,
+            )
+            .optional()?
+            .ok_or(AuditError::NoSuchRecord { index, size })?
+    }
+
+    /// Calls `f` on each record with an index in `range`, in order.
+    pub fn for_each_entry<E: From<AuditError>>(
+        &self,
+        range: Range<u64>,
+        mut f: impl FnMut(&Entry) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves \
+                 WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )
+            .map_err(AuditError::from)?;
+        let start = to_i64(range.start)?;
+        let end = to_i64(range.end.min(i64::MAX as u64))?;
+        let mut rows = stmt.query(params![start, end]).map_err(AuditError::from)?;
+        while let Some(row) = rows.next().map_err(AuditError::from)? {
+            let entry = read_entry(row).map_err(AuditError::from)??;
+            f(&entry)?;
+        }
+        Ok(())
+    }
+
+    /// Signs a checkpoint of the current tree with `signer`, stores it and returns it.
+    pub fn sign_checkpoint(&mut self, signer: &Signer) -> Result<StoredCheckpoint, AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (size, root): (i64, Vec<u8>) =
+            tx.query_row("SELECT size, root FROM tree_state WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let checkpoint = Checkpoint {
+            origin: signer.name().to_string(),
+            size: to_u64(size)?,
+            root: to_hash(root, "the stored root")?,
+            extensions: Vec::new(),
+        };
+        let note = signer.sign(&checkpoint.to_text())?;
+        let created_at = format_time(OffsetDateTime::now_utc());
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![size, &checkpoint.root[..], note, created_at],
+        )?;
+        tx.commit()?;
+        Ok(StoredCheckpoint {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            note,
+            created_at,
+        })
+    }
+
+    /// The most recently signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, AuditError> {
+        Ok(self.checkpoints(Some(1))?.pop())
+    }
+
+    /// Stored checkpoints, newest first (`limit` of them, or all).
+    pub fn checkpoints(&self, limit: Option<u64>) -> Result<Vec<StoredCheckpoint>, AuditError> {
+        let limit = limit.map_or(Ok(-1), to_i64)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT size, root, note, created_at FROM checkpoints ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (size, root, note, created_at) = row?;
+            out.push(StoredCheckpoint {
+                size: to_u64(size)?,
+                root: to_hash(root, "a checkpoint root")?,
+                note,
+                created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` on each record matching `query`, in index order; returns how many matched.
+    pub fn query<E: From<AuditError>>(
+        &self,
+        query: &Query,
+        mut f: impl FnMut(&Entry) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut sql = String::from(
+            "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves WHERE 1 = 1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        for (field, value) in &query.fields {
+            let path = json_path(field)?;
+            args.push(path.into());
+            sql.push_str(&format!(
+                " AND CAST(json_extract(payload, ?{}) AS TEXT) = ?{}",
+                args.len(),
+                args.len() + 1
+            ));
+            args.push(value.clone().into());
+        }
+        if let Some(since) = &query.since {
+            args.push(parse_time(since)?.into());
+            sql.push_str(&format!(" AND appended_at >= ?{}", args.len()));
+        }
+        if let Some(until) = &query.until {
+            args.push(parse_time(until)?.into());
+            sql.push_str(&format!(" AND appended_at < ?{}", args.len()));
+        }
+        sql.push_str(" ORDER BY idx");
+        if let Some(limit) = query.limit {
+            args.push(to_i64(limit)?.into());
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(AuditError::from)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(AuditError::from)?;
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(AuditError::from)? {
+            let entry = read_entry(row).map_err(AuditError::from)??;
+            f(&entry)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes the export file: a header line with `checkpoint`'s signed note, then one line per
+    /// record of the checkpoint's tree (`index`, hex `leaf_hash`, and the exact `leaf` JSON).
+    /// Returns the number of records written.
+    pub fn write_export<W: Write>(
+        &self,
+        out: &mut W,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<u64, AuditError> {
+        let mut header = String::from("{\"format\":");
+        write_json_string(&mut header, EXPORT_FORMAT);
+        header.push_str(&format!(",\"version\":{EXPORT_VERSION},\"checkpoint\":"));
+        write_json_string(&mut header, &checkpoint.note);
+        header.push_str("}\n");
+        out.write_all(header.as_bytes())?;
+        let mut n = 0u64;
+        let mut line = String::new();
+        self.for_each_entry(0..checkpoint.size, |e| -> Result<(), AuditError> {
+            line.clear();
+            line.push_str(&format!(
+                "{{\"index\":{},\"leaf_hash\":\"{}\",\"leaf\":",
+                e.index,
+                hex::encode(e.leaf_hash)
+            ));
+            line.push_str(&e.leaf());
+            line.push_str("}\n");
+            out.write_all(line.as_bytes())?;
+            n += 1;
+            Ok(())
+        })?;
+        if n != checkpoint.size {
+            return Err(AuditError::Corrupt(format!(
+                "the checkpoint covers {} records but the store holds {n}",
+                checkpoint.size
+            )));
+        }
+        Ok(n)
+    }
+
+    /// Recomputes every leaf hash and the root from the stored records and compares them with
+    /// the stored leaf hashes, the persisted root, the node cache and every stored checkpoint
+    /// (and, given `key`, checks each checkpoint's signature).
+    pub fn check(&self, key: Option<&VerifierKey>) -> Result<StoreCheck, AuditError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut report = StoreCheck::default();
+        let problems = &mut report.problems;
+        let mut checkpoints = self.checkpoints(None)?;
+        checkpoints.sort_by_key(|c| c.size);
+        for c in &checkpoints {
+            match key.map(|k| k.open_checkpoint(&c.note)) {
+                Some(Err(e)) => problems.push(format!("checkpoint of size {}: {e}", c.size)),
+                Some(Ok(parsed)) if parsed.size != c.size || parsed.root != c.root => {
+                    problems.push(format!(
+                        "checkpoint of size {}: the signed note does not match the stored size and root",
+                        c.size
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut pending = checkpoints.iter().peekable();
+        let mut frontier = Frontier::new();
+        let mut cache: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
+        let check_checkpoints =
+            |size: u64,
+             root: &Hash,
+             pending: &mut std::iter::Peekable<std::slice::Iter<'_, StoredCheckpoint>>,
+             problems: &mut Vec<String>,
+             count: &mut u64| {
+                while let Some(c) = pending.next_if(|c| c.size == size) {
+                    *count += 1;
+                    if &c.root != root {
+                        problems.push(format!(
+                            "the records do not match the signed checkpoint of size {size}: \
+                         the log was rewritten"
+                        ));
+                    }
+                }
+            };
+        check_checkpoints(
+            0,
+            &empty_root(),
+            &mut pending,
+            problems,
+            &mut report.checkpoints,
+        );
+        {
+            let mut stmt = tx.prepare(
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves ORDER BY idx",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let entry = read_entry(row)??;
+                let position = frontier.size();
+                if entry.index != position {
+                    problems.push(format!(
+                        "record {position} is missing (the next stored record is {})",
+                        entry.index
+                    ));
+                    break;
+                }
+                let recomputed = leaf_hash(entry.leaf().as_bytes());
+                if recomputed != entry.leaf_hash {
+                    problems.push(format!(
+                        "record {position} was modified: its content does not match its leaf hash"
+                    ));
+                }
+                frontier.push(recomputed, |level, idx, node| {
+                    if level % NODE_STRIDE == 0 {
+                        cache.insert((level, idx), *node);
+                    }
+                });
+                let root = frontier.root();
+                if pending.peek().is_some_and(|c| c.size == frontier.size()) {
+                    check_checkpoints(
+                        frontier.size(),
+                        &root,
+                        &mut pending,
+                        problems,
+                        &mut report.checkpoints,
+                    );
+                }
+            }
+        }
+        report.records = frontier.size();
+        let root = frontier.root();
+        report.root = Some(root);
+        for c in pending {
+            problems.push(format!(
+                "the log is truncated: a signed checkpoint covers {} records, the store holds {}",
+                c.size,
+                frontier.size()
+            ));
+        }
+        let (size, stored_root): (i64, Vec<u8>) =
+            tx.query_row("SELECT size, root FROM tree_state WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if to_u64(size)? != frontier.size() || to_hash(stored_root, "the stored root")? != root {
+            problems.push(format!(
+                "the persisted tree head (size {size}) does not match the records"
+            ));
+        }
+        {
+            let mut stmt = tx.prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx")?;
+            let mut rows = stmt.query([])?;
+            let mut bad = 0u64;
+            let mut seen = 0u64;
+            while let Some(row) = rows.next()? {
+                let level: u32 = row.get(0)?;
+                let idx = to_u64(row.get(1)?)?;
+                let hash: Vec<u8> = row.get(2)?;
+                seen += 1;
+                if cache.get(&(level, idx)).map(|h| &h[..]) != Some(hash.as_slice()) {
+                    bad += 1;
+                }
+            }
+            if bad > 0 || seen != cache.len() as u64 {
+                problems.push(format!(
+                    "the interior node cache is wrong ({bad} bad of {seen}, {} expected)",
+                    cache.len()
+                ));
+            }
+        }
+        tx.finish()?;
+        Ok(report)
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Best effort: the folder is already private.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+fn load_frontier(conn: &Connection) -> Result<Frontier, AuditError> {
+    let (size, bytes): (i64, Vec<u8>) = conn.query_row(
+        "SELECT size, frontier FROM tree_state WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(Frontier::from_bytes(to_u64(size)?, &bytes)?)
+}
+
+/// Reads an entry row; the outer error is SQLite's, the inner one a malformed value.
+fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditError>> {
+    let index: i64 = row.get(0)?;
+    let appended_at: String = row.get(1)?;
+    let record: String = row.get(2)?;
+    let hash: Vec<u8> = row.get(3)?;
+    let retention_until: String = row.get(4)?;
+    Ok((|| {
+        Ok(Entry {
+            index: to_u64(index)?,
+            appended_at,
+            record,
+            leaf_hash: to_hash(hash, "a leaf hash")?,
+            retention_until,
+        })
+    })())
+}
+
+/// Perfect-subtree hashes read from the store.
+struct SqlTree<'c> {
+    conn: &'c Connection,
+}
+
+impl Subtrees for SqlTree<'_> {
+    type Error = AuditError;
+
+    fn perfect(&self, level: u32, index: u64) -> Result<Hash, AuditError> {
+        let base = level - level % NODE_STRIDE;
+        let span = level - base;
+        let count = 1u64 << span;
+        let first = index << span;
+        let mut hashes: Vec<Hash> = Vec::with_capacity(count as usize);
+        let missing = || TreeError::MissingNode { level, index };
+        if base == 0 {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT leaf_hash FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map(params![to_i64(first)?, to_i64(first + count)?], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?;
+            for row in rows {
+                hashes.push(to_hash(row?, "a leaf hash")?);
+            }
+        } else {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT hash FROM nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+            )?;
+            let rows = stmt
+                .query_map(params![base, to_i64(first)?, to_i64(first + count)?], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })?;
+            for row in rows {
+                hashes.push(to_hash(row?, "a cached node")?);
+            }
+        }
+        if hashes.len() as u64 != count {
+            return Err(missing().into());
+        }
+        while hashes.len() > 1 {
+            hashes = hashes
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        hashes.pop().ok_or_else(|| missing().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{MemoryTree, reference_root};
+    use crate::verify::{verify_consistency, verify_inclusion};
+    use serde_json::json;
+
+    fn record(i: u64) -> Value {
+        json!({"user": format!("u{}", i % 3), "action": "summarize", "model": "m1", "n": i})
+    }
+
+    fn open_temp() -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(&dir.path().join("audit/audit.db")).unwrap();
+        (dir, log)
+    }
+
+    #[test]
+    fn appends_keep_root_and_proofs_right_across_batches() {
+        let (_dir, mut log) = open_temp();
+        let mut hashes = Vec::new();
+        let mut n = 0u64;
+        for batch in [1usize, 2, 3, 7, 16, 1, 40, 33] {
+            let records: Vec<Value> = (0..batch as u64).map(|i| record(n + i)).collect();
+            let receipts = log.append_batch(&records).unwrap();
+            for (k, r) in receipts.iter().enumerate() {
+                assert_eq!(r.index, n + k as u64);
+                hashes.push(r.leaf_hash);
+            }
+            n += batch as u64;
+            let head = log.tree_head().unwrap();
+            assert_eq!(head.size, n);
+            assert_eq!(head.root, reference_root(&hashes));
+        }
+        let mem = MemoryTree::from_leaf_hashes(hashes.iter().copied());
+        for size in [1, 2, 5, 16, 17, 64, 100, n] {
+            let root = log.root_at(size).unwrap();
+            assert_eq!(root, reference_root(&hashes[..size as usize]));
+            for index in (0..size).step_by(7) {
+                let proof = log.inclusion_proof(index, size).unwrap();
+                assert_eq!(proof, tree::inclusion_proof(&mem, index, size).unwrap());
+                verify_inclusion(index, size, &hashes[index as usize], &proof, &root).unwrap();
+            }
+            for old in (0..=size).step_by(5) {
+                let proof = log.consistency_proof(old, size).unwrap();
+                let old_root = reference_root(&hashes[..old as usize]);
+                verify_consistency(old, size, &old_root, &root, &proof).unwrap();
+            }
+        }
+        assert!(log.inclusion_proof(0, n + 1).is_err());
+        let check = log.check(None).unwrap();
+        assert!(check.is_intact(), "{:?}", check.problems);
+        assert_eq!(check.records, n);
+    }
+
+    #[test]
+    fn leaf_is_canonical_envelope_of_record() {
+        let (_dir, mut log) = open_temp();
+        let r = log.append(&json!({"b": 1, "a": "x"})).unwrap();
+        let e = log.entry(0).unwrap();
+        assert_eq!(e.record, r#"{"a":"x","b":1}"#);
+        let expected = format!(
+            r#"{{"appended_at":"{}","record":{{"a":"x","b":1}}}}"#,
+            r.appended_at
+        );
+        assert_eq!(e.leaf(), expected);
+        assert_eq!(leaf_hash(expected.as_bytes()), r.leaf_hash);
+        let parsed: Value = serde_json::from_str(&e.leaf()).unwrap();
+        assert_eq!(to_canonical_string(&parsed), e.leaf());
+        assert!(e.retention_until > e.appended_at);
+        assert!(!format!("{e:?}").contains("\"x\""));
+    }
+
+    #[test]
+    fn rejects_non_objects_and_oversized_records_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open_with(
+            &dir.path().join("a.db"),
+            Options {
+                max_record_bytes: 64,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let err = log
+            .append_batch(&[json!({"a": 1}), json!([1])])
+            .unwrap_err();
+        assert!(matches!(err, AuditError::NotAnObject { position: 1 }));
+        let big = json!({"secret-ish": "x".repeat(100)});
+        let err = log.append_batch(&[big]).unwrap_err().to_string();
+        assert!(!err.contains("secret-ish"), "{err}");
+        assert_eq!(log.tree_head().unwrap().size, 0);
+    }
+
+    #[test]
+    fn store_is_append_only_and_reopens_with_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        {
+            let mut log = AuditLog::open(&path).unwrap();
+            log.append_batch(&(0..20).map(record).collect::<Vec<_>>())
+                .unwrap();
+            let err = log
+                .conn
+                .execute("UPDATE leaves SET payload = '{}' WHERE idx = 3", [])
+                .unwrap_err();
+            assert!(err.to_string().contains("append-only"));
+            assert!(log.conn.execute("DELETE FROM leaves", []).is_err());
+        }
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.tree_head().unwrap().size, 20);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn check_finds_a_rewritten_record_and_a_truncated_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let signer = Signer::from_seed("test/log", [3; 32]).unwrap();
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append_batch(&(0..10).map(record).collect::<Vec<_>>())
+            .unwrap();
+        log.sign_checkpoint(&signer).unwrap();
+        assert!(log.check(Some(&signer.verifier())).unwrap().is_intact());
+        log.conn
+            .execute_batch(
+                "DROP TRIGGER leaves_append_only_update; DROP TRIGGER leaves_append_only_delete;
+                 UPDATE leaves SET payload = '{\"user\":\"mallory\"}' WHERE idx = 4;",
+            )
+            .unwrap();
+        let check = log.check(Some(&signer.verifier())).unwrap();
+        assert!(
+            check
+                .problems
+                .iter()
+                .any(|p| p.contains("record 4 was modified")),
+            "{:?}",
+            check.problems
+        );
+        log.conn
+            .execute_batch("DELETE FROM leaves WHERE idx >= 8; UPDATE tree_state SET size = 8")
+            .unwrap();
+        let check = log.check(None).unwrap();
+        assert!(
+            check.problems.iter().any(|p| p.contains("truncated")),
+            "{:?}",
+            check.problems
+        );
+    }
+
+    #[test]
+    fn query_by_fields_and_time() {
+        let (_dir, mut log) = open_temp();
+        log.append_batch(&(0..9).map(record).collect::<Vec<_>>())
+            .unwrap();
+        let q = Query {
+            fields: vec![("user".into(), "u1".into())],
+            ..Query::default()
+        };
+        let mut got = Vec::new();
+        let n = log
+            .query(&q, |e| -> Result<(), AuditError> {
+                got.push(e.index);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, got), (3, vec![1, 4, 7]));
+        let q = Query {
+            fields: vec![("n".into(), "5".into())],
+            since: Some("2000-01-01".into()),
+            until: Some("2999-01-01T00:00:00Z".into()),
+            limit: Some(10),
+        };
+        assert_eq!(log.query(&q, |_| Ok::<(), AuditError>(())).unwrap(), 1);
+        let q = Query {
+            until: Some("2000-01-01".into()),
+            ..Query::default()
+        };
+        assert_eq!(log.query(&q, |_| Ok::<(), AuditError>(())).unwrap(), 0);
+        let bad = Query {
+            fields: vec![("user') OR 1=1 --".into(), "x".into())],
+            ..Query::default()
+        };
+        assert!(log.query(&bad, |_| Ok::<(), AuditError>(())).is_err());
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(
+            parse_time("2025-01-31T12:00:00+01:00").unwrap(),
+            "2025-01-31T11:00:00.000000Z"
+        );
+    }
+}
