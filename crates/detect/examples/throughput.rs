@@ -16,7 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut n = 0usize;
         let start = Instant::now();
         let mut rounds = 0;
-        while start.elapsed().as_secs_f64() < 2.0 {
+        // ROUNDS=N runs a fixed number of passes (for instruction counts under callgrind)
+        let fixed: Option<usize> = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok());
+        while fixed.map_or(start.elapsed().as_secs_f64() < 2.0, |f| rounds < f) {
             for t in &texts {
                 n += det.detect(t).len();
             }

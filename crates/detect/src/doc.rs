@@ -16,6 +16,7 @@ pub struct Doc<'a> {
     pub claimed: Vec<bool>,
     /// Flags that mark a word as ordinary language in this document's language.
     pub common_mask: u64,
+    lowercase: bool,
 }
 
 impl<'a> Doc<'a> {
@@ -40,6 +41,7 @@ impl<'a> Doc<'a> {
             spans: Vec::new(),
             claimed: vec![false; toks.len()],
             common_mask,
+            lowercase: !text.chars().any(char::is_uppercase),
         }
     }
 
@@ -97,9 +99,9 @@ impl<'a> Doc<'a> {
         None
     }
 
-    /// The lowercase text of token `i`.
-    pub fn lower(&self, i: usize, buf: &mut String) -> String {
-        dict::lower(self.s(i), buf).to_string()
+    /// True when the text has no capital letters at all (chat, transcripts).
+    pub fn is_lowercase_doc(&self) -> bool {
+        self.lowercase
     }
 
     /// Records a span over bytes `start..end` and claims its tokens.

@@ -912,3 +912,23 @@ pub const STREET_TYPES_LOWER: &[&str] = &[
     "út", "utca", "u", "útja", "tér", "körút", "trg", "ulica", "ul", "vej", "gade", "gata",
     "gatan", "straat", "laan", "weg", "rue", "rua", "via", "str", "terrasse", "rkp", "sgt",
 ];
+
+/// Number words that start an age over 89 ("ninety-one", "noventa y dos", "neunzig").
+pub const AGE_NUMBER_WORDS: &[&str] = &[
+    "ninety",
+    "ninetyone",
+    "ninetytwo",
+    "ninetythree",
+    "ninetyfour",
+    "ninetyfive",
+    "ninetysix",
+    "ninetyseven",
+    "ninetyeight",
+    "ninetynine",
+    "hundred",
+    "noventa",
+    "cien",
+    "ciento",
+    "neunzig",
+    "hundert",
+];

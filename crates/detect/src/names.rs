@@ -140,7 +140,7 @@ pub fn names(doc: &mut Doc) {
         let mut dict_parts = 0u32;
         let mut first_is_first = false;
         let mut last = None;
-        let early_ctx = name_context(doc, k);
+
         let mut j = k;
         while j < n {
             if j > start && doc.toks[j].newline_before {
@@ -151,7 +151,7 @@ pub fn names(doc: &mut Doc) {
             }
             let mut s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
             if s == 0
-                && (strong_first || titled || early_ctx)
+                && (strong_first || titled || name_context(doc, k))
                 && parts >= 1
                 && j >= 1
                 && doc.has(j - 1, dict::FIRST)
@@ -818,10 +818,18 @@ pub fn places(doc: &mut Doc) {
                     }
                     break;
                 }
+                // gazetteer phrases are capitalised words and connectors ("Santiago de Compostela")
+                if !(doc.toks[k].cap
+                    || doc.toks[k].upper
+                    || doc.has(k, dict::CONNECTOR)
+                    || doc.is_lowercase_doc())
+                {
+                    break;
+                }
                 if doc.toks[k].space_before {
                     phrase.push(' ');
                 }
-                phrase.push_str(&doc.lower(k, &mut buf));
+                phrase.push_str(dict::lower(doc.s(k), &mut buf));
                 words += 1;
                 let f = doc.dict.phrase(&phrase);
                 if f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
@@ -1146,7 +1154,7 @@ pub fn addresses(doc: &mut Doc) {
             {
                 lead -= 1;
             }
-            let w = dict::lower(doc.s(i), &mut buf).to_string();
+            let w = dict::lower(doc.s(i), &mut buf);
             // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
             // lower-case street types after a house number: "731 ul. Miła 57", "33 avenue de Provence"
             let after_number = lead < i;
@@ -1192,7 +1200,16 @@ pub fn addresses(doc: &mut Doc) {
                 }
             }
             // one-word streets with a number: "Kantstraße 21 a", "Lyngveien 46"
+            let number_next = {
+                let k = if doc.is_punct(i + 1, '.') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                k < n && doc.toks[k].has_digit() && !doc.toks[k].newline_before
+            };
             if t.cap
+                && number_next
                 && w.chars().count() >= 5
                 && lexicon::STREET_WORD_SUFFIXES
                     .iter()
@@ -1266,7 +1283,7 @@ pub fn addresses(doc: &mut Doc) {
             }
             // "P.O. Box 123", "PSC 3294, Box 9168", "APO AA 61487"
             if matches!(
-                w.as_str(),
+                w,
                 "p" | "po" | "psc" | "apo" | "fpo" | "dpo" | "postfach" | "apartado" | "unit"
             ) && (t.cap
                 || doc.toks[i].upper
@@ -1354,10 +1371,7 @@ pub fn addresses(doc: &mut Doc) {
             // unit designators: "Apt. 864", "Suite 501"
             if doc.has(i, dict::ADDRESS_UNIT)
                 && (t.cap)
-                && matches!(
-                    w.as_str(),
-                    "apt" | "apartment" | "suite" | "ste" | "unit" | "box"
-                )
+                && matches!(w, "apt" | "apartment" | "suite" | "ste" | "unit" | "box")
             {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') {

@@ -11,7 +11,11 @@ use crate::{Category, dict};
 /// others classify the short matches.
 pub struct Patterns {
     /// Runs of digit groups joined by short separators: every numeric identifier, date, phone.
+    /// (Kept as the reference definition of what `scan_chain` matches; tests compare them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     chain: Regex,
+    /// ISO 8601 timestamps, which carry a "T" inside the chain.
+    iso: Regex,
     /// Numeric dates inside a chain.
     date: Regex,
     ipv4: Regex,
@@ -36,6 +40,9 @@ impl Patterns {
         Patterns {
             chain: re(
                 r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?|(?:\+?\(|\+|(?-u:\b))[0-9]+(?:(?:[ ]?[./\-:][ ]?|[ ]?\)[ ]?\(?|[ ]\(|[ ])[0-9]+)*\)?",
+            ),
+            iso: re(
+                r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?",
             ),
             date: re(concat!(
                 r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[T ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
@@ -67,7 +74,16 @@ pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
             doc.push(s, e, Category::Email, 0.95, "email");
         }
     }
-    if memchr::memchr(b'.', text.as_bytes()).is_some() {
+    // URLs need "://", "www." or a dot between two letters ("example.org")
+    let b = text.as_bytes();
+    let domain_like = memchr::memmem::find(b, b"://").is_some()
+        || memchr::memchr_iter(b'.', b).any(|i| {
+            i > 0
+                && i + 1 < b.len()
+                && b[i - 1].is_ascii_alphanumeric()
+                && b[i + 1].is_ascii_alphabetic()
+        });
+    if domain_like {
         for m in p.url.find_iter(text) {
             let (s, e) = trim_trailing(text, m.start(), m.end());
             // skip the domain of an e-mail address and plain decimal numbers
@@ -106,9 +122,35 @@ fn trim_trailing(text: &str, s: usize, mut e: usize) -> (usize, usize) {
 pub fn numbers(p: &Patterns, doc: &mut Doc) {
     let text = doc.text;
     let mut at = 0;
-    while let Some(m) = p.chain.find_at(text, at) {
-        at = m.end().max(at + 1);
-        let (s, mut e) = trim_chain(text, m.start(), m.end());
+    // The chains start at tokens that start with a digit (or the "+"/"(" right before one), so
+    // the regex runs only from there instead of scanning the whole text.
+    for ti in 0..doc.toks.len() {
+        let t = doc.toks[ti];
+        if !t.has_digit()
+            || (t.start as usize) < at
+            || !text.as_bytes()[t.start as usize].is_ascii_digit()
+        {
+            continue;
+        }
+        let mut st = t.start as usize;
+        let mut k = ti;
+        while k >= 1
+            && k + 2 > ti
+            && !doc.toks[k].space_before
+            && (doc.is_punct(k - 1, '(') || doc.is_punct(k - 1, '+'))
+        {
+            k -= 1;
+            st = doc.toks[k].start as usize;
+        }
+        let st = st.max(at);
+        let Some((m_start, m_end)) = scan_chain(p, text, st) else {
+            continue;
+        };
+        if m_start >= t.end as usize {
+            continue;
+        }
+        at = m_end.max(at + 1);
+        let (s, mut e) = trim_chain(text, m_start, m_end);
         if s >= e {
             continue;
         }
@@ -128,6 +170,81 @@ pub fn numbers(p: &Patterns, doc: &mut Doc) {
         }
         classify_chain(p, doc, s, e);
     }
+}
+
+/// Scans the digit chain that starts at byte `st` (an optional "+" and "(" then digits): digit
+/// groups joined by short separators (" ", ".", "/", "-", ":", parentheses). A hand-written
+/// equivalent of the `chain` pattern, which it replaces on the hot path; ISO timestamps
+/// ("2021-03-14T08:30:00Z") are matched with the `iso` pattern at the same start.
+fn scan_chain(p: &Patterns, text: &str, st: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let digits = |mut i: usize| {
+        while i < n && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let mut i = st;
+    if i < n && b[i] == b'+' {
+        i += 1;
+    }
+    if i < n && b[i] == b'(' {
+        i += 1;
+    }
+    let first = digits(i);
+    if first == i {
+        return None;
+    }
+    if first - i == 4
+        && first < n
+        && b[first] == b'-'
+        && let Some(m) = p.iso.find_at(text, st)
+        && m.start() == st
+        && m.end() > first + 1
+    {
+        return Some((st, m.end()));
+    }
+    i = first;
+    loop {
+        // one separator form, then digits
+        let mut j = i;
+        let sp = |j: usize| j < n && b[j] == b' ';
+        if j < n && matches!(b[j], b'.' | b'/' | b'-' | b':') {
+            j += 1;
+            if sp(j) {
+                j += 1;
+            }
+        } else if sp(j) && j + 1 < n && matches!(b[j + 1], b'.' | b'/' | b'-' | b':') {
+            j += 2;
+            if sp(j) {
+                j += 1;
+            }
+        } else if j < n && b[j] == b')' || sp(j) && j + 1 < n && b[j + 1] == b')' {
+            j += if b[j] == b')' { 1 } else { 2 };
+            if sp(j) {
+                j += 1;
+            }
+            if j < n && b[j] == b'(' {
+                j += 1;
+            }
+        } else if sp(j) && j + 1 < n && b[j + 1] == b'(' {
+            j += 2;
+        } else if sp(j) {
+            j += 1;
+        } else {
+            break;
+        }
+        let d = digits(j);
+        if d == j {
+            break;
+        }
+        i = d;
+    }
+    if i < n && b[i] == b')' {
+        i += 1;
+    }
+    Some((st, i))
 }
 
 fn trim_chain(text: &str, s: usize, mut e: usize) -> (usize, usize) {
@@ -830,10 +947,11 @@ pub fn age_words(doc: &mut Doc) {
         if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
             continue;
         }
-        if !matches!(
-            doc.s(i).as_bytes()[0],
-            b'n' | b'N' | b'h' | b'H' | b'c' | b'C'
-        ) {
+        if !doc.has(i, dict::NUMBER_WORD)
+            && !(doc.lang == crate::Lang::De
+                && doc.toks[i].len() > 10
+                && doc.s(i).contains("undneunzig"))
+        {
             continue;
         }
         let w = crate::dict::lower(doc.s(i), &mut buf);
@@ -893,6 +1011,61 @@ pub fn age_words(doc: &mut Doc) {
                 doc.push_toks(i, e, Category::AgeOver89, 0.85, "age.words");
             }
             break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `scan_chain` must match what the reference `chain` pattern matches, at digit starts.
+    #[test]
+    fn scan_chain_agrees_with_the_chain_pattern() {
+        let p = Patterns::new();
+        let pieces = [
+            "1", "23", "456", "2021", " ", ".", "/", "-", ":", "(", ")", " (", ") ", " - ", "a",
+            "+", "x", "T", ", ", "  ",
+        ];
+        // every combination of up to 5 pieces, deterministic
+        let mut texts = Vec::new();
+        let k = pieces.len();
+        for a in 0..k {
+            for b in 0..k {
+                for c in 0..k {
+                    texts.push(format!(
+                        "{}{}{}4{}",
+                        pieces[a],
+                        pieces[b],
+                        pieces[c],
+                        pieces[(a + b) % k]
+                    ));
+                    texts.push(format!(
+                        "9{}{}{}{}7",
+                        pieces[a],
+                        pieces[b],
+                        pieces[c],
+                        pieces[(b + c) % k]
+                    ));
+                }
+            }
+        }
+        texts.push("2021-03-14T08:30:00Z tail".to_string());
+        texts.push("+46 (0)8 928 571 38".to_string());
+        for t in &texts {
+            let bytes = t.as_bytes();
+            for st in 0..bytes.len() {
+                if !bytes[st].is_ascii_digit() || st > 0 && bytes[st - 1].is_ascii_alphanumeric() {
+                    continue;
+                }
+                let ours = scan_chain(&p, t, st).map(|(a, b)| (a, b));
+                let reference = p
+                    .chain
+                    .find_at(t, st)
+                    .filter(|m| m.start() == st)
+                    .map(|m| (m.start(), m.end()));
+                assert_eq!(ours, reference, "text {t:?} at {st}");
+            }
         }
     }
 }
