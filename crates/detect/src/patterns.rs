@@ -947,11 +947,10 @@ pub fn age_words(doc: &mut Doc) {
         if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
             continue;
         }
-        if !doc.has(i, dict::NUMBER_WORD)
-            && !(doc.lang == crate::Lang::De
-                && doc.toks[i].len() > 10
-                && doc.s(i).contains("undneunzig"))
-        {
+        let german_compound = doc.lang == crate::Lang::De
+            && doc.toks[i].len() > 10
+            && doc.s(i).contains("undneunzig");
+        if !(doc.has(i, dict::NUMBER_WORD) || german_compound) {
             continue;
         }
         let w = crate::dict::lower(doc.s(i), &mut buf);
@@ -1058,7 +1057,7 @@ mod tests {
                 if !bytes[st].is_ascii_digit() || st > 0 && bytes[st - 1].is_ascii_alphanumeric() {
                     continue;
                 }
-                let ours = scan_chain(&p, t, st).map(|(a, b)| (a, b));
+                let ours = scan_chain(&p, t, st);
                 let reference = p
                     .chain
                     .find_at(t, st)
