@@ -928,9 +928,58 @@ pub fn places(doc: &mut Doc) {
     state_codes_and_postcodes(doc);
 }
 
+/// A line of one to three upper-case words next to a line holding a place or an address, as
+/// in address blocks ("BASHALL TOWN", "DOLE"): the town.
+fn capital_place_lines(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut i = 0;
+    while i < n {
+        // the line [i, j)
+        let mut j = i + 1;
+        while j < n && !doc.toks[j].newline_before {
+            j += 1;
+        }
+        let words: Vec<usize> = (i..j)
+            .filter(|&k| doc.toks[k].kind != Kind::Punct)
+            .collect();
+        let all_upper = !words.is_empty()
+            && words.len() <= 3
+            && words.iter().all(|&k| {
+                let t = doc.toks[k];
+                t.kind == Kind::Word
+                    && t.upper
+                    && t.len() >= 3
+                    && !doc.has(k, dict::MEDICAL | dict::ID_CTX)
+            })
+            && (i..j).all(|k| {
+                doc.toks[k].kind != Kind::Punct || matches!(doc.toks[k].ch, '>' | '-' | '.' | ',')
+            })
+            && !words.iter().any(|&k| doc.claimed[k]);
+        if all_upper {
+            let prev_loc = i >= 1 && doc.claimed[i - 1] && in_location(doc, i - 1);
+            let next_loc = j < n && {
+                let mut k = j;
+                while k < n
+                    && doc.toks[k].kind == Kind::Punct
+                    && !(k > j && doc.toks[k].newline_before)
+                {
+                    k += 1;
+                }
+                k < n && doc.claimed[k] && in_location(doc, k)
+            };
+            if prev_loc || next_loc {
+                let (a, b) = (words[0], words[words.len() - 1]);
+                doc.push_toks(a, b, Category::Location, 0.6, "location.address_line");
+            }
+        }
+        i = j;
+    }
+}
+
 /// "Sacramento, CA 95814": state codes and postal codes next to a place.
 fn state_codes_and_postcodes(doc: &mut Doc) {
     let n = doc.toks.len();
+    capital_place_lines(doc);
     // a line that starts with a postcode and goes on with a place: "47809 Krefeld",
     // "A-2236 Opfing", "20223 Klein Haasbeck"
     for i in 0..n {
@@ -1411,6 +1460,8 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
         }
         let f = doc.f(k);
         let ok = match t.kind {
+            // e-mail quoting at the start of a line: "> Suite 828"
+            Kind::Punct if t.ch == '>' && t.newline_before => true,
             Kind::Punct => matches!(t.ch, ',' | '.' | '-' | '#' | 'º' | 'ª'),
             Kind::Num => t.len() <= 6,
             Kind::Alnum => t.len() <= 8,
