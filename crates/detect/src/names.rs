@@ -1462,6 +1462,14 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
         let ok = match t.kind {
             // e-mail quoting at the start of a line: "> Suite 828"
             Kind::Punct if t.ch == '>' && t.newline_before => true,
+            // "Cyprus (Greek) 51034"
+            Kind::Punct if t.ch == '(' => {
+                k + 2 < n && doc.toks[k + 1].cap && doc.is_punct(k + 2, ')')
+            }
+            Kind::Punct if t.ch == ')' => k >= 2 && doc.is_punct(k - 2, '('),
+            Kind::Word if k >= 1 && doc.is_punct(k - 1, '(') && t.cap => true,
+            // a missing value exported into an address field ("KNIVSTA, nan 18237")
+            Kind::Word if matches!(doc.s(k), "nan" | "NaN" | "null" | "NULL" | "N/A") => true,
             Kind::Punct => matches!(t.ch, ',' | '.' | '-' | '#' | 'º' | 'ª'),
             Kind::Num => t.len() <= 6,
             Kind::Alnum => t.len() <= 8,
