@@ -145,6 +145,7 @@ impl Detector {
         patterns::alnum_ids(&mut doc);
         patterns::age_words(&mut doc);
         names::facilities(&mut doc);
+        names::place_phrases(&mut doc);
         names::names(&mut doc);
         names::places(&mut doc);
         merge(doc.spans)

@@ -785,12 +785,70 @@ fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
     ) && (doc.toks[i].cap || matches!(w, "clinic" | "hospital" | "center"))
 }
 
+/// Multi-word gazetteer entries ("New York", "Los Angeles", "Santiago de Compostela"), matched
+/// before names so that "Angeles" is not taken for a given name.
+pub fn place_phrases(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut buf = String::new();
+    let maxw = doc.dict.max_phrase_words;
+    let mut i = 0;
+    while i < n {
+        let t = doc.toks[i];
+        if doc.claimed[i]
+            || t.kind != Kind::Word
+            || !(t.cap || t.upper || doc.is_lowercase_doc())
+            || !doc.has(i, dict::PHRASE_START)
+        {
+            i += 1;
+            continue;
+        }
+        let mut phrase = dict::lower(doc.s(i), &mut buf).to_string();
+        let mut best = None;
+        let mut k = i;
+        let mut words = 1;
+        while words < maxw && k + 1 < n && !doc.toks[k + 1].newline_before {
+            k += 1;
+            if doc.toks[k].kind == Kind::Punct {
+                if doc.toks[k].ch == '-' || doc.toks[k].ch == '.' {
+                    phrase.push(doc.toks[k].ch);
+                    continue;
+                }
+                break;
+            }
+            // gazetteer phrases are capitalised words and connectors ("Santiago de Compostela")
+            if !(doc.toks[k].cap
+                || doc.toks[k].upper
+                || doc.has(k, dict::CONNECTOR)
+                || doc.is_lowercase_doc())
+            {
+                break;
+            }
+            if doc.toks[k].space_before {
+                phrase.push(' ');
+            }
+            phrase.push_str(dict::lower(doc.s(k), &mut buf));
+            words += 1;
+            let f = doc.dict.phrase(&phrase);
+            if f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
+                best = Some(k);
+            }
+        }
+        if let Some(b) = best
+            && !doc.any_claimed(i, b)
+        {
+            doc.push_toks(i, b, Category::Location, 0.75, "location.gazetteer");
+            i = b + 1;
+            continue;
+        }
+        i += 1;
+    }
+}
+
 /// Cities, states, counties and countries from the gazetteers, and places after a
 /// preposition ("treated at UPMC", "from Dallas").
 pub fn places(doc: &mut Doc) {
     let n = doc.toks.len();
     let mut buf = String::new();
-    let maxw = doc.dict.max_phrase_words;
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
@@ -802,47 +860,6 @@ pub fn places(doc: &mut Doc) {
         {
             i += 1;
             continue;
-        }
-        // multi-word gazetteer entries: "New York", "Los Angeles", "Bad Blumenthal"
-        if doc.has(i, dict::PHRASE_START) {
-            let mut phrase = dict::lower(doc.s(i), &mut buf).to_string();
-            let mut best = None;
-            let mut k = i;
-            let mut words = 1;
-            while words < maxw && k + 1 < n && !doc.toks[k + 1].newline_before {
-                k += 1;
-                if doc.toks[k].kind == Kind::Punct {
-                    if doc.toks[k].ch == '-' || doc.toks[k].ch == '.' {
-                        phrase.push(doc.toks[k].ch);
-                        continue;
-                    }
-                    break;
-                }
-                // gazetteer phrases are capitalised words and connectors ("Santiago de Compostela")
-                if !(doc.toks[k].cap
-                    || doc.toks[k].upper
-                    || doc.has(k, dict::CONNECTOR)
-                    || doc.is_lowercase_doc())
-                {
-                    break;
-                }
-                if doc.toks[k].space_before {
-                    phrase.push(' ');
-                }
-                phrase.push_str(dict::lower(doc.s(k), &mut buf));
-                words += 1;
-                let f = doc.dict.phrase(&phrase);
-                if f & (dict::CITY | dict::COUNTRY | dict::STATE) != 0 {
-                    best = Some(k);
-                }
-            }
-            if let Some(b) = best
-                && !doc.any_claimed(i, b)
-            {
-                doc.push_toks(i, b, Category::Location, 0.75, "location.gazetteer");
-                i = b + 1;
-                continue;
-            }
         }
         let f = doc.f(i);
         let inner_caps = !t.upper && doc.s(i).chars().skip(1).any(char::is_uppercase);
