@@ -1311,6 +1311,36 @@ pub fn addresses(doc: &mut Doc) {
                     continue;
                 }
             }
+            // "lives on Pod Floriánem 1677", "enter on Peter Zuidhove 188"
+            if t.cap && i >= 1 && doc.s(i - 1) == "on" && doc.lang == Lang::En {
+                let mut k = i;
+                while k < n
+                    && k < i + 3
+                    && doc.toks[k].kind == Kind::Word
+                    && doc.toks[k].cap
+                    && !doc.toks[k].newline_before
+                    && !doc.claimed[k]
+                    && !doc.has(
+                        k,
+                        dict::MONTH | dict::WEEKDAY | dict::FUNCTION | dict::TITLE,
+                    )
+                    && !doc.common(k)
+                {
+                    k += 1;
+                }
+                if k > i
+                    && k < n
+                    && doc.toks[k].kind == Kind::Num
+                    && doc.toks[k].len() <= 5
+                    && !doc.toks[k].newline_before
+                    && !doc.claimed[k]
+                {
+                    let b = extend_address(doc, k);
+                    doc.push_toks(i, b, Category::Location, 0.7, "address.street");
+                    i = b + 1;
+                    continue;
+                }
+            }
             // "Villacher Strasse 89", "Gordon Terrace 4"
             if doc.has(i, dict::STREET_SUFFIX)
                 && t.cap
@@ -1388,7 +1418,26 @@ pub fn addresses(doc: &mut Doc) {
                     || head.starts_with("Apartado");
                 if ok && k < n && doc.toks[k].has_digit() && !doc.any_claimed(i, k) {
                     let b = extend_block(doc, k);
-                    doc.push_toks(lead, b, Category::Location, 0.85, "address.pobox");
+                    // the ship's line above a military address: "USS Lorenzen\nFPO AE 25990"
+                    let mut a = lead;
+                    if doc.toks[i].newline_before && i >= 2 {
+                        let mut p0 = i - 1;
+                        while p0 > 0 && !doc.toks[p0].newline_before {
+                            p0 -= 1;
+                        }
+                        let ship = doc.toks[p0].kind == Kind::Word
+                            && doc.toks[p0].upper
+                            && doc.s(p0).starts_with("US")
+                            && (3..=5).contains(&doc.toks[p0].len())
+                            && i - p0 <= 4
+                            && (p0 + 1..i).all(|x| {
+                                doc.toks[x].kind == Kind::Word && doc.toks[x].cap && !doc.claimed[x]
+                            });
+                        if ship && i - p0 >= 2 {
+                            a = p0;
+                        }
+                    }
+                    doc.push_toks(a, b, Category::Location, 0.85, "address.pobox");
                     i = b + 1;
                     continue;
                 }
