@@ -1070,7 +1070,7 @@ fn state_codes_and_postcodes(doc: &mut Doc) {
         if t.kind == Kind::Word && t.upper && t.len() == 2 && doc.has(i, dict::STATE_CODE) {
             let after_place = i >= 2
                 && doc.is_punct(i - 1, ',')
-                && (doc.claimed[i - 2] || doc.has(i - 2, dict::CITY));
+                && (doc.claimed[i - 2] && in_location(doc, i - 2) || doc.has(i - 2, dict::CITY));
             let before_zip =
                 i + 1 < n && doc.toks[i + 1].kind == Kind::Num && doc.toks[i + 1].len() == 5;
             if after_place || before_zip {
@@ -1143,11 +1143,27 @@ pub fn addresses(doc: &mut Doc) {
             let mut odd = false; // a word that makes the European order unlikely
             while k < n && words < 5 && !doc.toks[k].newline_before {
                 let tk = doc.toks[k];
-                if tk.kind == Kind::Word && (tk.cap || tk.upper) {
+                // lower-case text: an unknown word is as good as a capitalised one
+                let capish = tk.cap
+                    || tk.upper
+                    || doc.is_lowercase_doc() && !doc.common(k) && !doc.has(k, dict::FUNCTION);
+                if tk.kind == Kind::Word && capish {
                     words += 1;
                     if words >= 2 && doc.has(k, dict::STREET_SUFFIX) {
                         found = Some(k);
                         break;
+                    }
+                    // an abbreviated word: "Λ. Αλεξάνδρας", "C. Beerninckstraat"
+                    if tk.len() <= 3
+                        && doc.is_punct(k + 1, '.')
+                        && k + 2 < n
+                        && doc.toks[k + 2].kind == Kind::Word
+                        && doc.toks[k + 2].cap
+                        && doc.toks[k + 2].len() >= 4
+                        && !doc.common(k + 2)
+                    {
+                        k += 2;
+                        continue;
                     }
                     odd |= doc.common(k) && !doc.has(k, dict::STREET_SUFFIX | dict::STREET_PREFIX)
                         || doc.has(k, dict::FUNCTION | dict::UNIT | dict::MONTH)
@@ -1540,6 +1556,14 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
             Kind::Num => t.len() <= 6,
             Kind::Alnum => t.len() <= 8,
             Kind::Word if t.upper && t.len() <= 3 => true,
+            // names in another script inside an address block ("ΧΑΝ∆ΡΙΑ")
+            Kind::Word
+                if doc.s(k).chars().next().is_some_and(|c| {
+                    c.is_alphabetic() && !c.is_ascii() && !matches!(c, 'À'..='ɏ')
+                }) =>
+            {
+                true
+            }
             Kind::Word => {
                 f & (dict::ID_CTX | dict::FUNCTION | dict::NAME_CTX) == 0
                     && ((t.cap || t.upper)

@@ -4,6 +4,7 @@ mod cmd_audit;
 mod cmd_bench;
 mod cmd_deid;
 mod cmd_eval;
+mod cmd_keys;
 mod cmd_scan;
 mod input;
 mod output;
@@ -32,6 +33,8 @@ enum Command {
     Bench(cmd_bench::Args),
     /// Tamper-evident audit trail: append, checkpoint, export, verify, query, prove.
     Audit(cmd_audit::Args),
+    /// Encryption keys: status, rotate, revoke, rewrap, seal/unseal, encrypt/decrypt, bench.
+    Keys(cmd_keys::Args),
 }
 
 /// Exit codes: 0 success, 1 error, 2 usage (clap), 3 PHI found with `--fail-on-phi`.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Audit(a) => cmd_audit::run(a),
+        Command::Keys(a) => cmd_keys::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,769 @@
+//! `phiguard keys`: the encryption keys behind data at rest. Status, rotation, revocation,
+//! rewrap of ciphertext files, sealing the local key file with a passphrase, encrypt/decrypt
+//! for admins and tests, and a benchmark. The envelope format and the key file live in
+//! `phiguard-crypto`; this file finds the key file and the passphrase, parses arguments and
+//! prints. (`keys create` is reserved for gateway API keys.)
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use phiguard_crypto::files::{collect_ciphertext_files, read_file_header, rewrap_files};
+use phiguard_crypto::provider::local::{self, KeyFileStatus};
+use phiguard_crypto::{
+    EncryptOptions, EncryptionContext, KeyOrigin, KeyProvider, LocalKeyFile, SealParams,
+    SecretString, decrypt, decrypt_stream, encrypt, encrypt_stream,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::output::Sink;
+
+/// The environment variable that holds the key-file passphrase.
+pub const PASSPHRASE_ENV: &str = "PHIGUARD_KEY_PASSPHRASE";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// Options every keys subcommand takes (before or after the subcommand name).
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    /// phiguard.toml. Accepted for the coming config loader; no keys setting is read from it
+    /// yet (the file must exist).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The local key file (default: $PHIGUARD_HOME/keys/kek.json, where PHIGUARD_HOME
+    /// defaults to $XDG_DATA_HOME/phiguard or ~/.local/share/phiguard).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// Read the key-file passphrase from this file (its first line). Without it the
+    /// passphrase comes from PHIGUARD_KEY_PASSPHRASE, else from a prompt when stdin is a
+    /// terminal.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum KeysCommand {
+    /// Show KEK versions, which is current, whether the key file is sealed, fingerprints.
+    Status(JsonFlag),
+    /// Add a KEK version and make it current at once (new data is wrapped under it).
+    Rotate(JsonFlag),
+    /// Mark a KEK version revoked: decryption under it fails from now on.
+    Revoke(RevokeArgs),
+    /// Move ciphertext files (*.pgenc in folders, or files given) to the current KEK by
+    /// re-wrapping only their data keys. Resumable: files already current are skipped.
+    Rewrap(RewrapArgs),
+    /// Seal the key file with a passphrase (Argon2id).
+    Seal(SealArgs),
+    /// Store the key file unsealed (anyone who can read it can use the keys).
+    Unseal,
+    /// Encrypt a file (`-` for stdin/stdout) under a fresh data key.
+    Encrypt(EncryptArgs),
+    /// Decrypt a file (`-` for stdin/stdout).
+    Decrypt(DecryptArgs),
+    /// Print a ciphertext file's header: format, KEK, context (no secrets).
+    Inspect(InspectArgs),
+    /// Measure encrypt/decrypt MB/s for 1 KiB and 1 MiB messages.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct JsonFlag {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RevokeArgs {
+    /// The KEK version to revoke (`3` or `v3`).
+    #[arg(value_parser = parse_version)]
+    pub version: u32,
+}
+
+#[derive(clap::Args)]
+pub struct RewrapArgs {
+    /// Folders (searched recursively for *.pgenc) and files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SealArgs {
+    /// Argon2id memory in KiB (at least 7168; memory × passes at least 35840).
+    #[arg(long, value_name = "KIB", default_value_t = SealParams::DEFAULT.m_cost_kib)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    #[arg(long, value_name = "N", default_value_t = SealParams::DEFAULT.t_cost)]
+    pub argon2_passes: u32,
+    /// Argon2id lanes.
+    #[arg(long, value_name = "N", default_value_t = SealParams::DEFAULT.p_cost)]
+    pub argon2_lanes: u32,
+}
+
+#[derive(clap::Args)]
+pub struct EncryptArgs {
+    /// A context pair bound to the ciphertext (non-secret, e.g. purpose=vault); repeatable.
+    /// Decrypting with `--context` must give exactly the same pairs.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    /// Plaintext bytes per frame.
+    #[arg(long, value_name = "BYTES", default_value_t = phiguard_crypto::header::DEFAULT_FRAME_LEN)]
+    pub frame_size: u32,
+    /// The file to encrypt, or `-` for stdin.
+    pub input: PathBuf,
+    /// Where to write the ciphertext (atomically), or `-` for stdout. Use the .pgenc
+    /// extension so `rewrap` finds it.
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct DecryptArgs {
+    /// The expected context (KEY=VALUE, repeatable): the stored context must be exactly
+    /// these pairs. Without it, any context is accepted and printed.
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+    /// The ciphertext, or `-` for stdin.
+    pub input: PathBuf,
+    /// Where to write the plaintext (atomically, only when every frame verified), or `-`
+    /// for stdout (streamed frame by frame; a truncated input is detected at its end and
+    /// exits with an error).
+    pub output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// A ciphertext file.
+    pub file: PathBuf,
+    /// Print the header as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Seconds per measurement.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_version(s: &str) -> Result<u32, String> {
+    s.trim_start_matches(['v', 'V'])
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is not a KEK version (a number from 1, like 3 or v3)"))
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let c = &args.common;
+    if let Some(path) = &c.config {
+        std::fs::metadata(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+    }
+    match args.command {
+        KeysCommand::Status(a) => status(c, a.json),
+        KeysCommand::Rotate(a) => rotate(c, a.json),
+        KeysCommand::Revoke(a) => revoke(c, a.version),
+        KeysCommand::Rewrap(a) => rewrap(c, a),
+        KeysCommand::Seal(a) => seal(c, a),
+        KeysCommand::Unseal => unseal(c),
+        KeysCommand::Encrypt(a) => encrypt_cmd(c, a),
+        KeysCommand::Decrypt(a) => decrypt_cmd(c, a),
+        KeysCommand::Inspect(a) => inspect(a),
+        KeysCommand::Bench(a) => bench(a),
+    }
+}
+
+// ---- finding the key file and the passphrase -----------------------------------------------
+
+/// `$PHIGUARD_HOME`, resolved as the de-identification key file's home is (phiguard-deid
+/// keeps that key at `$PHIGUARD_HOME/keys/deid.key`).
+fn phiguard_home() -> Result<PathBuf> {
+    let deid_key = phiguard_deid::key::default_key_path(|k| std::env::var_os(k))
+        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME or pass --key-file"))?;
+    deid_key
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME or pass --key-file"))
+}
+
+impl Common {
+    fn key_path(&self) -> Result<PathBuf> {
+        match &self.key_file {
+            Some(p) => Ok(p.clone()),
+            None => Ok(local::default_path(&phiguard_home()?)),
+        }
+    }
+
+    /// The passphrase from --passphrase-file or PHIGUARD_KEY_PASSPHRASE, if given.
+    fn passphrase_given(&self) -> Result<Option<SecretString>> {
+        if let Some(path) = &self.passphrase_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+            let line = text.lines().next().unwrap_or("");
+            if line.is_empty() {
+                bail!("passphrase file {} is empty", path.display());
+            }
+            return Ok(Some(SecretString::from(line.to_string())));
+        }
+        match std::env::var(PASSPHRASE_ENV) {
+            Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The passphrase to open a sealed key file: given, else prompted on a terminal.
+    fn passphrase_to_open(&self, path: &Path) -> Result<SecretString> {
+        if let Some(p) = self.passphrase_given()? {
+            return Ok(p);
+        }
+        if std::io::stdin().is_terminal() {
+            let p =
+                rpassword::prompt_password(format!("Passphrase for key file {}: ", path.display()))
+                    .context("cannot read the passphrase from the terminal")?;
+            if !p.is_empty() {
+                return Ok(SecretString::from(p));
+            }
+        }
+        bail!(
+            "key file {} is sealed with a passphrase: set {PASSPHRASE_ENV}, pass \
+             --passphrase-file FILE, or run in a terminal to be prompted",
+            path.display()
+        )
+    }
+
+    /// A new passphrase for sealing: given, else prompted twice on a terminal.
+    fn new_passphrase(&self) -> Result<SecretString> {
+        if let Some(p) = self.passphrase_given()? {
+            return Ok(p);
+        }
+        if std::io::stdin().is_terminal() {
+            let a = rpassword::prompt_password("New key-file passphrase: ")
+                .context("cannot read the passphrase from the terminal")?;
+            let b = rpassword::prompt_password("Repeat it: ")
+                .context("cannot read the passphrase from the terminal")?;
+            if a.is_empty() {
+                bail!("the passphrase is empty");
+            }
+            if a != b {
+                bail!("the two passphrases differ");
+            }
+            return Ok(SecretString::from(a));
+        }
+        bail!(
+            "no passphrase to seal with: set {PASSPHRASE_ENV}, pass --passphrase-file FILE, or \
+             run in a terminal to be prompted"
+        )
+    }
+
+    /// Opens the key file; with `create`, creates it on first use (sealed when a passphrase
+    /// is given, else unsealed with a notice on stderr).
+    fn open(&self, create: bool) -> Result<LocalKeyFile> {
+        let path = self.key_path()?;
+        if !path.exists() {
+            if !create {
+                bail!(
+                    "no key file at {}: it is created on first use by `phiguard keys encrypt` \
+                     or `phiguard keys rotate` (or pass --key-file)",
+                    path.display()
+                );
+            }
+            let pass = self.passphrase_given()?;
+            let (kf, origin) =
+                LocalKeyFile::open_or_create(&path, pass.as_ref(), &SealParams::DEFAULT)?;
+            if origin == KeyOrigin::Created {
+                announce_created(&kf);
+            }
+            return Ok(kf);
+        }
+        let st = local::status(&path)?;
+        if !st.private {
+            eprintln!(
+                "phiguard keys: warning: key file {} can be read by other users; run \
+                 `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        let pass = if st.sealed {
+            Some(self.passphrase_to_open(&path)?)
+        } else {
+            None
+        };
+        Ok(LocalKeyFile::open(&path, pass.as_ref())?)
+    }
+}
+
+fn announce_created(kf: &LocalKeyFile) {
+    let st = kf.status();
+    let fp = st
+        .versions
+        .first()
+        .map(|v| v.fingerprint.as_str())
+        .unwrap_or("");
+    eprintln!(
+        "phiguard keys: created key file {} (id {}, KEK v1, fingerprint {fp})",
+        st.path.display(),
+        st.id
+    );
+    if !st.sealed {
+        eprintln!(
+            "phiguard keys: the key file is NOT sealed: anyone who can read it can decrypt \
+             everything encrypted under it. Seal it with a passphrase: `phiguard keys seal` \
+             (the passphrase comes from {PASSPHRASE_ENV}, --passphrase-file FILE, or a prompt)."
+        );
+    }
+}
+
+// ---- status, rotate, revoke, seal, unseal --------------------------------------------------
+
+#[derive(Serialize)]
+struct StatusOut {
+    exists: bool,
+    #[serde(flatten)]
+    status: Option<KeyFileStatus>,
+}
+
+fn status(c: &Common, as_json: bool) -> Result<u8> {
+    let path = c.key_path()?;
+    if !path.exists() {
+        if as_json {
+            println!(
+                "{}",
+                json!({"exists": false, "path": path.display().to_string()})
+            );
+        } else {
+            println!(
+                "no key file at {} yet: it is created on first use (`phiguard keys encrypt` or \
+                 `phiguard keys rotate`)",
+                path.display()
+            );
+        }
+        return Ok(0);
+    }
+    let st = local::status(&path)?;
+    if as_json {
+        let out = StatusOut {
+            exists: true,
+            status: Some(st),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    print!("{}", status_text(&st));
+    Ok(0)
+}
+
+fn status_text(st: &KeyFileStatus) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("key file   {}\n", st.path.display()));
+    s.push_str(&format!("id         {}\n", st.id));
+    match &st.seal {
+        Some(p) => s.push_str(&format!(
+            "sealed     yes (Argon2id, {} KiB, {} passes, {} lanes)\n",
+            p.m_cost_kib, p.t_cost, p.p_cost
+        )),
+        None => s.push_str("sealed     NO: anyone who can read the file can use the keys (seal it: `phiguard keys seal`)\n"),
+    }
+    s.push_str(if st.private {
+        "mode       private to its owner\n"
+    } else {
+        "mode       WARNING: readable by other users (chmod 600)\n"
+    });
+    s.push_str(&format!("current    v{}\n\n", st.current));
+    s.push_str("version  state     created               fingerprint\n");
+    for v in &st.versions {
+        let state = if v.current {
+            "current"
+        } else if v.revoked.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        s.push_str(&format!(
+            "v{:<7} {:<9} {:<21} {}{}\n",
+            v.version,
+            state,
+            v.created,
+            v.fingerprint,
+            v.revoked
+                .as_ref()
+                .map(|r| format!("  (revoked {r})"))
+                .unwrap_or_default()
+        ));
+    }
+    s
+}
+
+fn rotate(c: &Common, as_json: bool) -> Result<u8> {
+    let path = c.key_path()?;
+    let existed = path.exists();
+    let mut kf = c.open(true)?;
+    let kek = if existed {
+        let kek = kf.rotate()?;
+        let fp = kf
+            .status()
+            .versions
+            .iter()
+            .find(|v| v.version == kek.version)
+            .map(|v| v.fingerprint.clone())
+            .unwrap_or_default();
+        eprintln!(
+            "phiguard keys: KEK v{} (fingerprint {fp}) is now current; new data is wrapped \
+             under it. Move existing files with `phiguard keys rewrap PATH...`, then revoke \
+             the old version with `phiguard keys revoke v{}`.",
+            kek.version,
+            kek.version.saturating_sub(1)
+        );
+        kek
+    } else {
+        kf.current()?
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({"id": kek.id, "current": kek.version, "created_file": !existed})
+        );
+    }
+    Ok(0)
+}
+
+fn revoke(c: &Common, version: u32) -> Result<u8> {
+    let path = c.key_path()?;
+    if !path.exists() {
+        bail!("no key file at {}", path.display());
+    }
+    if LocalKeyFile::revoke(&path, version)? {
+        eprintln!(
+            "phiguard keys: KEK v{version} is revoked: data wrapped under it can no longer be \
+             decrypted (processes that hold the key file open see it after they reload)"
+        );
+    } else {
+        eprintln!("phiguard keys: KEK v{version} was already revoked");
+    }
+    Ok(0)
+}
+
+fn seal(c: &Common, a: SealArgs) -> Result<u8> {
+    let params = SealParams {
+        m_cost_kib: a.argon2_memory_kib,
+        t_cost: a.argon2_passes,
+        p_cost: a.argon2_lanes,
+    };
+    params.validate_new()?;
+    let path = c.key_path()?;
+    if path.exists() && local::status(&path)?.sealed {
+        bail!(
+            "key file {} is already sealed; to change the passphrase, run `phiguard keys \
+             unseal` and then `phiguard keys seal`",
+            path.display()
+        );
+    }
+    let pass = c.new_passphrase()?;
+    if !path.exists() {
+        let kf = LocalKeyFile::create(&path, Some(&pass), &params)?;
+        announce_created(&kf);
+        return Ok(0);
+    }
+    let mut kf = LocalKeyFile::open(&path, None)?;
+    kf.seal(&pass, &params)?;
+    eprintln!(
+        "phiguard keys: key file {} is sealed (Argon2id, {} KiB, {} passes); commands that \
+         use the keys now need the passphrase ({PASSPHRASE_ENV}, --passphrase-file, or a prompt)",
+        path.display(),
+        params.m_cost_kib,
+        params.t_cost
+    );
+    Ok(0)
+}
+
+fn unseal(c: &Common) -> Result<u8> {
+    let mut kf = c.open(false)?;
+    if !kf.is_sealed() {
+        bail!("key file {} is not sealed", kf.path().display());
+    }
+    kf.unseal()?;
+    eprintln!(
+        "phiguard keys: key file {} is now UNSEALED: anyone who can read it can use the keys",
+        kf.path().display()
+    );
+    Ok(0)
+}
+
+// ---- rewrap --------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct RewrapOut {
+    current: String,
+    files: usize,
+    rewrapped: usize,
+    already_current: usize,
+    failed: Vec<FailedOut>,
+}
+
+#[derive(Serialize)]
+struct FailedOut {
+    path: String,
+    code: &'static str,
+    error: String,
+}
+
+fn rewrap(c: &Common, a: RewrapArgs) -> Result<u8> {
+    let kf = c.open(false)?;
+    let current = kf.current()?;
+    let files = collect_ciphertext_files(&a.paths)?;
+    let report = rewrap_files(&kf, &files, |path, result| {
+        if let Err(e) = result {
+            eprintln!("phiguard keys: {}: {e}", path.display());
+        }
+    });
+    let out = RewrapOut {
+        current: format!("{} v{}", current.id, current.version),
+        files: files.len(),
+        rewrapped: report.rewrapped.len(),
+        already_current: report.already_current.len(),
+        failed: report
+            .failed
+            .iter()
+            .map(|(p, e)| FailedOut {
+                path: p.display().to_string(),
+                code: e.code(),
+                error: e.to_string(),
+            })
+            .collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        eprintln!(
+            "phiguard keys: {} files: {} rewrapped to KEK v{}, {} already current, {} failed",
+            out.files,
+            out.rewrapped,
+            current.version,
+            out.already_current,
+            out.failed.len()
+        );
+    }
+    if !out.failed.is_empty() {
+        bail!(
+            "{} of {} files could not be rewrapped (they are unchanged); fix them and run \
+             the same command again: done files are skipped",
+            out.failed.len(),
+            out.files
+        );
+    }
+    Ok(0)
+}
+
+// ---- encrypt, decrypt, inspect -------------------------------------------------------------
+
+fn parse_context(pairs: &[String]) -> Result<EncryptionContext> {
+    let mut parsed = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--context takes KEY=VALUE, got `{p}`"))?;
+        parsed.push((k.to_string(), v.to_string()));
+    }
+    Ok(EncryptionContext::from_pairs(parsed)?)
+}
+
+fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, f)))
+}
+
+fn encrypt_cmd(c: &Common, a: EncryptArgs) -> Result<u8> {
+    let context = parse_context(&a.context)?;
+    let kf = c.open(true)?;
+    let input = open_input(&a.input)?;
+    let mut sink = Sink::open(Some(&a.output))?;
+    let info = encrypt_stream(
+        &kf,
+        &context,
+        &EncryptOptions {
+            frame_len: a.frame_size,
+        },
+        input,
+        &mut sink,
+    )
+    .with_context(|| format!("cannot encrypt {}", a.input.display()))?;
+    sink.finish()?;
+    eprintln!(
+        "phiguard keys: encrypted {} bytes into {} ({} bytes) under KEK {} v{}, context {}",
+        info.plaintext_len,
+        a.output.display(),
+        info.ciphertext_len,
+        info.kek.id,
+        info.kek.version,
+        context
+    );
+    Ok(0)
+}
+
+fn decrypt_cmd(c: &Common, a: DecryptArgs) -> Result<u8> {
+    let expected = if a.context.is_empty() {
+        None
+    } else {
+        Some(parse_context(&a.context)?)
+    };
+    let kf = c.open(false)?;
+    let input = open_input(&a.input)?;
+    let mut sink = Sink::open(Some(&a.output))?;
+    let info = decrypt_stream(&kf, input, &mut sink, expected.as_ref())
+        .with_context(|| format!("cannot decrypt {}", a.input.display()))?;
+    sink.finish()?;
+    eprintln!(
+        "phiguard keys: decrypted {} bytes from {} (KEK {} v{}, context {})",
+        info.plaintext_len,
+        a.input.display(),
+        info.header.wrapped.kek.id,
+        info.header.wrapped.kek.version,
+        info.header.context
+    );
+    Ok(0)
+}
+
+fn inspect(a: InspectArgs) -> Result<u8> {
+    let h =
+        read_file_header(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let context: serde_json::Map<String, serde_json::Value> = h
+        .context
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let out = json!({
+        "format_version": phiguard_crypto::header::FORMAT_VERSION,
+        "algorithm": format!("0x{:04x} AES-256-GCM, HKDF-SHA256, key commitment", h.algorithm.id()),
+        "frame_size": h.frame_len,
+        "provider": h.wrapped.provider,
+        "kek_id": h.wrapped.kek.id,
+        "kek_version": h.wrapped.kek.version,
+        "wrapped_key_bytes": h.wrapped.blob.len(),
+        "context": context,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{}: phiguard ciphertext v{}, AES-256-GCM + HKDF-SHA256 + key commitment, \
+             frames of {} bytes\nKEK: {} {} v{}\ncontext: {}",
+            a.file.display(),
+            phiguard_crypto::header::FORMAT_VERSION,
+            h.frame_len,
+            h.wrapped.provider,
+            h.wrapped.kek.id,
+            h.wrapped.kek.version,
+            h.context
+        );
+    }
+    Ok(0)
+}
+
+// ---- bench ---------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct BenchRow {
+    message_bytes: usize,
+    encrypt_mb_per_s: f64,
+    encrypt_messages_per_s: f64,
+    decrypt_mb_per_s: f64,
+    decrypt_messages_per_s: f64,
+}
+
+/// Runs `f` repeatedly for at least `min` and returns calls per second.
+fn per_second(min: Duration, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < min || n < 3 {
+        f()?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn bench(a: BenchArgs) -> Result<u8> {
+    if !(a.seconds > 0.0 && a.seconds.is_finite()) {
+        bail!("--seconds must be a positive number");
+    }
+    let min = Duration::from_secs_f64(a.seconds);
+    // A throwaway key file: the benchmark never touches the real one.
+    let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let kf = LocalKeyFile::create(&dir.path().join("kek.json"), None, &SealParams::DEFAULT)?;
+    let ctx = EncryptionContext::from_pairs([("purpose", "bench"), ("tenant", "t1")])?;
+    let mut rows = Vec::new();
+    for size in [1024usize, 1 << 20] {
+        let plain: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let enc = per_second(min, || {
+            std::hint::black_box(encrypt(&kf, &plain, &ctx)?);
+            Ok(())
+        })?;
+        let ct = encrypt(&kf, &plain, &ctx)?;
+        let dec = per_second(min, || {
+            std::hint::black_box(decrypt(&kf, &ct, &ctx)?);
+            Ok(())
+        })?;
+        if decrypt(&kf, &ct, &ctx)? != plain {
+            bail!("the benchmark's own round trip failed");
+        }
+        let mb = size as f64 / 1e6;
+        rows.push(BenchRow {
+            message_bytes: size,
+            encrypt_mb_per_s: enc * mb,
+            encrypt_messages_per_s: enc,
+            decrypt_mb_per_s: dec * mb,
+            decrypt_messages_per_s: dec,
+        });
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "provider": kf.name(),
+                "algorithm": "AES-256-GCM, HKDF-SHA256, key commitment, 64 KiB frames",
+                "per_message": "fresh data key, wrap under the local KEK, HKDF, frames",
+                "results": rows,
+            }))?
+        );
+    } else {
+        println!(
+            "phiguard keys bench (local key file; each message: fresh data key, wrap, HKDF, \
+             AES-256-GCM frames of 64 KiB)"
+        );
+        println!("message    encrypt MB/s  msgs/s      decrypt MB/s  msgs/s");
+        for r in &rows {
+            let label = if r.message_bytes >= 1 << 20 {
+                format!("{} MiB", r.message_bytes >> 20)
+            } else {
+                format!("{} KiB", r.message_bytes >> 10)
+            };
+            println!(
+                "{label:<10} {:>12.1}  {:>10.0}  {:>12.1}  {:>10.0}",
+                r.encrypt_mb_per_s,
+                r.encrypt_messages_per_s,
+                r.decrypt_mb_per_s,
+                r.decrypt_messages_per_s
+            );
+        }
+    }
+    Ok(0)
+}
