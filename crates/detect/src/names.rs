@@ -150,6 +150,19 @@ pub fn names(doc: &mut Doc) {
                 break;
             }
             let mut s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
+            // right after a title any capitalised word is the name ("Frau Brückner", a surname
+            // that is also a frequent word)
+            if s == 0
+                && titled
+                && parts == 0
+                && j == start
+                && doc.toks[j].kind == Kind::Word
+                && doc.toks[j].cap
+                && doc.toks[j].len() >= 3
+                && doc.f(j) & (dict::FUNCTION | NOT_NAME | dict::MEDICAL) == 0
+            {
+                s = 1;
+            }
             if s == 0
                 && (strong_first || titled || name_context(doc, k))
                 && parts >= 1
@@ -449,9 +462,15 @@ fn propagate_names(doc: &mut Doc) {
         }
         let a = doc.tok_at(sp.start);
         let b = doc.tok_end(sp.end);
+        let titled = sp.recognizer == "name.title";
         for k in a..b {
             let t = doc.toks[k];
-            if t.kind == Kind::Word && t.len() >= 3 && !doc.has(k, dict::TITLE) && !doc.common(k) {
+            if t.kind == Kind::Word
+                && t.len() >= 3
+                && !doc.has(k, dict::TITLE)
+                && (!doc.common(k)
+                    || titled && t.len() >= 5 && !doc.has(k, dict::FUNCTION | NOT_NAME))
+            {
                 seen.insert(&text[t.range()]);
             }
         }

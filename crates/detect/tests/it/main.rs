@@ -198,6 +198,20 @@ fn accented_and_foreign_names() {
 }
 
 #[test]
+fn a_title_marks_a_surname_that_is_also_a_word() {
+    let text = "Frau Brückner wohnt hier. Dr. Christian Schwach unterschreibt.";
+    let f = found(text, Some(Lang::De));
+    assert!(covers(text, "Brückner", Some(Lang::De)), "{f:?}");
+    assert!(covers(text, "Christian Schwach", Some(Lang::De)), "{f:?}");
+    // but an ordinary capitalised noun with no title stays
+    assert!(untouched(
+        "Die Leber ist unauffällig.",
+        "Leber",
+        Some(Lang::De)
+    ));
+}
+
+#[test]
 fn medical_terms_are_not_names() {
     for (text, keep) in [
         ("History of Parkinson's disease and COPD, HTN.", "Parkinson"),
