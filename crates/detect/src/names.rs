@@ -1242,7 +1242,7 @@ pub fn addresses(doc: &mut Doc) {
             && (t.cap
                 || doc.f(i) & (dict::STREET_PREFIX | dict::ADDRESS_UNIT | dict::STREET_SUFFIX)
                     != 0
-                || doc.s(i) == "corner");
+                || matches!(doc.s(i), "corner" | "psc" | "apo" | "fpo" | "dpo" | "unit"));
         if street_word {
             // house numbers before the street ("143 31 rue de la Hulotais")
             let mut lead = i;
