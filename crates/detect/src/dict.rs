@@ -41,6 +41,7 @@ pub const STOP_DE: u64 = 1 << 32;
 pub const STOP_ANY: u64 = STOP_EN | STOP_ES | STOP_DE;
 pub const NAME_FOLLOW: u64 = 1 << 33;
 pub const NUMBER_WORD: u64 = 1 << 34;
+pub const SAINT: u64 = 1 << 35;
 
 pub struct Dictionaries {
     words: FxHashMap<Box<str>, u64>,
@@ -101,6 +102,12 @@ impl Dictionaries {
             (lexicon::HONORIFICS, HONORIFIC),
             (lexicon::NAME_FOLLOWERS, NAME_FOLLOW),
             (lexicon::AGE_NUMBER_WORDS, NUMBER_WORD),
+            (
+                &[
+                    "st", "mt", "saint", "mount", "sankt", "ste", "san", "santa", "sta",
+                ],
+                SAINT,
+            ),
             (lexicon::STREET_TYPES_LOWER, STREET_SUFFIX),
             (lexicon::STOP_EN, STOP_EN),
             (lexicon::STOP_ES, STOP_ES),

@@ -265,7 +265,26 @@ pub fn names(doc: &mut Doc) {
                 || word_parts >= 2
                     && parts == word_parts as u32
                     && doc.lang == Lang::En
-                    && end - start + 1 == word_parts
+                    && (start..=end).all(|x| {
+                        doc.toks[x].kind == Kind::Word
+                            && (doc.toks[x].cap
+                                || matches!(
+                                    doc.s(x),
+                                    "van"
+                                        | "von"
+                                        | "de"
+                                        | "der"
+                                        | "den"
+                                        | "du"
+                                        | "da"
+                                        | "dos"
+                                        | "del"
+                                        | "la"
+                                        | "le"
+                                        | "ten"
+                                        | "ter"
+                                ))
+                    })
                 || strong_first && word_parts == 1 && parts == 1);
         if accept && (word_parts >= 1 || titled && parts >= 1 && doc.is_punct(end, '.')) {
             let mut e = end;
@@ -701,6 +720,7 @@ fn saints(doc: &mut Doc) {
     let mut i = 0;
     while i + 1 < n {
         if doc.claimed[i]
+            || !doc.has(i, dict::SAINT)
             || !matches!(
                 doc.s(i),
                 "St" | "Mt" | "Saint" | "Mount" | "Sankt" | "Ste" | "San" | "Santa" | "Sta"
@@ -809,6 +829,7 @@ fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
 pub fn place_phrases(doc: &mut Doc) {
     let n = doc.toks.len();
     let mut buf = String::new();
+    let mut phrase = String::new();
     let maxw = doc.dict.max_phrase_words;
     let mut i = 0;
     while i < n {
@@ -821,7 +842,8 @@ pub fn place_phrases(doc: &mut Doc) {
             i += 1;
             continue;
         }
-        let mut phrase = dict::lower(doc.s(i), &mut buf).to_string();
+        phrase.clear();
+        phrase.push_str(dict::lower(doc.s(i), &mut buf));
         let mut best = None;
         let mut k = i;
         let mut words = 1;
@@ -974,6 +996,12 @@ fn capital_place_lines(doc: &mut Doc) {
         let mut j = i + 1;
         while j < n && !doc.toks[j].newline_before {
             j += 1;
+        }
+        // cheap test first: the line's first word is upper-case
+        let first_word = (i..j).find(|&k| doc.toks[k].kind != Kind::Punct);
+        if !first_word.is_some_and(|k| doc.toks[k].upper && doc.toks[k].kind == Kind::Word) {
+            i = j;
+            continue;
         }
         let words: Vec<usize> = (i..j)
             .filter(|&k| doc.toks[k].kind != Kind::Punct)
@@ -1563,6 +1591,12 @@ fn extend_block(doc: &Doc, mut b: usize) -> usize {
         let ok = match t.kind {
             // e-mail quoting at the start of a line: "> Suite 828"
             Kind::Punct if t.ch == '>' && t.newline_before => true,
+            // "??? " bullets left by a broken export at the start of a line
+            Kind::Punct
+                if t.ch == '?' && (t.newline_before || k >= 1 && doc.is_punct(k - 1, '?')) =>
+            {
+                true
+            }
             // "Cyprus (Greek) 51034"
             Kind::Punct if t.ch == '(' => {
                 k + 2 < n && doc.toks[k + 1].cap && doc.is_punct(k + 2, ')')
