@@ -135,6 +135,22 @@ impl Detector {
                     t.cap = true;
                 }
             }
+            // initials between two names: "bertram m. jørgensen"
+            for k in 1..toks.len().saturating_sub(1) {
+                let next = if toks[k + 1].kind == tokens::Kind::Punct && toks[k + 1].ch == '.' {
+                    k + 2
+                } else {
+                    k + 1
+                };
+                if toks[k].kind == tokens::Kind::Word
+                    && toks[k].len() == 1
+                    && toks[k - 1].cap
+                    && next < toks.len()
+                    && toks[next].cap
+                {
+                    toks[k].cap = true;
+                }
+            }
         }
         let mut doc = Doc::new(text, &toks, &flags, lang, &self.dict);
         patterns::emails_urls(&self.patterns, &mut doc);

@@ -324,6 +324,9 @@ pub fn names(doc: &mut Doc) {
         }
     }
     last_comma_first(doc);
+    if doc.lang == Lang::En {
+        name_templates(doc);
+    }
     coordinated_names(doc);
     propagate_names(doc);
 }
@@ -394,6 +397,63 @@ fn is_list_joint(doc: &Doc, j: usize) -> bool {
     doc.is_punct(j, ',')
         || doc.is_punct(j, '&')
         || matches!(doc.s(j), "and" | "y" | "und" | "or" | "o" | "oder" | "e")
+}
+
+/// English constructions that only take a person: a speaker label opening a quoted line
+/// ("Vsevolod: \"Who are you?\""), "the <Name> novel/film/song", "gave <Name> his address".
+fn name_templates(doc: &mut Doc) {
+    let n = doc.toks.len();
+    for i in 0..n {
+        let t = doc.toks[i];
+        if doc.claimed[i] || t.kind != Kind::Word || !t.cap || t.upper || t.len() < 3 {
+            continue;
+        }
+        let f = doc.f(i);
+        if f & (dict::FUNCTION
+            | dict::MONTH
+            | dict::WEEKDAY
+            | dict::TITLE
+            | dict::NAME_CTX
+            | dict::ID_CTX)
+            != 0
+            || f & dict::MEDICAL != 0 && f & dict::FIRST == 0
+            || f & doc.common_mask != 0 && f & dict::FIRST == 0
+        {
+            continue;
+        }
+        let line_start = i == 0 || t.newline_before;
+        let speaker = line_start
+            && doc.is_punct(i + 1, ':')
+            && (doc.is_punct(i + 2, '"') || doc.is_punct(i + 2, '\u{201c}'));
+        let work = i >= 1
+            && doc.s(i - 1).eq_ignore_ascii_case("the")
+            && i + 1 < n
+            && matches!(
+                doc.s(i + 1),
+                "novel"
+                    | "book"
+                    | "film"
+                    | "movie"
+                    | "song"
+                    | "album"
+                    | "version"
+                    | "play"
+                    | "poem"
+                    | "painting"
+                    | "family"
+                    | "case"
+            );
+        let given = i >= 1
+            && matches!(
+                doc.s(i - 1),
+                "given" | "gave" | "sent" | "told" | "asked" | "handed"
+            )
+            && i + 1 < n
+            && matches!(doc.s(i + 1), "his" | "her" | "their");
+        if speaker || work || given {
+            doc.push_toks(i, i, Category::Name, 0.75, "name.construction");
+        }
+    }
 }
 
 /// "SCHULZE, Bernwart" and "Clausthal, Marie": a surname, a comma and a given name.
