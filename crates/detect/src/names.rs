@@ -220,14 +220,19 @@ pub fn names(doc: &mut Doc) {
                 }
                 continue;
             }
-            if (parts > 0 || titled)
-                && doc.has(j, dict::CONNECTOR)
-                && !doc.toks[j].cap
-                && j + 1 < n
-                && name_strength_in(doc, j + 1, titled || doc.lang != Lang::De) > 0
-            {
-                j += 1;
-                continue;
+            if (parts > 0 || titled) && doc.has(j, dict::CONNECTOR) && !doc.toks[j].cap {
+                // one or two particles, then a name part: "van de Noort", "de la Torre"
+                let mut m = j + 1;
+                if m < n && doc.has(m, dict::CONNECTOR) && !doc.toks[m].cap {
+                    m += 1;
+                }
+                if m < n
+                    && !doc.toks[m].newline_before
+                    && name_strength_in(doc, m, titled || doc.lang != Lang::De) > 0
+                {
+                    j = m;
+                    continue;
+                }
             }
             break;
         }
@@ -263,7 +268,7 @@ pub fn names(doc: &mut Doc) {
                     && strength >= 2
                     && !starts_sentence(doc, start)
                 || word_parts >= 2
-                    && parts == word_parts as u32
+                    && parts as usize == (start..=end).filter(|&x| doc.toks[x].cap).count()
                     && doc.lang == Lang::En
                     && (start..=end).all(|x| {
                         doc.toks[x].kind == Kind::Word
@@ -521,7 +526,7 @@ fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
     } else if k < n && doc.is_punct(k, '-') {
         k += 1;
     }
-    if k < n && doc.has(k, dict::EPONYM_HEAD) {
+    if k < n && doc.has(k, dict::EPONYM_HEAD) && !doc.toks[k].newline_before {
         return true;
     }
     let mut p = a;
@@ -1008,6 +1013,44 @@ pub fn places(doc: &mut Doc) {
             };
             doc.push_toks(i, i, Category::Location, cat_conf, rec);
             i += 1;
+            continue;
+        }
+        // "Where: Kuncsorba Country Club", "Location: ...": a labelled place
+        if doc.lang == Lang::En
+            && i >= 2
+            && doc.is_punct(i - 1, ':')
+            && matches!(
+                doc.s(i - 2).to_ascii_lowercase().as_str(),
+                "where"
+                    | "location"
+                    | "venue"
+                    | "place"
+                    | "city"
+                    | "town"
+                    | "hometown"
+                    | "birthplace"
+            )
+        {
+            let mut b = i;
+            let mut k = i + 1;
+            while k < n && !doc.toks[k].newline_before && !doc.claimed[k] {
+                let tk = doc.toks[k];
+                if tk.kind == Kind::Word
+                    && (tk.cap || tk.upper)
+                    && !doc.has(k, dict::FACILITY)
+                    && !matches!(doc.s(k), "Country" | "Club")
+                {
+                    b = k;
+                    k += 1;
+                } else if doc.is_punct(k, '(') && k + 2 < n && doc.is_punct(k + 2, ')') {
+                    b = k + 2;
+                    k += 3;
+                } else {
+                    break;
+                }
+            }
+            doc.push_toks(i, b, Category::Location, 0.6, "location.label");
+            i = b + 1;
             continue;
         }
         // "treated at UPMC on ...", "from Dallas": capitalised sequence after a preposition
@@ -1544,19 +1587,28 @@ pub fn addresses(doc: &mut Doc) {
                     // the ship's line above a military address: "USS Lorenzen\nFPO AE 25990"
                     let mut a = lead;
                     if doc.toks[i].newline_before && i >= 2 {
+                        // the last "USS"/"USNS"/"USCGC" word on the line above, then names only
                         let mut p0 = i - 1;
-                        while p0 > 0 && !doc.toks[p0].newline_before {
+                        let mut ship_at = None;
+                        loop {
+                            let w = doc.s(p0);
+                            if (3..=5).contains(&w.len())
+                                && w.to_ascii_uppercase().starts_with("US")
+                                && doc.toks[p0].kind == Kind::Word
+                            {
+                                ship_at = Some(p0);
+                                break;
+                            }
+                            if doc.toks[p0].newline_before || p0 == 0 || i - p0 > 4 {
+                                break;
+                            }
                             p0 -= 1;
                         }
-                        let ship = doc.toks[p0].kind == Kind::Word
-                            && doc.toks[p0].upper
-                            && doc.s(p0).starts_with("US")
-                            && (3..=5).contains(&doc.toks[p0].len())
-                            && i - p0 <= 4
-                            && (p0 + 1..i).all(|x| {
-                                doc.toks[x].kind == Kind::Word && doc.toks[x].cap && !doc.claimed[x]
-                            });
-                        if ship && i - p0 >= 2 {
+                        if let Some(p0) = ship_at
+                            && i - p0 >= 2
+                            && (p0 + 1..i)
+                                .all(|x| doc.toks[x].kind == Kind::Word && !doc.claimed[x])
+                        {
                             a = p0;
                         }
                     }
