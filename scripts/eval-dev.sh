@@ -6,9 +6,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 corpora=${CORPORA:-$here/../shared/corpora/text}
 out=${1:-/var/tmp/phiguard-eval}
 bin=${PHIGUARD_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/phiguard}
+if [ ! -x "$bin" ]; then
+  echo "eval-dev.sh: no phiguard binary at $bin: run 'cargo build --release' (set CARGO_TARGET_DIR or PHIGUARD_BIN if you use another target folder)" >&2
+  exit 1
+fi
 mkdir -p "$out"
 for set in asq-phi presidio-synth-v2 meddocan grascco-phi; do
-  "$bin" scan "$corpora/$set/dev.jsonl" --output "$out/$set.jsonl" 2>/dev/null
+  "$bin" scan "$corpora/$set/dev.jsonl" --output "$out/$set.jsonl" 2>/dev/null || { echo "eval-dev.sh: scan failed on $set" >&2; exit 1; }
   python3 "$here/../shared/tools/score.py" "$corpora/$set/dev.jsonl" "phiguard=$out/$set.jsonl" \
     --safe-harbor --json "$out/$set.score.json" --md "$out/$set.score.md" >/dev/null
   python3 - "$out/$set.score.json" "$set" <<'PY'
