@@ -21,6 +21,10 @@ pub enum AuditError {
     },
     #[error("audit store error: {0}")]
     Store(#[from] rusqlite::Error),
+    #[error("PostgreSQL audit store error: {}", pg_message(.0))]
+    Postgres(#[from] postgres::Error),
+    #[error("invalid audit store URL: {0}")]
+    Url(String),
     #[error("the audit store is inconsistent: {0}")]
     Corrupt(String),
     #[error("the audit store has schema version {found}, this phiguard knows version {expected}")]
@@ -47,4 +51,16 @@ pub enum AuditError {
     Note(#[from] NoteError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A PostgreSQL error's SQLSTATE and primary message, or the client error and its cause. The
+/// server's DETAIL and the query are left out: they can quote the values of a statement.
+fn pg_message(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }

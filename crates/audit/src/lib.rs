@@ -7,8 +7,10 @@
 //!
 //! Records are stored as canonical JSON ([`canonical`]); the leaf of record `i` is the
 //! canonical JSON `{"appended_at":"<RFC 3339 UTC>","record":<record>}`, so the time of logging
-//! is covered by the tree too. The crate never logs, and its errors and `Debug` output never
-//! show record contents or key material.
+//! is covered by the tree too. The store is the embedded SQLite file ([`store`]) or a
+//! PostgreSQL database shared by several instances ([`pg`]), chosen by URL ([`backend`]).
+//! The crate never logs, and its errors and `Debug` output never show record contents or key
+//! material.
 //!
 //! ```
 //! use phiguard_audit::{AuditLog, Signer, verify};
@@ -35,19 +37,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod backend;
 pub mod canonical;
 pub mod error;
 pub mod export;
 pub mod hash;
 pub mod note;
+pub mod pg;
 pub mod store;
 pub mod tree;
 pub mod verify;
 
+pub use backend::{AuditStore, StoreUrl};
 pub use error::AuditError;
 pub use export::{ExportReport, Problem, verify_export};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
 pub use note::{Checkpoint, KeyOrigin, NoteError, Signer, VerifierKey};
+pub use pg::PgAuditLog;
 pub use store::{
     AuditLog, Durability, Entry, Options, Query, Receipt, StoreCheck, StoredCheckpoint, TreeHead,
 };

@@ -30,8 +30,8 @@ use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
 use crate::note::{Checkpoint, Signer, VerifierKey};
 use crate::tree::{self, Frontier, Subtrees, TreeError};
 
-/// The store's schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The store's schema version: the highest migration this phiguard knows.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Interior nodes are cached at levels that are multiples of this.
 pub const NODE_STRIDE: u32 = 4;
@@ -42,7 +42,7 @@ pub const EXPORT_FORMAT: &str = "phiguard-audit-export";
 /// The export file's version.
 pub const EXPORT_VERSION: u32 = 1;
 
-const SCHEMA: &str = "
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -87,6 +87,30 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_update BEFORE UPDATE ON che
 CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
+
+/// Retention: a record's payload may be pruned (set to `''`, with `pruned_at`) once its
+/// `retention_until` has passed; nothing else of a leaf may ever change, and leaves are never
+/// deleted (the leaf hash stays, so the tree and every proof still verify).
+const SCHEMA_V2: &str = "
+ALTER TABLE leaves ADD COLUMN pruned_at TEXT;
+DROP TRIGGER IF EXISTS leaves_append_only_update;
+DROP TRIGGER IF EXISTS leaves_append_only_delete;
+CREATE TRIGGER leaves_append_only_update BEFORE UPDATE ON leaves
+    WHEN NOT (OLD.pruned_at IS NULL AND NEW.pruned_at IS NOT NULL AND NEW.payload = ''
+              AND NEW.idx = OLD.idx AND NEW.appended_at = OLD.appended_at
+              AND NEW.leaf_hash = OLD.leaf_hash AND NEW.retention_until = OLD.retention_until
+              AND NEW.pruned_at >= OLD.retention_until)
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: only the payload of a record past its retention_until may be pruned'); END;
+CREATE TRIGGER leaves_append_only_delete BEFORE DELETE ON leaves
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: records are never deleted; past retention_until only their payloads are pruned'); END;
+";
+
+/// The SQLite migrations, applied in order at open and recorded in `schema_migrations`.
+/// Migration 1 is idempotent, so stores created before migrations were recorded adopt it.
+pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "base schema", SCHEMA_V1),
+    (2, "retention: payload pruning", SCHEMA_V2),
+];
 
 /// How commits reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +177,9 @@ pub struct Entry {
     pub leaf_hash: Hash,
     /// Until when the record must be kept.
     pub retention_until: String,
+    /// When its payload was pruned after retention (`record` is then empty and only the leaf
+    /// hash remains).
+    pub pruned_at: Option<String>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -165,12 +192,19 @@ impl std::fmt::Debug for Entry {
                 &format_args!("[REDACTED; {} bytes]", self.record.len()),
             )
             .field("leaf_hash", &hex::encode(self.leaf_hash))
+            .field("pruned_at", &self.pruned_at)
             .finish()
     }
 }
 
 impl Entry {
-    /// The leaf bytes: the canonical JSON `{"appended_at":…,"record":…}`.
+    /// True when the payload was pruned after retention.
+    pub fn is_pruned(&self) -> bool {
+        self.pruned_at.is_some()
+    }
+
+    /// The leaf bytes: the canonical JSON `{"appended_at":…,"record":…}` (meaningless for a
+    /// pruned record, whose leaf hash is all that is left).
     pub fn leaf(&self) -> String {
         leaf_text(&self.appended_at, &self.record)
     }
@@ -224,6 +258,8 @@ pub struct StoreCheck {
     pub root: Option<Hash>,
     /// Checkpoints whose root and (with a key) signature were checked.
     pub checkpoints: u64,
+    /// Records whose payload was pruned after retention (their stored leaf hash is used).
+    pub pruned: u64,
     /// Every problem found, PHI-free.
     pub problems: Vec<String>,
 }
@@ -250,15 +286,15 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-fn to_i64(n: u64) -> Result<i64, AuditError> {
+pub(crate) fn to_i64(n: u64) -> Result<i64, AuditError> {
     i64::try_from(n).map_err(|_| AuditError::Corrupt(format!("number {n} out of range")))
 }
 
-fn to_u64(n: i64) -> Result<u64, AuditError> {
+pub(crate) fn to_u64(n: i64) -> Result<u64, AuditError> {
     u64::try_from(n).map_err(|_| AuditError::Corrupt(format!("negative number {n}")))
 }
 
-fn to_hash(bytes: Vec<u8>, what: &str) -> Result<Hash, AuditError> {
+pub(crate) fn to_hash(bytes: Vec<u8>, what: &str) -> Result<Hash, AuditError> {
     bytes
         .try_into()
         .map_err(|_| AuditError::Corrupt(format!("{what} is not a 32-byte hash")))
@@ -291,6 +327,11 @@ pub fn format_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// The current time in the stored format.
+pub fn now_time() -> String {
+    format_time(OffsetDateTime::now_utc())
+}
+
 /// Parses RFC 3339 (any offset) or a date (midnight UTC) into the stored time format.
 pub fn parse_time(s: &str) -> Result<String, AuditError> {
     use time::format_description::well_known::Rfc3339;
@@ -304,7 +345,7 @@ pub fn parse_time(s: &str) -> Result<String, AuditError> {
     Err(AuditError::Time(s.to_string()))
 }
 
-fn add_years(t: OffsetDateTime, years: u16) -> OffsetDateTime {
+pub(crate) fn add_years(t: OffsetDateTime, years: u16) -> OffsetDateTime {
     let y = t.year().saturating_add(i32::from(years));
     t.replace_year(y)
         .or_else(|_| t.replace_day(28).and_then(|t| t.replace_year(y)))
@@ -312,7 +353,7 @@ fn add_years(t: OffsetDateTime, years: u16) -> OffsetDateTime {
 }
 
 /// Checks a query field name: dot-separated identifiers.
-fn json_path(field: &str) -> Result<String, AuditError> {
+pub(crate) fn json_path(field: &str) -> Result<String, AuditError> {
     let ok = !field.is_empty()
         && field.split('.').all(|seg| {
             let mut chars = seg.chars();
@@ -382,7 +423,14 @@ impl AuditLog {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TEXT NOT NULL
+             );",
+        )?;
         let version: Option<String> = tx
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -390,21 +438,43 @@ impl AuditLog {
                 |r| r.get(0),
             )
             .optional()?;
-        match version {
-            None => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(AuditError::SchemaVersion {
-                    found: v,
-                    expected: SCHEMA_VERSION,
-                });
-            }
+        if let Some(v) = &version
+            && v.parse::<u32>().map_or(true, |v| v > SCHEMA_VERSION)
+        {
+            return Err(AuditError::SchemaVersion {
+                found: v.clone(),
+                expected: SCHEMA_VERSION,
+            });
         }
+        let applied: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT version FROM schema_migrations")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if let Some(max) = applied.iter().max()
+            && *max > i64::from(SCHEMA_VERSION)
+        {
+            return Err(AuditError::SchemaVersion {
+                found: max.to_string(),
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let now = format_time(OffsetDateTime::now_utc());
+        for (number, name, sql) in SQLITE_MIGRATIONS {
+            if applied.contains(&i64::from(*number)) {
+                continue;
+            }
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![number, name, now],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![SCHEMA_VERSION.to_string()],
+        )?;
         tx.execute(
             "INSERT OR IGNORE INTO tree_state (id, size, frontier, root) VALUES (1, 0, x'', ?1)",
             params![&empty_root()[..]],
@@ -583,7 +653,7 @@ impl AuditLog {
         let size = self.tree_head()?.size;
         self.conn
             .query_row(
-                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves \
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves \
                  WHERE idx = ?1",
                 params![to_i64(index)?],
                 read_entry,
@@ -601,7 +671,7 @@ impl AuditLog {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves \
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves \
                  WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
             )
             .map_err(AuditError::from)?;
@@ -684,9 +754,13 @@ impl AuditLog {
         mut f: impl FnMut(&Entry) -> Result<(), E>,
     ) -> Result<u64, E> {
         let mut sql = String::from(
-            "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves WHERE 1 = 1",
+            "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves WHERE 1 = 1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if !query.fields.is_empty() {
+            // A pruned record's payload is gone: it matches no field filter.
+            sql.push_str(" AND pruned_at IS NULL");
+        }
         for (field, value) in &query.fields {
             let path = json_path(field)?;
             args.push(path.into());
@@ -724,41 +798,39 @@ impl AuditLog {
     }
 
     /// Writes the export file: a header line with `checkpoint`'s signed note, then one line per
-    /// record of the checkpoint's tree (`index`, hex `leaf_hash`, and the exact `leaf` JSON).
+    /// record of the checkpoint's tree (`index`, hex `leaf_hash`, and the exact `leaf` JSON, or
+    /// `"pruned":true` for a record whose payload was pruned after retention).
     /// Returns the number of records written.
     pub fn write_export<W: Write>(
         &self,
         out: &mut W,
         checkpoint: &StoredCheckpoint,
     ) -> Result<u64, AuditError> {
-        let mut header = String::from("{\"format\":");
-        write_json_string(&mut header, EXPORT_FORMAT);
-        header.push_str(&format!(",\"version\":{EXPORT_VERSION},\"checkpoint\":"));
-        write_json_string(&mut header, &checkpoint.note);
-        header.push_str("}\n");
-        out.write_all(header.as_bytes())?;
-        let mut n = 0u64;
-        let mut line = String::new();
-        self.for_each_entry(0..checkpoint.size, |e| -> Result<(), AuditError> {
-            line.clear();
-            line.push_str(&format!(
-                "{{\"index\":{},\"leaf_hash\":\"{}\",\"leaf\":",
-                e.index,
-                hex::encode(e.leaf_hash)
-            ));
-            line.push_str(&e.leaf());
-            line.push_str("}\n");
-            out.write_all(line.as_bytes())?;
-            n += 1;
-            Ok(())
-        })?;
-        if n != checkpoint.size {
-            return Err(AuditError::Corrupt(format!(
-                "the checkpoint covers {} records but the store holds {n}",
-                checkpoint.size
-            )));
-        }
-        Ok(n)
+        let mut writer = ExportWriter::start(out, checkpoint)?;
+        self.for_each_entry(0..checkpoint.size, |e| writer.entry(e))?;
+        writer.finish()
+    }
+
+    /// Removes the payloads (not the leaf hashes) of records whose `retention_until` is at or
+    /// before `now` (RFC 3339 or a date); returns how many were pruned. The tree, its root
+    /// and every proof stay verifiable.
+    pub fn prune_expired(&mut self, now: &str) -> Result<u64, AuditError> {
+        let now = parse_time(now)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE leaves SET payload = '', pruned_at = ?1 \
+             WHERE pruned_at IS NULL AND retention_until <= ?1",
+            params![now],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    /// Writes a consistent snapshot of the store to `dest` (a new file), with `VACUUM INTO`.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<(), AuditError> {
+        snapshot_connection(&self.conn, dest)
     }
 
     /// Recomputes every leaf hash and the root from the stored records and compares them with
@@ -766,15 +838,144 @@ impl AuditLog {
     /// (and, given `key`, checks each checkpoint's signature).
     pub fn check(&self, key: Option<&VerifierKey>) -> Result<StoreCheck, AuditError> {
         let tx = self.conn.unchecked_transaction()?;
+        let mut checker = Checker::new(key, self.checkpoints(None)?);
+        {
+            let mut stmt = tx.prepare(
+                "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves ORDER BY idx",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let entry = read_entry(row)??;
+                if !checker.entry(&entry) {
+                    break;
+                }
+            }
+        }
+        let (size, stored_root): (i64, Vec<u8>) =
+            tx.query_row("SELECT size, root FROM tree_state WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        checker.head(to_u64(size)?, &stored_root);
+        {
+            let mut stmt = tx.prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let level: u32 = row.get(0)?;
+                let idx = to_u64(row.get(1)?)?;
+                let hash: Vec<u8> = row.get(2)?;
+                checker.node(level, idx, &hash);
+            }
+        }
+        tx.finish()?;
+        Ok(checker.finish())
+    }
+}
+
+/// `VACUUM INTO dest` on `conn`: a consistent, compacted copy of the database.
+fn snapshot_connection(conn: &Connection, dest: &Path) -> Result<(), AuditError> {
+    let dest_text = dest
+        .to_str()
+        .ok_or_else(|| AuditError::Corrupt(format!("{} is not valid UTF-8", dest.display())))?;
+    conn.execute("VACUUM INTO ?1", params![dest_text])?;
+    Ok(())
+}
+
+/// Writes a consistent snapshot of the SQLite database at `src` (opened read-only) to `dest`
+/// (a new file) with `VACUUM INTO`, which reads one transaction's view of the database.
+pub fn snapshot_sqlite(src: &Path, dest: &Path) -> Result<(), AuditError> {
+    let conn = Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|source| AuditError::Open {
+            path: src.to_path_buf(),
+            source,
+        })?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    snapshot_connection(&conn, dest)
+}
+
+/// Writes an export: the header, then one line per entry. Shared by the back ends.
+pub(crate) struct ExportWriter<'w, W: Write> {
+    out: &'w mut W,
+    size: u64,
+    n: u64,
+    line: String,
+}
+
+impl<'w, W: Write> ExportWriter<'w, W> {
+    pub(crate) fn start(out: &'w mut W, checkpoint: &StoredCheckpoint) -> Result<Self, AuditError> {
+        let mut header = String::from("{\"format\":");
+        write_json_string(&mut header, EXPORT_FORMAT);
+        header.push_str(&format!(",\"version\":{EXPORT_VERSION},\"checkpoint\":"));
+        write_json_string(&mut header, &checkpoint.note);
+        header.push_str("}\n");
+        out.write_all(header.as_bytes())?;
+        Ok(ExportWriter {
+            out,
+            size: checkpoint.size,
+            n: 0,
+            line: String::new(),
+        })
+    }
+
+    pub(crate) fn entry(&mut self, e: &Entry) -> Result<(), AuditError> {
+        let line = &mut self.line;
+        line.clear();
+        line.push_str(&format!(
+            "{{\"index\":{},\"leaf_hash\":\"{}\",",
+            e.index,
+            hex::encode(e.leaf_hash)
+        ));
+        match &e.pruned_at {
+            None => {
+                line.push_str("\"leaf\":");
+                line.push_str(&e.leaf());
+            }
+            Some(pruned_at) => {
+                line.push_str("\"pruned\":true,\"appended_at\":");
+                write_json_string(line, &e.appended_at);
+                line.push_str(",\"pruned_at\":");
+                write_json_string(line, pruned_at);
+            }
+        }
+        line.push_str("}\n");
+        self.out.write_all(line.as_bytes())?;
+        self.n += 1;
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<u64, AuditError> {
+        if self.n != self.size {
+            return Err(AuditError::Corrupt(format!(
+                "the checkpoint covers {} records but the store holds {}",
+                self.size, self.n
+            )));
+        }
+        Ok(self.n)
+    }
+}
+
+/// The store check shared by the back ends: fed the records in index order, the persisted
+/// head and the node cache.
+pub(crate) struct Checker {
+    report: StoreCheck,
+    checkpoints: Vec<StoredCheckpoint>,
+    next_checkpoint: usize,
+    frontier: Frontier,
+    cache: BTreeMap<(u32, u64), Hash>,
+    nodes_seen: u64,
+    nodes_bad: u64,
+}
+
+impl Checker {
+    pub(crate) fn new(key: Option<&VerifierKey>, mut checkpoints: Vec<StoredCheckpoint>) -> Self {
         let mut report = StoreCheck::default();
-        let problems = &mut report.problems;
-        let mut checkpoints = self.checkpoints(None)?;
         checkpoints.sort_by_key(|c| c.size);
         for c in &checkpoints {
             match key.map(|k| k.open_checkpoint(&c.note)) {
-                Some(Err(e)) => problems.push(format!("checkpoint of size {}: {e}", c.size)),
+                Some(Err(e)) => report
+                    .problems
+                    .push(format!("checkpoint of size {}: {e}", c.size)),
                 Some(Ok(parsed)) if parsed.size != c.size || parsed.root != c.root => {
-                    problems.push(format!(
+                    report.problems.push(format!(
                         "checkpoint of size {}: the signed note does not match the stored size and root",
                         c.size
                     ))
@@ -782,112 +983,112 @@ impl AuditLog {
                 _ => {}
             }
         }
-        let mut pending = checkpoints.iter().peekable();
-        let mut frontier = Frontier::new();
-        let mut cache: BTreeMap<(u32, u64), Hash> = BTreeMap::new();
-        let check_checkpoints =
-            |size: u64,
-             root: &Hash,
-             pending: &mut std::iter::Peekable<std::slice::Iter<'_, StoredCheckpoint>>,
-             problems: &mut Vec<String>,
-             count: &mut u64| {
-                while let Some(c) = pending.next_if(|c| c.size == size) {
-                    *count += 1;
-                    if &c.root != root {
-                        problems.push(format!(
-                            "the records do not match the signed checkpoint of size {size}: \
-                         the log was rewritten"
-                        ));
-                    }
-                }
-            };
-        check_checkpoints(
-            0,
-            &empty_root(),
-            &mut pending,
-            problems,
-            &mut report.checkpoints,
-        );
+        let mut checker = Checker {
+            report,
+            checkpoints,
+            next_checkpoint: 0,
+            frontier: Frontier::new(),
+            cache: BTreeMap::new(),
+            nodes_seen: 0,
+            nodes_bad: 0,
+        };
+        checker.match_checkpoints(&empty_root());
+        checker
+    }
+
+    fn match_checkpoints(&mut self, root: &Hash) {
+        let size = self.frontier.size();
+        while let Some(c) = self.checkpoints.get(self.next_checkpoint)
+            && c.size == size
         {
-            let mut stmt = tx.prepare(
-                "SELECT idx, appended_at, payload, leaf_hash, retention_until FROM leaves ORDER BY idx",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let entry = read_entry(row)??;
-                let position = frontier.size();
-                if entry.index != position {
-                    problems.push(format!(
-                        "record {position} is missing (the next stored record is {})",
-                        entry.index
-                    ));
-                    break;
-                }
-                let recomputed = leaf_hash(entry.leaf().as_bytes());
-                if recomputed != entry.leaf_hash {
-                    problems.push(format!(
-                        "record {position} was modified: its content does not match its leaf hash"
-                    ));
-                }
-                frontier.push(recomputed, |level, idx, node| {
-                    if level % NODE_STRIDE == 0 {
-                        cache.insert((level, idx), *node);
-                    }
-                });
-                let root = frontier.root();
-                if pending.peek().is_some_and(|c| c.size == frontier.size()) {
-                    check_checkpoints(
-                        frontier.size(),
-                        &root,
-                        &mut pending,
-                        problems,
-                        &mut report.checkpoints,
-                    );
-                }
-            }
-        }
-        report.records = frontier.size();
-        let root = frontier.root();
-        report.root = Some(root);
-        for c in pending {
-            problems.push(format!(
-                "the log is truncated: a signed checkpoint covers {} records, the store holds {}",
-                c.size,
-                frontier.size()
-            ));
-        }
-        let (size, stored_root): (i64, Vec<u8>) =
-            tx.query_row("SELECT size, root FROM tree_state WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        if to_u64(size)? != frontier.size() || to_hash(stored_root, "the stored root")? != root {
-            problems.push(format!(
-                "the persisted tree head (size {size}) does not match the records"
-            ));
-        }
-        {
-            let mut stmt = tx.prepare("SELECT level, idx, hash FROM nodes ORDER BY level, idx")?;
-            let mut rows = stmt.query([])?;
-            let mut bad = 0u64;
-            let mut seen = 0u64;
-            while let Some(row) = rows.next()? {
-                let level: u32 = row.get(0)?;
-                let idx = to_u64(row.get(1)?)?;
-                let hash: Vec<u8> = row.get(2)?;
-                seen += 1;
-                if cache.get(&(level, idx)).map(|h| &h[..]) != Some(hash.as_slice()) {
-                    bad += 1;
-                }
-            }
-            if bad > 0 || seen != cache.len() as u64 {
-                problems.push(format!(
-                    "the interior node cache is wrong ({bad} bad of {seen}, {} expected)",
-                    cache.len()
+            self.next_checkpoint += 1;
+            self.report.checkpoints += 1;
+            if &c.root != root {
+                self.report.problems.push(format!(
+                    "the records do not match the signed checkpoint of size {size}: \
+                     the log was rewritten"
                 ));
             }
         }
-        tx.finish()?;
-        Ok(report)
+    }
+
+    /// Feeds the next record; false when the sequence broke and reading should stop.
+    pub(crate) fn entry(&mut self, entry: &Entry) -> bool {
+        let position = self.frontier.size();
+        if entry.index != position {
+            self.report.problems.push(format!(
+                "record {position} is missing (the next stored record is {})",
+                entry.index
+            ));
+            return false;
+        }
+        let hash = if entry.is_pruned() {
+            // Only the leaf hash is left; the root and the checkpoints still cover it.
+            self.report.pruned += 1;
+            entry.leaf_hash
+        } else {
+            let recomputed = leaf_hash(entry.leaf().as_bytes());
+            if recomputed != entry.leaf_hash {
+                self.report.problems.push(format!(
+                    "record {position} was modified: its content does not match its leaf hash"
+                ));
+            }
+            recomputed
+        };
+        let cache = &mut self.cache;
+        self.frontier.push(hash, |level, idx, node| {
+            if level % NODE_STRIDE == 0 {
+                cache.insert((level, idx), *node);
+            }
+        });
+        if self
+            .checkpoints
+            .get(self.next_checkpoint)
+            .is_some_and(|c| c.size == self.frontier.size())
+        {
+            let root = self.frontier.root();
+            self.match_checkpoints(&root);
+        }
+        true
+    }
+
+    /// Feeds the persisted tree head.
+    pub(crate) fn head(&mut self, size: u64, root: &[u8]) {
+        let computed = self.frontier.root();
+        if size != self.frontier.size() || root != &computed[..] {
+            self.report.problems.push(format!(
+                "the persisted tree head (size {size}) does not match the records"
+            ));
+        }
+    }
+
+    /// Feeds one cached interior node.
+    pub(crate) fn node(&mut self, level: u32, idx: u64, hash: &[u8]) {
+        self.nodes_seen += 1;
+        if self.cache.get(&(level, idx)).map(|h| &h[..]) != Some(hash) {
+            self.nodes_bad += 1;
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> StoreCheck {
+        let size = self.frontier.size();
+        for c in &self.checkpoints[self.next_checkpoint..] {
+            self.report.problems.push(format!(
+                "the log is truncated: a signed checkpoint covers {} records, the store holds {size}",
+                c.size
+            ));
+        }
+        if self.nodes_bad > 0 || self.nodes_seen != self.cache.len() as u64 {
+            self.report.problems.push(format!(
+                "the interior node cache is wrong ({} bad of {}, {} expected)",
+                self.nodes_bad,
+                self.nodes_seen,
+                self.cache.len()
+            ));
+        }
+        self.report.records = size;
+        self.report.root = Some(self.frontier.root());
+        self.report
     }
 }
 
@@ -917,6 +1118,7 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditEr
     let record: String = row.get(2)?;
     let hash: Vec<u8> = row.get(3)?;
     let retention_until: String = row.get(4)?;
+    let pruned_at: Option<String> = row.get(5)?;
     Ok((|| {
         Ok(Entry {
             index: to_u64(index)?,
@@ -924,6 +1126,7 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditEr
             record,
             leaf_hash: to_hash(hash, "a leaf hash")?,
             retention_until,
+            pruned_at,
         })
     })())
 }
@@ -1172,5 +1375,169 @@ mod tests {
             parse_time("2025-01-31T12:00:00+01:00").unwrap(),
             "2025-01-31T11:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn retention_refuses_early_deletion_and_prunes_payloads_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let signer = Signer::from_seed("test/log", [5; 32]).unwrap();
+        {
+            // Five records whose retention ends at once, then five kept for six years.
+            let mut short = AuditLog::open_with(
+                &path,
+                Options {
+                    retention_years: 0,
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            short
+                .append_batch(&(0..5).map(record).collect::<Vec<_>>())
+                .unwrap();
+        }
+        let mut log = AuditLog::open(&path).unwrap();
+        let receipts = log
+            .append_batch(&(5..10).map(record).collect::<Vec<_>>())
+            .unwrap();
+        let cp = log.sign_checkpoint(&signer).unwrap();
+        // Deleting is refused, before retention and after.
+        for idx in [1, 7] {
+            let err = log
+                .conn
+                .execute("DELETE FROM leaves WHERE idx = ?1", params![idx])
+                .unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{err}");
+        }
+        // Pruning a record before its retention_until is refused by the trigger itself.
+        let err = log
+            .conn
+            .execute(
+                "UPDATE leaves SET payload = '', pruned_at = '2000-01-01T00:00:00.000000Z' \
+                 WHERE idx = 7",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert_eq!(log.prune_expired("2000-01-01").unwrap(), 0);
+
+        let now = now_time();
+        assert_eq!(log.prune_expired(&now).unwrap(), 5);
+        assert_eq!(log.tree_head().unwrap().size, 10);
+        let e = log.entry(2).unwrap();
+        assert!(e.is_pruned() && e.record.is_empty());
+        assert!(!log.entry(7).unwrap().is_pruned());
+        // A pruned record cannot be changed any further either.
+        assert!(
+            log.conn
+                .execute("UPDATE leaves SET leaf_hash = x'00' WHERE idx = 2", [])
+                .is_err()
+        );
+        let check = log.check(Some(&signer.verifier())).unwrap();
+        assert!(check.is_intact(), "{:?}", check.problems);
+        assert_eq!(check.pruned, 5);
+        let head = log.tree_head().unwrap();
+        let proof = log.inclusion_proof(2, head.size).unwrap();
+        verify_inclusion(2, head.size, &e.leaf_hash, &proof, &head.root).unwrap();
+
+        let mut export = Vec::new();
+        log.write_export(&mut export, &cp).unwrap();
+        let text = String::from_utf8(export).unwrap();
+        let report = crate::verify_export(text.as_bytes(), &signer.verifier(), None).unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        assert_eq!(report.pruned, 5);
+        // Still detected: a changed leaf hash of a pruned record, and a changed live record.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[3].contains("\"pruned\":true"));
+        let bad_hash = text.replacen(
+            &hex::encode(log.entry(2).unwrap().leaf_hash),
+            &hex::encode([1u8; 32]),
+            1,
+        );
+        let report = crate::verify_export(bad_hash.as_bytes(), &signer.verifier(), None).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.kind() == "root_mismatch"),
+            "{:?}",
+            report.problems
+        );
+        let bad_record = text.replacen("\"n\":8", "\"n\":80", 1);
+        let report = crate::verify_export(bad_record.as_bytes(), &signer.verifier(), None).unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| matches!(p, crate::Problem::Modified { index: 8, .. })),
+            "{:?}",
+            report.problems
+        );
+        // A live record marked pruned keeps its hash and so still verifies; but a pruned line
+        // that also carries a leaf is malformed.
+        let both = lines[3].replacen("\"pruned\":true", "\"pruned\":true,\"leaf\":{}", 1);
+        let report = crate::verify_export(
+            text.replacen(lines[3], &both, 1).as_bytes(),
+            &signer.verifier(),
+            None,
+        )
+        .unwrap();
+        assert!(!report.is_intact());
+        assert_eq!(receipts.len(), 5);
+    }
+
+    #[test]
+    fn migrations_upgrade_a_version_1_store_and_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A store as the first release wrote it: schema 1, no schema_migrations table.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO tree_state (id, size, frontier, root) VALUES (1, 0, x'', ?1)",
+                params![&empty_root()[..]],
+            )
+            .unwrap();
+        }
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(&record(1)).unwrap();
+        let versions: Vec<i64> = log
+            .conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, vec![1, 2]);
+        drop(log);
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.tree_head().unwrap().size, 1);
+        log.conn
+            .execute(
+                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        drop(log);
+        assert!(matches!(
+            AuditLog::open(&path),
+            Err(AuditError::SchemaVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshot_is_a_consistent_copy() {
+        let (dir, mut log) = open_temp();
+        log.append_batch(&(0..30).map(record).collect::<Vec<_>>())
+            .unwrap();
+        let dest = dir.path().join("copy.db");
+        snapshot_sqlite(log.path(), &dest).unwrap();
+        let copy = AuditLog::open(&dest).unwrap();
+        assert_eq!(copy.tree_head().unwrap(), log.tree_head().unwrap());
+        assert!(copy.check(None).unwrap().is_intact());
     }
 }

@@ -30,10 +30,12 @@ pub mod aead;
 pub mod context;
 pub mod envelope;
 mod error;
+pub mod field;
 pub mod files;
 pub mod header;
 pub mod provider;
 pub mod secret;
+pub mod sigv4;
 
 pub use context::EncryptionContext;
 pub use envelope::{
@@ -41,8 +43,11 @@ pub use envelope::{
     encrypt_stream, encrypt_with, rewrap, rewrap_stream,
 };
 pub use error::CryptoError;
+pub use field::{FieldCipher, FieldRef};
 pub use header::Header;
+pub use provider::aws_kms::{AwsKmsProvider, KmsClient, KmsClientConfig};
 pub use provider::local::{KeyFileStatus, KeyOrigin, LocalKeyFile, SealParams};
+pub use provider::pkcs11::{Pkcs11Config, Pkcs11Provider};
 pub use provider::{KekRef, KeyProvider, WrappedKey};
 /// Passphrases are [`secrecy::SecretString`]s.
 pub use secrecy::SecretString;

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use phiguard_audit::note::{load_or_create_signer, load_signer};
 use phiguard_audit::verify::{verify_consistency, verify_inclusion};
 use phiguard_audit::{
-    AuditLog, Durability, Entry, ExportReport, Options, Query, Signer, StoredCheckpoint,
-    VerifierKey, verify_export,
+    AuditLog, AuditStore, Durability, Entry, ExportReport, Options, Query, Signer, StoreUrl,
+    StoredCheckpoint, VerifierKey, verify_export,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -48,6 +48,9 @@ pub enum AuditCommand {
     Prove(ProveArgs),
     /// Measure durable appends per second and verification speed.
     Bench(BenchArgs),
+    /// Remove the payloads (never the leaf hashes) of records past their retention_until;
+    /// the tree, the checkpoints and every proof stay verifiable.
+    Retention(RetentionArgs),
 }
 
 /// Options every audit subcommand takes.
@@ -57,10 +60,14 @@ pub struct Common {
     /// yet (the file must exist).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The audit store (default: $PHIGUARD_HOME/audit/audit.db, where PHIGUARD_HOME defaults
-    /// to $XDG_DATA_HOME/phiguard or ~/.local/share/phiguard).
-    #[arg(long, value_name = "FILE")]
+    /// The audit store's SQLite file (default: $PHIGUARD_HOME/audit/audit.db, where
+    /// PHIGUARD_HOME defaults to $XDG_DATA_HOME/phiguard or ~/.local/share/phiguard).
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
     pub db: Option<PathBuf>,
+    /// The audit store as a URL: `sqlite:PATH`, or `postgres://USER@HOST:PORT/DATABASE` for a
+    /// store shared by several instances (default: the SQLite file of --db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// The checkpoint signing key, created on first use (default:
     /// $PHIGUARD_HOME/keys/audit-signing.key).
     #[arg(long, value_name = "FILE")]
@@ -86,6 +93,19 @@ pub struct AppendArgs {
     /// Records per transaction with --jsonl.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch_size: usize,
+}
+
+#[derive(clap::Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Prune as of this time (RFC 3339 or YYYY-MM-DD; default: now). Recorded as each
+    /// record's pruned_at; the store refuses to prune a record before its retention_until.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -206,6 +226,7 @@ pub fn run(args: Args) -> Result<u8> {
         AuditCommand::Query(a) => query(a),
         AuditCommand::Prove(a) => prove(a),
         AuditCommand::Bench(a) => bench(a),
+        AuditCommand::Retention(a) => retention(a),
     }
 }
 
@@ -244,10 +265,18 @@ impl Common {
         }
     }
 
-    fn open(&self) -> Result<AuditLog> {
+    fn store_url(&self) -> Result<StoreUrl> {
+        match (&self.store, &self.db) {
+            (Some(url), None) => Ok(StoreUrl::parse(url)?),
+            _ => Ok(StoreUrl::Sqlite(self.db_path()?)),
+        }
+    }
+
+    fn open(&self) -> Result<AuditStore> {
         self.check_config()?;
-        let path = self.db_path()?;
-        Ok(AuditLog::open(&path)?)
+        let url = self.store_url()?;
+        AuditStore::open(&url, Options::default())
+            .with_context(|| format!("cannot open the audit store {}", url.describe()))
     }
 
     fn signer(&self) -> Result<Signer> {
@@ -346,7 +375,7 @@ fn public_key(common: Common) -> Result<u8> {
 }
 
 /// The latest checkpoint if it covers the whole log, else a new one.
-fn current_checkpoint(log: &mut AuditLog, common: &Common) -> Result<StoredCheckpoint> {
+fn current_checkpoint(log: &mut AuditStore, common: &Common) -> Result<StoredCheckpoint> {
     let head = log.tree_head()?;
     if let Some(cp) = log.latest_checkpoint()?
         && cp.size == head.size
@@ -427,6 +456,8 @@ fn checkpoint_out(c: &phiguard_audit::Checkpoint) -> CheckpointOut {
 struct VerifyOut {
     intact: bool,
     records: u64,
+    /// Records whose payload was pruned after retention (only their leaf hash is checked).
+    pruned: u64,
     checkpoint: Option<CheckpointOut>,
     older_checkpoint: Option<CheckpointOut>,
     computed_root: Option<String>,
@@ -438,6 +469,12 @@ fn print_verify(out: &VerifyOut, json: bool) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(out)?);
     } else if out.intact {
         let mut line = format!("OK: {} records intact", out.records);
+        if out.pruned > 0 {
+            line.push_str(&format!(
+                " ({} pruned after retention: leaf hash only)",
+                out.pruned
+            ));
+        }
         if let Some(c) = &out.checkpoint {
             line.push_str(&format!(
                 "; signed checkpoint {} size {} root {}",
@@ -490,6 +527,7 @@ fn verify(args: VerifyArgs) -> Result<u8> {
     let out = VerifyOut {
         intact: report.is_intact(),
         records: report.records,
+        pruned: report.pruned,
         checkpoint: report.checkpoint.as_ref().map(checkpoint_out),
         older_checkpoint: report.older.as_ref().map(checkpoint_out),
         computed_root: report.computed_root.map(|r| B64.encode(r)),
@@ -508,7 +546,7 @@ fn verify(args: VerifyArgs) -> Result<u8> {
 /// Checks the local store: every leaf hash, the root, the node cache and every stored
 /// checkpoint, and consistency with an older checkpoint when given.
 fn verify_store(args: &VerifyArgs, older: Option<&str>) -> Result<u8> {
-    let log = args.common.open()?;
+    let mut log = args.common.open()?;
     let key = match &args.public_key {
         Some(k) => Some(read_public_key(k)?),
         None => {
@@ -568,6 +606,7 @@ fn verify_store(args: &VerifyArgs, older: Option<&str>) -> Result<u8> {
     let out = VerifyOut {
         intact: problems.is_empty(),
         records: check.records,
+        pruned: check.pruned,
         checkpoint: latest.as_ref().map(|c| CheckpointOut {
             origin: key
                 .as_ref()
@@ -601,6 +640,16 @@ fn field_text(record: &Value, name: &str) -> String {
 const CSV_FIELDS: [&str; 4] = ["user", "patient_ref", "model", "action"];
 
 fn entry_json(e: &Entry) -> String {
+    if let Some(pruned_at) = &e.pruned_at {
+        return format!(
+            "{{\"index\":{},\"appended_at\":\"{}\",\"retention_until\":\"{}\",\"leaf_hash\":\"{}\",\"pruned_at\":\"{}\",\"record\":null}}",
+            e.index,
+            e.appended_at,
+            e.retention_until,
+            hex::encode(e.leaf_hash),
+            pruned_at
+        );
+    }
     format!(
         "{{\"index\":{},\"appended_at\":\"{}\",\"retention_until\":\"{}\",\"leaf_hash\":\"{}\",\"record\":{}}}",
         e.index,
@@ -612,7 +661,7 @@ fn entry_json(e: &Entry) -> String {
 }
 
 fn query(args: QueryArgs) -> Result<u8> {
-    let log = args.common.open()?;
+    let mut log = args.common.open()?;
     let mut fields = Vec::new();
     for (name, value) in [
         ("user", &args.user),
@@ -655,6 +704,11 @@ fn query(args: QueryArgs) -> Result<u8> {
                 sink.write_all(entry_json(e).as_bytes())?;
                 sink.write_all(b"\n")?;
             }
+            Format::Csv if e.is_pruned() => {
+                let row = [e.index.to_string(), e.appended_at.clone()];
+                sink.write_all(row.join(",").as_bytes())?;
+                sink.write_all(b",,,,,\n")?;
+            }
             Format::Csv => {
                 let record: Value = serde_json::from_str(&e.record)
                     .map_err(|_| anyhow!("record {} in the store is not JSON", e.index))?;
@@ -681,7 +735,7 @@ fn query(args: QueryArgs) -> Result<u8> {
 }
 
 fn prove(args: ProveArgs) -> Result<u8> {
-    let log = args.common.open()?;
+    let mut log = args.common.open()?;
     let latest = log.latest_checkpoint()?;
     let size = match (args.size, &latest) {
         (Some(s), _) => s,
@@ -720,6 +774,42 @@ fn prove(args: ProveArgs) -> Result<u8> {
         })
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct RetentionOut {
+    store: String,
+    now: String,
+    pruned: u64,
+    tree_size: u64,
+    root: String,
+}
+
+fn retention(args: RetentionArgs) -> Result<u8> {
+    let mut log = args.common.open()?;
+    let now = match &args.now {
+        Some(t) => phiguard_audit::store::parse_time(t)?,
+        None => phiguard_audit::store::now_time(),
+    };
+    let pruned = log.prune_expired(&now)?;
+    let head = log.tree_head()?;
+    let out = RetentionOut {
+        store: args.common.store_url()?.describe(),
+        now,
+        pruned,
+        tree_size: head.size,
+        root: B64.encode(head.root),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "pruned the payloads of {} records past retention as of {}; the tree of {} records \
+             (root {}) is unchanged",
+            out.pruned, out.now, out.tree_size, out.root
+        );
+    }
     Ok(0)
 }
 

@@ -12,8 +12,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use phiguard_crypto::files::{collect_ciphertext_files, read_file_header, rewrap_files};
 use phiguard_crypto::provider::local::{self, KeyFileStatus};
 use phiguard_crypto::{
-    EncryptOptions, EncryptionContext, KeyOrigin, KeyProvider, LocalKeyFile, SealParams,
-    SecretString, decrypt, decrypt_stream, encrypt, encrypt_stream,
+    AwsKmsProvider, EncryptOptions, EncryptionContext, KeyOrigin, KeyProvider, KmsClient,
+    KmsClientConfig, LocalKeyFile, Pkcs11Config, Pkcs11Provider, SealParams, SecretString, decrypt,
+    decrypt_stream, encrypt, encrypt_stream,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -47,6 +48,54 @@ pub struct Common {
     /// terminal.
     #[arg(long, value_name = "FILE", global = true)]
     pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
+/// Which key provider holds the KEK, and the options each needs.
+#[derive(clap::Args, Clone)]
+pub struct ProviderArgs {
+    /// The key provider: the local key file, a PKCS#11 HSM token, or AWS KMS. `encrypt`,
+    /// `decrypt` and `rewrap` work with each; `rotate` with local and pkcs11; `status`,
+    /// `revoke`, `seal` and `unseal` with the local key file only.
+    #[arg(long, value_enum, default_value_t = ProviderKind::Local, global = true)]
+    pub provider: ProviderKind,
+    /// PKCS#11: the module (shared library).
+    #[arg(long, value_name = "FILE", global = true, default_value = phiguard_crypto::provider::pkcs11::SOFTHSM2_MODULE)]
+    pub pkcs11_module: PathBuf,
+    /// PKCS#11: the token label.
+    #[arg(long, value_name = "LABEL", global = true)]
+    pub pkcs11_token: Option<String>,
+    /// PKCS#11: the KEK label (versions are objects labelled LABEL-v1, LABEL-v2, …).
+    #[arg(
+        long,
+        value_name = "LABEL",
+        global = true,
+        default_value = "phiguard-kek"
+    )]
+    pub pkcs11_key_label: String,
+    /// PKCS#11: read the user PIN from this file (first line); else from PHIGUARD_PKCS11_PIN.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// AWS KMS: the key ARN, key id or alias/NAME.
+    #[arg(long, value_name = "ARN", global = true)]
+    pub aws_kms_key_id: Option<String>,
+    /// AWS KMS: the region (default: AWS_REGION, else AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION", global = true)]
+    pub aws_region: Option<String>,
+    /// AWS KMS: the endpoint URL (default https://kms.REGION.amazonaws.com/).
+    #[arg(long, value_name = "URL", global = true)]
+    pub aws_kms_endpoint: Option<String>,
+    /// AWS KMS: seconds allowed for each call.
+    #[arg(long, value_name = "SECS", global = true, default_value_t = 30)]
+    pub aws_timeout_secs: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProviderKind {
+    Local,
+    Pkcs11,
+    AwsKms,
 }
 
 #[derive(clap::Subcommand)]
@@ -175,12 +224,30 @@ pub fn run(args: Args) -> Result<u8> {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
     }
     match args.command {
-        KeysCommand::Status(a) => status(c, a.json),
-        KeysCommand::Rotate(a) => rotate(c, a.json),
-        KeysCommand::Revoke(a) => revoke(c, a.version),
+        KeysCommand::Status(a) => {
+            c.require_local("status")?;
+            status(c, a.json)
+        }
+        KeysCommand::Rotate(a) if c.provider.provider == ProviderKind::Pkcs11 => {
+            rotate_pkcs11(c, a.json)
+        }
+        KeysCommand::Rotate(a) => {
+            c.require_local("rotate")?;
+            rotate(c, a.json)
+        }
+        KeysCommand::Revoke(a) => {
+            c.require_local("revoke")?;
+            revoke(c, a.version)
+        }
         KeysCommand::Rewrap(a) => rewrap(c, a),
-        KeysCommand::Seal(a) => seal(c, a),
-        KeysCommand::Unseal => unseal(c),
+        KeysCommand::Seal(a) => {
+            c.require_local("seal")?;
+            seal(c, a)
+        }
+        KeysCommand::Unseal => {
+            c.require_local("unseal")?;
+            unseal(c)
+        }
         KeysCommand::Encrypt(a) => encrypt_cmd(c, a),
         KeysCommand::Decrypt(a) => decrypt_cmd(c, a),
         KeysCommand::Inspect(a) => inspect(a),
@@ -306,6 +373,67 @@ impl Common {
             None
         };
         Ok(LocalKeyFile::open(&path, pass.as_ref())?)
+    }
+}
+
+impl Common {
+    /// The configured key provider. `create`: make the local key file or the PKCS#11 KEK on
+    /// first use.
+    fn provider(&self, create: bool) -> Result<Box<dyn KeyProvider>> {
+        let p = &self.provider;
+        match p.provider {
+            ProviderKind::Local => Ok(Box::new(self.open(create)?)),
+            ProviderKind::Pkcs11 => Ok(Box::new(self.pkcs11(create)?)),
+            ProviderKind::AwsKms => {
+                let key = p
+                    .aws_kms_key_id
+                    .clone()
+                    .ok_or_else(|| anyhow!("--provider aws-kms needs --aws-kms-key-id ARN"))?;
+                let region = p
+                    .aws_region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+                    .or_else(|| {
+                        std::env::var("AWS_DEFAULT_REGION")
+                            .ok()
+                            .filter(|r| !r.is_empty())
+                    })
+                    .ok_or_else(|| {
+                        anyhow!("--provider aws-kms needs --aws-region or AWS_REGION")
+                    })?;
+                let mut cfg = KmsClientConfig::new(region);
+                cfg.endpoint = p.aws_kms_endpoint.clone();
+                cfg.timeout = Duration::from_secs(p.aws_timeout_secs.max(1));
+                let creds = phiguard_crypto::sigv4::Credentials::from_env()
+                    .context("AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")?;
+                let client = KmsClient::new(&cfg, creds)?;
+                Ok(Box::new(AwsKmsProvider::new(client, key)?))
+            }
+        }
+    }
+
+    fn pkcs11(&self, create: bool) -> Result<Pkcs11Provider> {
+        let p = &self.provider;
+        let token = p
+            .pkcs11_token
+            .clone()
+            .ok_or_else(|| anyhow!("--provider pkcs11 needs --pkcs11-token LABEL"))?;
+        let pin =
+            phiguard_crypto::provider::pkcs11::pin_from_env_or_file(p.pkcs11_pin_file.as_deref())?;
+        Ok(Pkcs11Provider::open(&Pkcs11Config {
+            module: p.pkcs11_module.clone(),
+            token_label: token,
+            key_label: p.pkcs11_key_label.clone(),
+            pin,
+            create_if_missing: create,
+        })?)
+    }
+
+    fn require_local(&self, what: &str) -> Result<()> {
+        if self.provider.provider != ProviderKind::Local {
+            bail!("`phiguard keys {what}` applies to the local key file only (--provider local)");
+        }
+        Ok(())
     }
 }
 
@@ -443,6 +571,32 @@ fn rotate(c: &Common, as_json: bool) -> Result<u8> {
     Ok(0)
 }
 
+fn rotate_pkcs11(c: &Common, as_json: bool) -> Result<u8> {
+    // The first rotate creates v1; later ones add a version.
+    let (p, kek) = match c.pkcs11(false) {
+        Ok(mut p) => {
+            let kek = p.rotate()?;
+            (p, kek)
+        }
+        Err(_) => {
+            let p = c.pkcs11(true)?;
+            let kek = p.current()?;
+            (p, kek)
+        }
+    };
+    eprintln!(
+        "phiguard keys: PKCS#11 KEK {} v{} is now current on token `{}`; move existing files \
+         with `phiguard keys rewrap --provider pkcs11 PATH...`",
+        kek.id,
+        kek.version,
+        p.token_label()
+    );
+    if as_json {
+        println!("{}", json!({"id": kek.id, "current": kek.version}));
+    }
+    Ok(0)
+}
+
 fn revoke(c: &Common, version: u32) -> Result<u8> {
     let path = c.key_path()?;
     if !path.exists() {
@@ -524,10 +678,11 @@ struct FailedOut {
 }
 
 fn rewrap(c: &Common, a: RewrapArgs) -> Result<u8> {
-    let kf = c.open(false)?;
+    let kf = c.provider(false)?;
+    let kf = kf.as_ref();
     let current = kf.current()?;
     let files = collect_ciphertext_files(&a.paths)?;
-    let report = rewrap_files(&kf, &files, |path, result| {
+    let report = rewrap_files(kf, &files, |path, result| {
         if let Err(e) = result {
             eprintln!("phiguard keys: {}: {e}", path.display());
         }
@@ -593,11 +748,12 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>> {
 
 fn encrypt_cmd(c: &Common, a: EncryptArgs) -> Result<u8> {
     let context = parse_context(&a.context)?;
-    let kf = c.open(true)?;
+    let kf = c.provider(true)?;
+    let kf = kf.as_ref();
     let input = open_input(&a.input)?;
     let mut sink = Sink::open(Some(&a.output))?;
     let info = encrypt_stream(
-        &kf,
+        kf,
         &context,
         &EncryptOptions {
             frame_len: a.frame_size,
@@ -625,10 +781,10 @@ fn decrypt_cmd(c: &Common, a: DecryptArgs) -> Result<u8> {
     } else {
         Some(parse_context(&a.context)?)
     };
-    let kf = c.open(false)?;
+    let kf = c.provider(false)?;
     let input = open_input(&a.input)?;
     let mut sink = Sink::open(Some(&a.output))?;
-    let info = decrypt_stream(&kf, input, &mut sink, expected.as_ref())
+    let info = decrypt_stream(kf.as_ref(), input, &mut sink, expected.as_ref())
         .with_context(|| format!("cannot decrypt {}", a.input.display()))?;
     sink.finish()?;
     eprintln!(

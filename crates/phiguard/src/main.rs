@@ -1,6 +1,7 @@
 //! The `phiguard` binary: argument parsing, exit codes and wiring over the library crates.
 
 mod cmd_audit;
+mod cmd_backup;
 mod cmd_bench;
 mod cmd_deid;
 mod cmd_eval;
@@ -33,6 +34,11 @@ enum Command {
     Bench(cmd_bench::Args),
     /// Tamper-evident audit trail: append, checkpoint, export, verify, query, prove.
     Audit(cmd_audit::Args),
+    /// Write an encrypted, verifiable snapshot of the stores under PHIGUARD_HOME.
+    Backup(cmd_backup::BackupArgs),
+    /// Restore a backup (verified before anything is replaced) into a new home or, with
+    /// --force, over the current one.
+    Restore(cmd_backup::RestoreArgs),
     /// Encryption keys: status, rotate, revoke, rewrap, seal/unseal, encrypt/decrypt, bench.
     Keys(cmd_keys::Args),
 }
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench::run(a),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Keys(a) => cmd_keys::run(a),
+        Command::Backup(a) => cmd_backup::backup(a),
+        Command::Restore(a) => cmd_backup::restore(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -3,7 +3,11 @@
 //! `$PHIGUARD_HOME/keys/`) now; PKCS#11, AWS KMS, Azure Key Vault and Google Cloud KMS later,
 //! each behind the same [`KeyProvider`] trait (see docs/encryption.md for how each maps).
 
+pub mod aws_kms;
+pub mod azure_kv;
+pub mod gcp_kms;
 pub mod local;
+pub mod pkcs11;
 
 use std::fmt;
 

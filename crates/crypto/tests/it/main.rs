@@ -4,8 +4,14 @@
 // A test crate: helpers outside `#[test]` functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod aws_kms;
+mod azure_kv;
 mod envelope;
+mod field;
+mod gcp_kms;
 mod kat;
 mod keyfile;
+mod mock_http;
+mod pkcs11;
 mod redaction;
 mod support;
