@@ -51,6 +51,20 @@ pub enum AuditError {
     Note(#[from] NoteError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("audit store encryption: {0}")]
+    Crypto(#[from] phiguard_crypto::CryptoError),
+    #[error("record {index} cannot be decrypted: {source}")]
+    Decrypt {
+        index: u64,
+        source: phiguard_crypto::CryptoError,
+    },
+    #[error(
+        "the audit store's records are encrypted and were opened without their key \
+         (the tree, proofs and leaf hashes remain readable)"
+    )]
+    Sealed,
+    #[error("the key given does not open the audit store's encrypted records (wrong key)")]
+    WrongKey,
 }
 
 /// A PostgreSQL error's SQLSTATE and primary message, or the client error and its cause. The

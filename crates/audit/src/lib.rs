@@ -39,6 +39,7 @@
 
 pub mod backend;
 pub mod canonical;
+pub mod encryption;
 pub mod error;
 pub mod export;
 pub mod hash;
@@ -49,6 +50,7 @@ pub mod tree;
 pub mod verify;
 
 pub use backend::{AuditStore, StoreUrl};
+pub use encryption::PayloadCipher;
 pub use error::AuditError;
 pub use export::{ExportReport, Problem, verify_export};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};

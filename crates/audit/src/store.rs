@@ -18,13 +18,17 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use phiguard_crypto::KeyProvider;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::canonical::{to_canonical_string, write_json_string};
+use crate::encryption::{self, META_ENCRYPTION, META_KEY_CHECK, PayloadCipher};
 use crate::error::AuditError;
 use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
 use crate::note::{Checkpoint, Signer, VerifierKey};
@@ -260,6 +264,9 @@ pub struct StoreCheck {
     pub checkpoints: u64,
     /// Records whose payload was pruned after retention (their stored leaf hash is used).
     pub pruned: u64,
+    /// Records whose payload is encrypted and was not read, as the store was opened without
+    /// its key (their stored leaf hash is used: the tree, root and checkpoints still verify).
+    pub sealed: u64,
     /// Every problem found, PHI-free.
     pub problems: Vec<String>,
 }
@@ -276,12 +283,19 @@ pub struct AuditLog {
     conn: Connection,
     path: PathBuf,
     options: Options,
+    /// The payload key, when the store was opened with one.
+    cipher: Option<PayloadCipher>,
+    /// True when the store is marked encrypted: new records are sealed, and without
+    /// `cipher` records cannot be read or appended.
+    encrypted: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
             .field("path", &self.path)
+            .field("encrypted", &self.encrypted)
+            .field("cipher", &self.cipher)
             .finish()
     }
 }
@@ -376,8 +390,32 @@ impl AuditLog {
         AuditLog::open_with(path, Options::default())
     }
 
-    /// Opens (creating if needed) the log at `path`.
+    /// Opens (creating if needed) the log at `path` without a payload key: a new store keeps
+    /// its records in plaintext. A store whose records are encrypted opens too, but only its
+    /// tree (heads, proofs, checkpoints, [`AuditLog::check`] by leaf hashes) can be used;
+    /// reading or appending records fails with [`AuditError::Sealed`].
     pub fn open_with(path: &Path, options: Options) -> Result<AuditLog, AuditError> {
+        AuditLog::open_inner(path, options, None)
+    }
+
+    /// Opens (creating if needed) the log at `path`, encrypting every new record's payload
+    /// under `provider` (see [`crate::encryption`]). A new store is marked encrypted and keeps
+    /// a sealed key-check value; opening it with another key fails with
+    /// [`AuditError::WrongKey`]. A store created without encryption opens too: its earlier
+    /// records stay in plaintext and every record appended from now on is encrypted.
+    pub fn open_encrypted(
+        path: &Path,
+        options: Options,
+        provider: Arc<dyn KeyProvider>,
+    ) -> Result<AuditLog, AuditError> {
+        AuditLog::open_inner(path, options, Some(PayloadCipher::new(provider)?))
+    }
+
+    fn open_inner(
+        path: &Path,
+        options: Options,
+        cipher: Option<PayloadCipher>,
+    ) -> Result<AuditLog, AuditError> {
         let open_err = |source| AuditError::Open {
             path: path.to_path_buf(),
             source,
@@ -414,9 +452,71 @@ impl AuditLog {
             conn,
             path: path.to_path_buf(),
             options,
+            cipher,
+            encrypted: false,
         };
         log.init_schema()?;
+        log.init_encryption()?;
         Ok(log)
+    }
+
+    /// Reads (and with a key, sets) the store's encryption marks.
+    fn init_encryption(&mut self) -> Result<(), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let meta = |key: &str| -> Result<Option<String>, AuditError> {
+            Ok(tx
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        let scheme = meta(META_ENCRYPTION)?;
+        let check = meta(META_KEY_CHECK)?;
+        if let Some(scheme) = &scheme
+            && scheme != encryption::SCHEME
+        {
+            return Err(AuditError::Corrupt(format!(
+                "unknown payload encryption scheme {scheme:?}"
+            )));
+        }
+        match (&self.cipher, check) {
+            (Some(cipher), Some(check)) => {
+                if !cipher.matches(&check) {
+                    return Err(AuditError::WrongKey);
+                }
+            }
+            (Some(cipher), None) => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2), (?3, ?4) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![
+                        META_ENCRYPTION,
+                        encryption::SCHEME,
+                        META_KEY_CHECK,
+                        cipher.key_check()?
+                    ],
+                )?;
+            }
+            (None, _) => {}
+        }
+        self.encrypted = self.cipher.is_some() || scheme.is_some();
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// True when the store is marked encrypted (new records' payloads are sealed).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Replaces a sealed payload of `entry` with its plaintext.
+    fn reveal(&self, entry: &mut Entry) -> Result<(), AuditError> {
+        if entry.is_pruned() || !encryption::is_sealed(&entry.record) {
+            return Ok(());
+        }
+        let cipher = self.cipher.as_ref().ok_or(AuditError::Sealed)?;
+        entry.record = cipher.open(entry.index, &entry.record)?;
+        Ok(())
     }
 
     fn init_schema(&mut self) -> Result<(), AuditError> {
@@ -535,6 +635,9 @@ impl AuditLog {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
+        if self.encrypted && self.cipher.is_none() {
+            return Err(AuditError::Sealed);
+        }
         let years = self.options.retention_years;
         // IMMEDIATE takes the write lock first, so the frontier read below is the latest even
         // with several writer processes.
@@ -557,10 +660,14 @@ impl AuditLog {
                 let retention_until = format_time(add_years(now, years));
                 let hash = leaf_hash(leaf_text(&appended_at, payload).as_bytes());
                 let index = frontier.size();
+                let stored = match &self.cipher {
+                    Some(cipher) => cipher.seal(index, payload)?,
+                    None => payload.clone(),
+                };
                 insert_leaf.execute(params![
                     to_i64(index)?,
                     appended_at,
-                    payload,
+                    stored,
                     &hash[..],
                     retention_until
                 ])?;
@@ -651,7 +758,8 @@ impl AuditLog {
     /// One record.
     pub fn entry(&self, index: u64) -> Result<Entry, AuditError> {
         let size = self.tree_head()?.size;
-        self.conn
+        let mut entry = self
+            .conn
             .query_row(
                 "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves \
                  WHERE idx = ?1",
@@ -659,7 +767,9 @@ impl AuditLog {
                 read_entry,
             )
             .optional()?
-            .ok_or(AuditError::NoSuchRecord { index, size })?
+            .ok_or(AuditError::NoSuchRecord { index, size })??;
+        self.reveal(&mut entry)?;
+        Ok(entry)
     }
 
     /// Calls `f` on each record with an index in `range`, in order.
@@ -679,7 +789,8 @@ impl AuditLog {
         let end = to_i64(range.end.min(i64::MAX as u64))?;
         let mut rows = stmt.query(params![start, end]).map_err(AuditError::from)?;
         while let Some(row) = rows.next().map_err(AuditError::from)? {
-            let entry = read_entry(row).map_err(AuditError::from)??;
+            let mut entry = read_entry(row).map_err(AuditError::from)??;
+            self.reveal(&mut entry)?;
             f(&entry)?;
         }
         Ok(())
@@ -757,19 +868,19 @@ impl AuditLog {
             "SELECT idx, appended_at, payload, leaf_hash, retention_until, pruned_at FROM leaves WHERE 1 = 1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if !query.fields.is_empty() {
+        // Field filters run here, on the decrypted record, so they work on encrypted and
+        // plaintext payloads alike (with SQLite's `CAST(json_extract(..) AS TEXT)` meaning).
+        let filters = query
+            .fields
+            .iter()
+            .map(|(field, value)| {
+                json_path(field)?;
+                Ok((field.split('.').collect::<Vec<_>>(), value.as_str()))
+            })
+            .collect::<Result<Vec<_>, AuditError>>()?;
+        if !filters.is_empty() {
             // A pruned record's payload is gone: it matches no field filter.
             sql.push_str(" AND pruned_at IS NULL");
-        }
-        for (field, value) in &query.fields {
-            let path = json_path(field)?;
-            args.push(path.into());
-            sql.push_str(&format!(
-                " AND CAST(json_extract(payload, ?{}) AS TEXT) = ?{}",
-                args.len(),
-                args.len() + 1
-            ));
-            args.push(value.clone().into());
         }
         if let Some(since) = &query.since {
             args.push(parse_time(since)?.into());
@@ -780,7 +891,9 @@ impl AuditLog {
             sql.push_str(&format!(" AND appended_at < ?{}", args.len()));
         }
         sql.push_str(" ORDER BY idx");
-        if let Some(limit) = query.limit {
+        if let Some(limit) = query.limit
+            && filters.is_empty()
+        {
             args.push(to_i64(limit)?.into());
             sql.push_str(&format!(" LIMIT ?{}", args.len()));
         }
@@ -790,7 +903,22 @@ impl AuditLog {
             .map_err(AuditError::from)?;
         let mut n = 0;
         while let Some(row) = rows.next().map_err(AuditError::from)? {
-            let entry = read_entry(row).map_err(AuditError::from)??;
+            if query.limit.is_some_and(|limit| n >= limit) {
+                break;
+            }
+            let mut entry = read_entry(row).map_err(AuditError::from)??;
+            self.reveal(&mut entry)?;
+            if !filters.is_empty() {
+                let record: Value = serde_json::from_str(&entry.record).map_err(|_| {
+                    AuditError::Corrupt(format!("record {} is not JSON", entry.index))
+                })?;
+                if !filters
+                    .iter()
+                    .all(|(path, value)| field_text(&record, path).as_deref() == Some(*value))
+                {
+                    continue;
+                }
+            }
             f(&entry)?;
             n += 1;
         }
@@ -845,8 +973,28 @@ impl AuditLog {
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let entry = read_entry(row)??;
-                if !checker.entry(&entry) {
+                let mut entry = read_entry(row)??;
+                let fed = if entry.is_pruned() || !encryption::is_sealed(&entry.record) {
+                    checker.entry(&entry)
+                } else if let Some(cipher) = &self.cipher {
+                    match cipher.open(entry.index, &entry.record) {
+                        Ok(plain) => {
+                            entry.record = plain;
+                            checker.entry(&entry)
+                        }
+                        Err(_) => checker.entry_by_hash(
+                            &entry,
+                            Some(format!(
+                                "record {} does not decrypt under the store's key: its \
+                                 ciphertext was modified or moved",
+                                entry.index
+                            )),
+                        ),
+                    }
+                } else {
+                    checker.entry_by_hash(&entry, None)
+                };
+                if !fed {
                     break;
                 }
             }
@@ -1012,8 +1160,21 @@ impl Checker {
         }
     }
 
-    /// Feeds the next record; false when the sequence broke and reading should stop.
-    pub(crate) fn entry(&mut self, entry: &Entry) -> bool {
+    /// Feeds the next record by its stored leaf hash only, as its encrypted payload was not
+    /// read (`problem` says why when that is a fault); false when the sequence broke.
+    pub(crate) fn entry_by_hash(&mut self, entry: &Entry, problem: Option<String>) -> bool {
+        if !self.in_sequence(entry) {
+            return false;
+        }
+        match problem {
+            Some(p) => self.report.problems.push(p),
+            None => self.report.sealed += 1,
+        }
+        self.push(entry.leaf_hash);
+        true
+    }
+
+    fn in_sequence(&mut self, entry: &Entry) -> bool {
         let position = self.frontier.size();
         if entry.index != position {
             self.report.problems.push(format!(
@@ -1022,6 +1183,15 @@ impl Checker {
             ));
             return false;
         }
+        true
+    }
+
+    /// Feeds the next record; false when the sequence broke and reading should stop.
+    pub(crate) fn entry(&mut self, entry: &Entry) -> bool {
+        if !self.in_sequence(entry) {
+            return false;
+        }
+        let position = self.frontier.size();
         let hash = if entry.is_pruned() {
             // Only the leaf hash is left; the root and the checkpoints still cover it.
             self.report.pruned += 1;
@@ -1035,6 +1205,11 @@ impl Checker {
             }
             recomputed
         };
+        self.push(hash);
+        true
+    }
+
+    fn push(&mut self, hash: Hash) {
         let cache = &mut self.cache;
         self.frontier.push(hash, |level, idx, node| {
             if level % NODE_STRIDE == 0 {
@@ -1049,7 +1224,6 @@ impl Checker {
             let root = self.frontier.root();
             self.match_checkpoints(&root);
         }
-        true
     }
 
     /// Feeds the persisted tree head.
@@ -1129,6 +1303,23 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditEr
             pruned_at,
         })
     })())
+}
+
+/// A record field as SQLite's `CAST(json_extract(record, '$.a.b') AS TEXT)` gives it: strings
+/// as they are, numbers as written, booleans as 1 and 0, objects and arrays as JSON, and null
+/// or a missing field as nothing.
+fn field_text(record: &Value, path: &[&str]) -> Option<String> {
+    let mut v = record;
+    for seg in path {
+        v = v.as_object()?.get(*seg)?;
+    }
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(_) | Value::Object(_) => Some(to_canonical_string(v)),
+    }
 }
 
 /// Perfect-subtree hashes read from the store.

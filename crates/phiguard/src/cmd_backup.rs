@@ -13,6 +13,7 @@
 //! the restored audit store's tree, and only then swaps the staging folder in. A corrupted or
 //! truncated backup, or one under another key, is refused with nothing touched.
 
+use crate::home::phiguard_home;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -117,17 +118,6 @@ struct Manifest {
 
 fn backup_context() -> Result<EncryptionContext> {
     Ok(EncryptionContext::from_pairs([("purpose", "backup")])?)
-}
-
-/// `$PHIGUARD_HOME`, resolved as the rest of phiguard resolves it.
-fn phiguard_home() -> Result<PathBuf> {
-    let deid_key = phiguard_deid::key::default_key_path(|k| std::env::var_os(k))
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME"))?;
-    deid_key
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME"))
 }
 
 impl KeyArgs {

@@ -66,6 +66,14 @@ pub struct Args {
     /// the original text.
     #[arg(long = "drop-field", value_name = "FIELD")]
     pub drop_fields: Vec<String>,
+    /// Audit store that records the run (`sqlite:PATH` or `postgres://…`; default: the
+    /// embedded store under PHIGUARD_HOME). The record holds fingerprints and counts, never
+    /// text or file names. If it cannot be written the run fails and its outputs are removed.
+    #[arg(long, value_name = "URL")]
+    pub audit_store: Option<String>,
+    /// Do not record the run in the audit trail (throwaway experiments only).
+    #[arg(long)]
+    pub no_audit: bool,
 }
 
 /// Where the output goes.
@@ -425,7 +433,8 @@ pub fn run(args: Args) -> Result<u8> {
         outputs: processed.outputs,
         records: totals,
     });
-    let written = write_report(&report_json, &report.to_json())
+    let report_text = report.to_json();
+    let written = write_report(&report_json, &report_text)
         .and_then(|()| write_report(&report_md, &report.to_markdown()));
     if let Err(e) = written {
         // No output without its report.
@@ -433,6 +442,17 @@ pub fn run(args: Args) -> Result<u8> {
             let _ = std::fs::remove_file(p);
         }
         return Err(e.context("the run report could not be written; outputs were removed"));
+    }
+    if !args.no_audit
+        && let Err(e) = record_run(&args, &report_text)
+    {
+        // Fail closed: no de-identified output without its audit record.
+        for p in placed.iter().chain([&report_json, &report_md]) {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e.context(
+            "the run could not be recorded in the audit trail; outputs and report were removed",
+        ));
     }
     eprintln!(
         "phiguard deid: {} records ({} skipped), {} spans, {} replaced; output {}; report {}",
@@ -444,6 +464,52 @@ pub fn run(args: Args) -> Result<u8> {
         report_json.display()
     );
     Ok(0)
+}
+
+/// Appends the run's audit record: who ran it, the method, and fingerprints of the
+/// configuration, key, inputs, outputs and report, with counts per category. No text and no
+/// file names (exports are often named after the patient).
+fn record_run(args: &Args, report_text: &str) -> Result<()> {
+    use phiguard_audit::{AuditStore, Options, StoreUrl};
+    let report: serde_json::Value =
+        serde_json::from_str(report_text).context("cannot read back the run report")?;
+    let hashes = |key: &str| -> Vec<serde_json::Value> {
+        report[key]
+            .as_array()
+            .map(|files| files.iter().map(|f| f["sha256"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let actor = std::env::var("PHIGUARD_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("os-user:{u}"))
+        .unwrap_or_else(|_| "os-user:unknown".to_string());
+    let record = serde_json::json!({
+        "type": "deid.run",
+        "actor": actor,
+        "action": "de-identification",
+        "tool": format!("phiguard {}", env!("CARGO_PKG_VERSION")),
+        "started_at": report["created_at"],
+        "method": report["method"],
+        "config_fingerprint": report["config"]["fingerprint"],
+        "key_fingerprint": report["key"]["fingerprint"],
+        "inputs_sha256": hashes("inputs"),
+        "outputs_sha256": hashes("outputs"),
+        "report_sha256": hex::encode(Sha256::digest(report_text.as_bytes())),
+        "records": report["records"],
+        "spans_by_category": report["counts"]["by_category"],
+    });
+    let url = match &args.audit_store {
+        Some(u) => StoreUrl::parse(u)?,
+        None => StoreUrl::Sqlite(crate::home::phiguard_home()?.join("audit").join("audit.db")),
+    };
+    let mut store = AuditStore::open(&url, Options::default())
+        .with_context(|| format!("cannot open the audit store {}", url.describe()))?;
+    let receipt = store.append(&record)?;
+    eprintln!(
+        "phiguard deid: run recorded in the audit trail at index {}",
+        receipt.index
+    );
+    Ok(())
 }
 
 fn write_report(path: &Path, text: &str) -> Result<()> {

@@ -4,6 +4,7 @@
 //! `phiguard-crypto`; this file finds the key file and the passphrase, parses arguments and
 //! prints. (`keys create` is reserved for gateway API keys.)
 
+use crate::home::phiguard_home;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -256,18 +257,6 @@ pub fn run(args: Args) -> Result<u8> {
 }
 
 // ---- finding the key file and the passphrase -----------------------------------------------
-
-/// `$PHIGUARD_HOME`, resolved as the de-identification key file's home is (phiguard-deid
-/// keeps that key at `$PHIGUARD_HOME/keys/deid.key`).
-fn phiguard_home() -> Result<PathBuf> {
-    let deid_key = phiguard_deid::key::default_key_path(|k| std::env::var_os(k))
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME or pass --key-file"))?;
-    deid_key
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME or pass --key-file"))
-}
 
 impl Common {
     fn key_path(&self) -> Result<PathBuf> {

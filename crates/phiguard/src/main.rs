@@ -7,6 +7,7 @@ mod cmd_deid;
 mod cmd_eval;
 mod cmd_keys;
 mod cmd_scan;
+mod home;
 mod input;
 mod output;
 

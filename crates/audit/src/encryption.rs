@@ -1,0 +1,119 @@
+//! Encryption of the SQLite store's record payloads with phiguard-crypto's field-level
+//! envelope encryption ([`FieldCipher`]), under any [`KeyProvider`] (the local key file by
+//! default).
+//!
+//! Each payload is sealed on its own, bound to `leaves`/`payload`/its leaf index (and the
+//! base context `purpose=phiguard-audit`), so a ciphertext moved to another row does not
+//! decrypt. Leaf hashes stay over the plaintext leaf, so roots, proofs, checkpoints and
+//! exports are unchanged, and the tree verifies from the stored leaf hashes without the key.
+//! A stored payload that starts with [`FIELD_PREFIX`] is encrypted; canonical JSON (which
+//! starts with `{`) is a plaintext record of a store created before encryption.
+
+use std::sync::Arc;
+
+use phiguard_crypto::field::FIELD_PREFIX;
+use phiguard_crypto::{
+    CryptoError, DataKey, EncryptionContext, FieldCipher, FieldRef, KekRef, KeyProvider, WrappedKey,
+};
+
+use crate::error::AuditError;
+
+/// The `meta` key that marks a store whose new records are encrypted (value [`SCHEME`]).
+pub const META_ENCRYPTION: &str = "payload_encryption";
+/// The `meta` key holding a sealed known value, to tell a wrong key from a tampered record.
+pub const META_KEY_CHECK: &str = "payload_key_check";
+/// The encryption scheme of payloads: field envelopes (`pgf1.`).
+pub const SCHEME: &str = "pgf1";
+
+const KEY_CHECK_PLAINTEXT: &[u8] = b"phiguard-audit payload key check v1";
+
+/// A key provider shared by the store (a newtype so that `FieldCipher` can own it).
+#[derive(Clone)]
+struct Shared(Arc<dyn KeyProvider>);
+
+impl KeyProvider for Shared {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn current(&self) -> Result<KekRef, CryptoError> {
+        self.0.current()
+    }
+    fn wrap(&self, k: &DataKey, c: &EncryptionContext) -> Result<WrappedKey, CryptoError> {
+        self.0.wrap(k, c)
+    }
+    fn unwrap(&self, w: &WrappedKey, c: &EncryptionContext) -> Result<DataKey, CryptoError> {
+        self.0.unwrap(w, c)
+    }
+    fn generate_data_key(
+        &self,
+        c: &EncryptionContext,
+    ) -> Result<(DataKey, WrappedKey), CryptoError> {
+        self.0.generate_data_key(c)
+    }
+    fn is_current(&self, w: &WrappedKey) -> Result<bool, CryptoError> {
+        self.0.is_current(w)
+    }
+}
+
+/// Seals and opens record payloads. `Debug` names the provider only.
+pub struct PayloadCipher {
+    fields: FieldCipher<Shared>,
+}
+
+impl std::fmt::Debug for PayloadCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadCipher")
+            .field("provider", &self.fields.provider().name())
+            .finish()
+    }
+}
+
+/// True when a stored payload is encrypted.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(FIELD_PREFIX)
+}
+
+impl PayloadCipher {
+    /// A cipher over `provider`.
+    pub fn new(provider: Arc<dyn KeyProvider>) -> Result<PayloadCipher, AuditError> {
+        let base = EncryptionContext::from_pairs([("purpose", "phiguard-audit")])?;
+        Ok(PayloadCipher {
+            fields: FieldCipher::new(Shared(provider), base)?,
+        })
+    }
+
+    /// Encrypts the canonical record stored at leaf `index`.
+    pub fn seal(&self, index: u64, record: &str) -> Result<String, AuditError> {
+        let row = index.to_string();
+        Ok(self
+            .fields
+            .encrypt(&FieldRef::new("leaves", "payload", &row), record.as_bytes())?)
+    }
+
+    /// Decrypts the payload stored at leaf `index`.
+    pub fn open(&self, index: u64, stored: &str) -> Result<String, AuditError> {
+        let row = index.to_string();
+        let plain = self
+            .fields
+            .decrypt(&FieldRef::new("leaves", "payload", &row), stored)
+            .map_err(|source| AuditError::Decrypt { index, source })?;
+        String::from_utf8(plain.to_vec()).map_err(|_| {
+            AuditError::Corrupt(format!("record {index} does not decrypt to UTF-8 text"))
+        })
+    }
+
+    /// A sealed known value, stored once in `meta`.
+    pub fn key_check(&self) -> Result<String, AuditError> {
+        Ok(self.fields.encrypt(
+            &FieldRef::new("meta", META_KEY_CHECK, "0"),
+            KEY_CHECK_PLAINTEXT,
+        )?)
+    }
+
+    /// True when `stored` (from [`PayloadCipher::key_check`]) opens under this key.
+    pub fn matches(&self, stored: &str) -> bool {
+        self.fields
+            .decrypt(&FieldRef::new("meta", META_KEY_CHECK, "0"), stored)
+            .is_ok_and(|p| &p[..] == KEY_CHECK_PLAINTEXT)
+    }
+}
