@@ -4,6 +4,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use phiguard_crypto::KeyProvider;
 
 use serde_json::Value;
 
@@ -92,6 +95,42 @@ impl AuditStore {
     pub fn open(url: &StoreUrl, options: Options) -> Result<AuditStore, AuditError> {
         match url {
             StoreUrl::Sqlite(path) => Ok(AuditStore::Sqlite(AuditLog::open_with(path, options)?)),
+            StoreUrl::Postgres(url) => Ok(AuditStore::Postgres(PgAuditLog::connect(url, options)?)),
+        }
+    }
+
+    /// Opens the store at `url`; the SQLite store encrypts new records under the local key
+    /// file `key_file`, created on first use ([`AuditLog::open_with_local_key`]). Returns the
+    /// store and whether the key file was created. PostgreSQL stores ignore the key for now.
+    pub fn open_with_local_key(
+        url: &StoreUrl,
+        options: Options,
+        key_file: &std::path::Path,
+    ) -> Result<(AuditStore, bool), AuditError> {
+        match url {
+            StoreUrl::Sqlite(path) => {
+                let (log, created) = AuditLog::open_with_local_key(path, options, key_file)?;
+                Ok((AuditStore::Sqlite(log), created))
+            }
+            StoreUrl::Postgres(url) => Ok((
+                AuditStore::Postgres(PgAuditLog::connect(url, options)?),
+                false,
+            )),
+        }
+    }
+
+    /// Opens the store at `url` with a payload key: the SQLite store encrypts every new
+    /// record's payload under `provider` ([`AuditLog::open_encrypted`]). PostgreSQL stores
+    /// ignore the key for now (their payloads rely on the database's own encryption at rest).
+    pub fn open_encrypted(
+        url: &StoreUrl,
+        options: Options,
+        provider: Arc<dyn KeyProvider>,
+    ) -> Result<AuditStore, AuditError> {
+        match url {
+            StoreUrl::Sqlite(path) => Ok(AuditStore::Sqlite(AuditLog::open_encrypted(
+                path, options, provider,
+            )?)),
             StoreUrl::Postgres(url) => Ok(AuditStore::Postgres(PgAuditLog::connect(url, options)?)),
         }
     }

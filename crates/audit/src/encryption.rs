@@ -9,11 +9,13 @@
 //! A stored payload that starts with [`FIELD_PREFIX`] is encrypted; canonical JSON (which
 //! starts with `{`) is a plaintext record of a store created before encryption.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use phiguard_crypto::field::FIELD_PREFIX;
 use phiguard_crypto::{
-    CryptoError, DataKey, EncryptionContext, FieldCipher, FieldRef, KekRef, KeyProvider, WrappedKey,
+    CryptoError, DataKey, EncryptionContext, FieldCipher, FieldRef, KekRef, KeyProvider,
+    LocalKeyFile, SealParams, SecretString, WrappedKey,
 };
 
 use crate::error::AuditError;
@@ -22,6 +24,12 @@ use crate::error::AuditError;
 pub const META_ENCRYPTION: &str = "payload_encryption";
 /// The `meta` key holding a sealed known value, to tell a wrong key from a tampered record.
 pub const META_KEY_CHECK: &str = "payload_key_check";
+/// The `meta` key naming the local key file that seals the payloads, so that any phiguard
+/// command opening the store without a key (a `deid` run's audit record, a backup check)
+/// finds it. The path is not secret.
+pub const META_KEY_FILE: &str = "payload_key_file";
+/// The environment variable holding the passphrase of a sealed local key file.
+pub const PASSPHRASE_ENV: &str = "PHIGUARD_KEY_PASSPHRASE";
 /// The encryption scheme of payloads: field envelopes (`pgf1.`).
 pub const SCHEME: &str = "pgf1";
 
@@ -115,5 +123,21 @@ impl PayloadCipher {
         self.fields
             .decrypt(&FieldRef::new("meta", META_KEY_CHECK, "0"), stored)
             .is_ok_and(|p| &p[..] == KEY_CHECK_PLAINTEXT)
+    }
+}
+
+/// Opens the local key file at `path` (sealed files take their passphrase from
+/// [`PASSPHRASE_ENV`]); with `create`, creates it (unsealed, or sealed with that passphrase)
+/// when it does not exist. Returns the provider and whether the file was created.
+pub fn local_key(path: &Path, create: bool) -> Result<(Arc<dyn KeyProvider>, bool), AuditError> {
+    let pass = std::env::var(PASSPHRASE_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from);
+    if create {
+        let (kf, origin) = LocalKeyFile::open_or_create(path, pass.as_ref(), &SealParams::DEFAULT)?;
+        Ok((Arc::new(kf), origin == phiguard_crypto::KeyOrigin::Created))
+    } else {
+        Ok((Arc::new(LocalKeyFile::open(path, pass.as_ref())?), false))
     }
 }

@@ -9,6 +9,9 @@
 //! canonical JSON `{"appended_at":"<RFC 3339 UTC>","record":<record>}`, so the time of logging
 //! is covered by the tree too. The store is the embedded SQLite file ([`store`]) or a
 //! PostgreSQL database shared by several instances ([`pg`]), chosen by URL ([`backend`]).
+//! In the SQLite store, record payloads are encrypted under a phiguard-crypto key provider
+//! ([`encryption`]; the CLI uses the local key file), while leaf hashes stay over the
+//! plaintext, so proofs and exports do not change.
 //! The crate never logs, and its errors and `Debug` output never show record contents or key
 //! material.
 //!

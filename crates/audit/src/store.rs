@@ -28,7 +28,7 @@ use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::canonical::{to_canonical_string, write_json_string};
-use crate::encryption::{self, META_ENCRYPTION, META_KEY_CHECK, PayloadCipher};
+use crate::encryption::{self, META_ENCRYPTION, META_KEY_CHECK, META_KEY_FILE, PayloadCipher};
 use crate::error::AuditError;
 use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
 use crate::note::{Checkpoint, Signer, VerifierKey};
@@ -391,11 +391,39 @@ impl AuditLog {
     }
 
     /// Opens (creating if needed) the log at `path` without a payload key: a new store keeps
-    /// its records in plaintext. A store whose records are encrypted opens too, but only its
-    /// tree (heads, proofs, checkpoints, [`AuditLog::check`] by leaf hashes) can be used;
-    /// reading or appending records fails with [`AuditError::Sealed`].
+    /// its records in plaintext. A store whose records are encrypted under a local key file
+    /// opens with that file (named in the store; sealed files take their passphrase from
+    /// `PHIGUARD_KEY_PASSPHRASE`). When that key cannot be had, only the tree (heads, proofs,
+    /// checkpoints, [`AuditLog::check`] by leaf hashes) can be used; reading or appending
+    /// records fails with [`AuditError::Sealed`].
     pub fn open_with(path: &Path, options: Options) -> Result<AuditLog, AuditError> {
-        AuditLog::open_inner(path, options, None)
+        AuditLog::open_inner(path, options, None, None)
+    }
+
+    /// Opens (creating if needed) the log at `path`, encrypting new records under the local
+    /// key file `key_file` (created on first use, as the rest of phiguard does). The store
+    /// remembers the key file's path so that keyless opens ([`AuditLog::open_with`]) find it.
+    /// Returns the log and whether the key file was created.
+    pub fn open_with_local_key(
+        path: &Path,
+        options: Options,
+        key_file: &Path,
+    ) -> Result<(AuditLog, bool), AuditError> {
+        // A store already encrypted uses the key file it names when that file is there (a
+        // store restored into another home keeps its key), and never gets a new key.
+        let named = stored_key_file(path);
+        let key_file = match &named {
+            Some(file) if file.exists() => file.clone(),
+            _ => std::path::absolute(key_file)?,
+        };
+        let (provider, created) = encryption::local_key(&key_file, named.is_none())?;
+        let log = AuditLog::open_inner(
+            path,
+            options,
+            Some(PayloadCipher::new(provider)?),
+            Some(key_file),
+        )?;
+        Ok((log, created))
     }
 
     /// Opens (creating if needed) the log at `path`, encrypting every new record's payload
@@ -408,13 +436,14 @@ impl AuditLog {
         options: Options,
         provider: Arc<dyn KeyProvider>,
     ) -> Result<AuditLog, AuditError> {
-        AuditLog::open_inner(path, options, Some(PayloadCipher::new(provider)?))
+        AuditLog::open_inner(path, options, Some(PayloadCipher::new(provider)?), None)
     }
 
     fn open_inner(
         path: &Path,
         options: Options,
         cipher: Option<PayloadCipher>,
+        key_file: Option<PathBuf>,
     ) -> Result<AuditLog, AuditError> {
         let open_err = |source| AuditError::Open {
             path: path.to_path_buf(),
@@ -456,12 +485,12 @@ impl AuditLog {
             encrypted: false,
         };
         log.init_schema()?;
-        log.init_encryption()?;
+        log.init_encryption(key_file)?;
         Ok(log)
     }
 
     /// Reads (and with a key, sets) the store's encryption marks.
-    fn init_encryption(&mut self) -> Result<(), AuditError> {
+    fn init_encryption(&mut self, key_file: Option<PathBuf>) -> Result<(), AuditError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -472,6 +501,7 @@ impl AuditLog {
         };
         let scheme = meta(META_ENCRYPTION)?;
         let check = meta(META_KEY_CHECK)?;
+        let stored_key_file = meta(META_KEY_FILE)?;
         if let Some(scheme) = &scheme
             && scheme != encryption::SCHEME
         {
@@ -497,7 +527,33 @@ impl AuditLog {
                     ],
                 )?;
             }
-            (None, _) => {}
+            (None, Some(check)) => {
+                // The store names its local key file: use it when it opens and matches;
+                // otherwise the store stays sealed (tree only).
+                if let Some(file) = stored_key_file.as_deref().map(Path::new)
+                    && file.exists()
+                    && let Ok((provider, _)) = encryption::local_key(file, false)
+                    && let Ok(cipher) = PayloadCipher::new(provider)
+                    && cipher.matches(&check)
+                {
+                    self.cipher = Some(cipher);
+                }
+            }
+            (None, None) => {}
+        }
+        if self.cipher.is_some()
+            && let Some(file) = key_file
+        {
+            let text = file.to_str().ok_or_else(|| {
+                AuditError::Corrupt(format!("{} is not valid UTF-8", file.display()))
+            })?;
+            if stored_key_file.as_deref() != Some(text) {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![META_KEY_FILE, text],
+                )?;
+            }
         }
         self.encrypted = self.cipher.is_some() || scheme.is_some();
         tx.commit()?;
@@ -1303,6 +1359,24 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditEr
             pruned_at,
         })
     })())
+}
+
+/// The local key file named by an existing store, if any (read-only peek; any failure is
+/// "none", and the real open reports it).
+fn stored_key_file(path: &Path) -> Option<PathBuf> {
+    if !path.exists() {
+        return None;
+    }
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.busy_timeout(Duration::from_secs(30)).ok()?;
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        [META_KEY_FILE],
+        |r| r.get::<_, String>(0),
+    )
+    .ok()
+    .map(PathBuf::from)
 }
 
 /// A record field as SQLite's `CAST(json_extract(record, '$.a.b') AS TEXT)` gives it: strings

@@ -275,8 +275,29 @@ impl Common {
     fn open(&self) -> Result<AuditStore> {
         self.check_config()?;
         let url = self.store_url()?;
-        AuditStore::open(&url, Options::default())
-            .with_context(|| format!("cannot open the audit store {}", url.describe()))
+        if matches!(url, StoreUrl::Postgres(_)) {
+            return AuditStore::open(&url, Options::default())
+                .with_context(|| format!("cannot open the audit store {}", url.describe()));
+        }
+        // The embedded store encrypts its records under the local key file, created on first
+        // use as `phiguard keys` and `phiguard backup` do.
+        let key_file = phiguard_crypto::provider::local::default_path(&phiguard_home()?);
+        let (store, created) = AuditStore::open_with_local_key(&url, Options::default(), &key_file)
+            .with_context(|| {
+                format!(
+                    "cannot open the audit store {} with key file {}",
+                    url.describe(),
+                    key_file.display()
+                )
+            })?;
+        if created {
+            eprintln!(
+                "phiguard audit: created key file {} to encrypt the audit records; keep a \
+                 copy apart from the store, or its records cannot be read",
+                key_file.display()
+            );
+        }
+        Ok(store)
     }
 
     fn signer(&self) -> Result<Signer> {

@@ -4,6 +4,7 @@
 // A test crate: helpers outside `#[test]` functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod encrypted_store;
 mod export;
 mod properties;
 mod rfc6962;

@@ -1,0 +1,219 @@
+//! The encrypted embedded store: record payloads sealed under a key provider, so the SQLite
+//! file and its WAL hold no record text, while the tree, proofs and exports are unchanged.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use phiguard_audit::verify::verify_inclusion;
+use phiguard_audit::{AuditError, AuditLog, Options, Query, Signer, verify_export};
+use phiguard_crypto::{KeyProvider, LocalKeyFile, SealParams};
+use serde_json::{Value, json};
+
+/// A value that appears nowhere but in the records.
+const MARKER: &str = "Zebulon-Quarterfield-7731";
+
+fn records(from: u64, n: u64) -> Vec<Value> {
+    (from..from + n)
+        .map(|i| {
+            json!({"user": format!("u{}", i % 3), "patient_ref": format!("{MARKER}-{i}"), "n": i})
+        })
+        .collect()
+}
+
+fn key(dir: &Path, name: &str) -> Arc<dyn KeyProvider> {
+    Arc::new(LocalKeyFile::create(&dir.join(name), None, &SealParams::DEFAULT).unwrap())
+}
+
+/// The bytes of the database file and of its WAL (when there is one).
+fn raw_bytes(db: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(db).unwrap();
+    let wal = db.with_extension("db-wal");
+    if let Ok(w) = std::fs::read(&wal) {
+        bytes.extend_from_slice(&w);
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn the_file_and_wal_hold_no_record_text_and_reads_are_transparent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut log =
+        AuditLog::open_encrypted(&db, Options::default(), key(dir.path(), "kek.json")).unwrap();
+    assert!(log.is_encrypted());
+    let receipts = log.append_batch(&records(0, 20)).unwrap();
+    // While the connection is open the records sit in the WAL; after closing, in the file.
+    assert!(db.with_extension("db-wal").exists());
+    assert!(!contains(&raw_bytes(&db), MARKER));
+
+    let e = log.entry(7).unwrap();
+    assert!(
+        e.record.contains(&format!("{MARKER}-7")),
+        "decrypted on read"
+    );
+    assert_eq!(e.leaf_hash, receipts[7].leaf_hash);
+    let q = Query {
+        fields: vec![("user".into(), "u1".into())],
+        limit: Some(3),
+        ..Query::default()
+    };
+    let mut got = Vec::new();
+    log.query(&q, |e| -> Result<(), AuditError> {
+        got.push(e.index);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got, vec![1, 4, 7]);
+    let q = Query {
+        fields: vec![("n".into(), "12".into())],
+        ..Query::default()
+    };
+    assert_eq!(log.query(&q, |_| Ok::<(), AuditError>(())).unwrap(), 1);
+
+    // The export carries plaintext leaves and verifies as before.
+    let signer = Signer::from_seed("test.example/audit", [5; 32]).unwrap();
+    let cp = log.sign_checkpoint(&signer).unwrap();
+    let mut export = Vec::new();
+    log.write_export(&mut export, &cp).unwrap();
+    assert!(contains(&export, MARKER));
+    let report = verify_export(&export[..], &signer.verifier(), None).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    let check = log.check(Some(&signer.verifier())).unwrap();
+    assert!(check.is_intact(), "{:?}", check.problems);
+    assert_eq!((check.records, check.sealed), (20, 0));
+    drop(log);
+    assert!(!contains(&raw_bytes(&db), MARKER));
+}
+
+#[test]
+fn a_plaintext_store_does_hold_the_marker() {
+    // The control for the test above: the same grep finds the records when not encrypted.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut log = AuditLog::open(&db).unwrap();
+    log.append_batch(&records(0, 3)).unwrap();
+    assert!(!log.is_encrypted());
+    assert!(contains(&raw_bytes(&db), MARKER));
+}
+
+#[test]
+fn a_wrong_key_reads_nothing_but_the_tree_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let right = key(dir.path(), "kek.json");
+    let mut log = AuditLog::open_encrypted(&db, Options::default(), right.clone()).unwrap();
+    let receipts = log.append_batch(&records(0, 9)).unwrap();
+    let head = log.tree_head().unwrap();
+    drop(log);
+
+    let wrong = key(dir.path(), "other.json");
+    assert!(matches!(
+        AuditLog::open_encrypted(&db, Options::default(), wrong),
+        Err(AuditError::WrongKey)
+    ));
+
+    // Without the key: no record, no append; the tree, proofs and leaf hashes are all there.
+    let mut sealed = AuditLog::open(&db).unwrap();
+    assert!(sealed.is_encrypted());
+    assert!(matches!(sealed.entry(3), Err(AuditError::Sealed)));
+    assert!(matches!(
+        sealed.append(&json!({"user": "x"})),
+        Err(AuditError::Sealed)
+    ));
+    assert_eq!(sealed.tree_head().unwrap(), head);
+    let check = sealed.check(None).unwrap();
+    assert!(check.is_intact(), "{:?}", check.problems);
+    assert_eq!((check.records, check.sealed), (9, 9));
+    assert_eq!(check.root, Some(head.root));
+    let proof = sealed.inclusion_proof(4, head.size).unwrap();
+    verify_inclusion(4, head.size, &receipts[4].leaf_hash, &proof, &head.root).unwrap();
+    drop(sealed);
+
+    // With the key, a ciphertext moved to another row does not decrypt, and check says so.
+    {
+        let raw = rusqlite::Connection::open(&db).unwrap();
+        raw.execute_batch(
+            "DROP TRIGGER leaves_append_only_update;
+             UPDATE leaves SET payload = (SELECT payload FROM leaves WHERE idx = 2) WHERE idx = 5;",
+        )
+        .unwrap();
+    }
+    let log = AuditLog::open_encrypted(&db, Options::default(), right).unwrap();
+    assert!(matches!(
+        log.entry(5),
+        Err(AuditError::Decrypt { index: 5, .. })
+    ));
+    let check = log.check(None).unwrap();
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.contains("record 5 does not decrypt")),
+        "{:?}",
+        check.problems
+    );
+}
+
+#[test]
+fn a_plaintext_store_keeps_opening_and_encrypts_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    {
+        let mut old = AuditLog::open(&db).unwrap();
+        old.append_batch(&records(0, 4)).unwrap();
+    }
+    let mut log =
+        AuditLog::open_encrypted(&db, Options::default(), key(dir.path(), "kek.json")).unwrap();
+    log.append_batch(&records(1000, 4)).unwrap();
+    assert!(
+        log.entry(1)
+            .unwrap()
+            .record
+            .contains(&format!("{MARKER}-1\""))
+    );
+    assert!(
+        log.entry(5)
+            .unwrap()
+            .record
+            .contains(&format!("{MARKER}-1001"))
+    );
+    let check = log.check(None).unwrap();
+    assert!(check.is_intact(), "{:?}", check.problems);
+    assert_eq!(check.records, 8);
+    drop(log);
+    let raw = raw_bytes(&db);
+    assert!(
+        contains(&raw, &format!("{MARKER}-1\"")),
+        "old records stay as they were"
+    );
+    assert!(
+        !contains(&raw, &format!("{MARKER}-100")),
+        "new records are sealed"
+    );
+}
+
+#[test]
+fn the_local_key_file_is_created_on_first_use_and_found_by_keyless_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit/audit.db");
+    let kek = dir.path().join("keys/kek.json");
+    let (mut log, created) = AuditLog::open_with_local_key(&db, Options::default(), &kek).unwrap();
+    assert!(created && kek.exists());
+    log.append_batch(&records(0, 3)).unwrap();
+    drop(log);
+    let (_, created) = AuditLog::open_with_local_key(&db, Options::default(), &kek).unwrap();
+    assert!(!created);
+    // A command that opens the store without a key (a `deid` run's record) uses that file.
+    let mut log = AuditLog::open(&db).unwrap();
+    log.append(&json!({"user": "deid", "patient_ref": format!("{MARKER}-x")}))
+        .unwrap();
+    assert!(log.entry(3).unwrap().record.contains("deid"));
+    drop(log);
+    assert!(!contains(&raw_bytes(&db), MARKER));
+}
