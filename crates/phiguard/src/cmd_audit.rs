@@ -3,6 +3,7 @@
 //! measure. The log itself lives in `phiguard-audit`; this file finds the files, parses
 //! arguments and prints.
 
+use crate::home::phiguard_home;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -230,18 +231,6 @@ pub fn run(args: Args) -> Result<u8> {
     }
 }
 
-/// `$PHIGUARD_HOME`, resolved as the de-identification key file's home is (phiguard-deid
-/// keeps that key at `$PHIGUARD_HOME/keys/deid.key`).
-fn phiguard_home() -> Result<PathBuf> {
-    let deid_key = phiguard_deid::key::default_key_path(|k| std::env::var_os(k))
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME"))?;
-    deid_key
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("no home folder found: set PHIGUARD_HOME"))
-}
-
 impl Common {
     fn check_config(&self) -> Result<()> {
         if let Some(path) = &self.config {
@@ -274,30 +263,7 @@ impl Common {
 
     fn open(&self) -> Result<AuditStore> {
         self.check_config()?;
-        let url = self.store_url()?;
-        if matches!(url, StoreUrl::Postgres(_)) {
-            return AuditStore::open(&url, Options::default())
-                .with_context(|| format!("cannot open the audit store {}", url.describe()));
-        }
-        // The embedded store encrypts its records under the local key file, created on first
-        // use as `phiguard keys` and `phiguard backup` do.
-        let key_file = phiguard_crypto::provider::local::default_path(&phiguard_home()?);
-        let (store, created) = AuditStore::open_with_local_key(&url, Options::default(), &key_file)
-            .with_context(|| {
-                format!(
-                    "cannot open the audit store {} with key file {}",
-                    url.describe(),
-                    key_file.display()
-                )
-            })?;
-        if created {
-            eprintln!(
-                "phiguard audit: created key file {} to encrypt the audit records; keep a \
-                 copy apart from the store, or its records cannot be read",
-                key_file.display()
-            );
-        }
-        Ok(store)
+        crate::audit_trail::open(&self.store_url()?)
     }
 
     fn signer(&self) -> Result<Signer> {

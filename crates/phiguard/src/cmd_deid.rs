@@ -470,7 +470,6 @@ pub fn run(args: Args) -> Result<u8> {
 /// configuration, key, inputs, outputs and report, with counts per category. No text and no
 /// file names (exports are often named after the patient).
 fn record_run(args: &Args, report_text: &str) -> Result<()> {
-    use phiguard_audit::{AuditStore, Options, StoreUrl};
     let report: serde_json::Value =
         serde_json::from_str(report_text).context("cannot read back the run report")?;
     let hashes = |key: &str| -> Vec<serde_json::Value> {
@@ -479,10 +478,7 @@ fn record_run(args: &Args, report_text: &str) -> Result<()> {
             .map(|files| files.iter().map(|f| f["sha256"].clone()).collect())
             .unwrap_or_default()
     };
-    let actor = std::env::var("PHIGUARD_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .map(|u| format!("os-user:{u}"))
-        .unwrap_or_else(|_| "os-user:unknown".to_string());
+    let actor = crate::audit_trail::actor();
     let record = serde_json::json!({
         "type": "deid.run",
         "actor": actor,
@@ -498,17 +494,8 @@ fn record_run(args: &Args, report_text: &str) -> Result<()> {
         "records": report["records"],
         "spans_by_category": report["counts"]["by_category"],
     });
-    let url = match &args.audit_store {
-        Some(u) => StoreUrl::parse(u)?,
-        None => StoreUrl::Sqlite(crate::home::phiguard_home()?.join("audit").join("audit.db")),
-    };
-    let mut store = AuditStore::open(&url, Options::default())
-        .with_context(|| format!("cannot open the audit store {}", url.describe()))?;
-    let receipt = store.append(&record)?;
-    eprintln!(
-        "phiguard deid: run recorded in the audit trail at index {}",
-        receipt.index
-    );
+    let index = crate::audit_trail::record(args.audit_store.as_deref(), &record)?;
+    eprintln!("phiguard deid: run recorded in the audit trail at index {index}");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The `phiguard` binary: argument parsing, exit codes and wiring over the library crates.
 
+mod audit_trail;
 mod cmd_audit;
 mod cmd_backup;
 mod cmd_bench;
