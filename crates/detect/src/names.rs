@@ -455,7 +455,40 @@ fn name_templates(doc: &mut Doc) {
             )
             && i + 1 < n
             && matches!(doc.s(i + 1), "his" | "her" | "their");
-        if speaker || work || given {
+        // "Asya's kid", "Misty's daughter": a possessive before a relative
+        let relative = i + 3 < n
+            && (doc.is_punct(i + 1, '\'') || doc.is_punct(i + 1, '\u{2019}'))
+            && doc.s(i + 2) == "s"
+            && matches!(
+                doc.s(i + 3),
+                "kid"
+                    | "kids"
+                    | "daughter"
+                    | "son"
+                    | "wife"
+                    | "husband"
+                    | "mother"
+                    | "father"
+                    | "brother"
+                    | "sister"
+                    | "friend"
+                    | "boss"
+                    | "mom"
+                    | "dad"
+                    | "partner"
+                    | "children"
+                    | "child"
+                    | "parents"
+                    | "grandmother"
+                    | "grandfather"
+            );
+        // ", Derrick!": a given name addressed at the end of a clause
+        let vocative = i >= 1
+            && doc.is_punct(i - 1, ',')
+            && doc.has(i, dict::FIRST)
+            && i + 1 < n
+            && (doc.is_punct(i + 1, '!') || doc.is_punct(i + 1, '?'));
+        if speaker || work || given || relative || vocative {
             doc.push_toks(i, i, Category::Name, 0.75, "name.construction");
         }
     }

@@ -212,6 +212,34 @@ fn a_title_marks_a_surname_that_is_also_a_word() {
 }
 
 #[test]
+fn english_constructions_that_take_a_person() {
+    for (text, name) in [
+        ("Vsevolod: \"Who are you?\"", "Vsevolod"),
+        ("It was a done thing between him and Asya's kid.", "Asya"),
+        ("Don't go to town, Derrick!", "Derrick"),
+        ("Unlike the Petersson novel, it is short.", "Petersson"),
+        ("Gerth had given Gerth his address.", "Gerth"),
+    ] {
+        assert!(
+            covers(text, name, Some(Lang::En)),
+            "{text}: {:?}",
+            found(text, Some(Lang::En))
+        );
+    }
+    // but not ordinary words in the same places
+    assert!(untouched(
+        "Let's go to the store, shall we?",
+        "store",
+        Some(Lang::En)
+    ));
+    assert!(untouched(
+        "Unlike the previous novel, it is short.",
+        "previous",
+        Some(Lang::En)
+    ));
+}
+
+#[test]
 fn medical_terms_are_not_names() {
     for (text, keep) in [
         ("History of Parkinson's disease and COPD, HTN.", "Parkinson"),
