@@ -24,7 +24,6 @@
 //! [`CryptoError::UnknownKek`]. 429 and 5xx are retried once.
 
 use std::fmt;
-use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +34,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::provider::http::{
+    self, Reply, bad_response, build_agent, form_encode, io_error, oauth_error_code, status_kind,
+    transport_error, with_retry,
+};
 use crate::provider::{KekRef, KeyProvider, MAX_KEK_ID, WrappedKey};
 use crate::{CryptoError, DataKey, EncryptionContext};
 
@@ -56,7 +59,6 @@ pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 const MAX_RESPONSE: u64 = 1 << 20;
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 const JWT_LIFETIME: u64 = 3600;
-const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A service-account key as Google issues it (JSON). Only the fields used are read.
 pub struct ServiceAccountKey {
@@ -575,18 +577,6 @@ fn jwt_bearer(
     })
 }
 
-fn oauth_error_code(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct OAuthError {
-        error: String,
-    }
-    let e: OAuthError = serde_json::from_slice(body).ok()?;
-    e.error
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        .then_some(e.error)
-}
-
 fn error_status(reply: &Reply) -> Option<String> {
     let parsed: ServiceError = serde_json::from_slice(&reply.body).ok()?;
     parsed
@@ -625,39 +615,6 @@ fn service_error(what: String, kek: &KekRef, reply: &Reply) -> CryptoError {
 }
 
 // ---- HTTP plumbing (the same shape as azure_kv.rs; kept per provider, one file each) ----
-
-struct Reply {
-    status: u16,
-    retry_after: Option<Duration>,
-    body: Zeroizing<Vec<u8>>,
-}
-
-fn build_agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into()
-}
-
-/// Plain `http://` only to loopback (test mocks): tokens never cross a network in clear.
-fn check_url(url: &str, what: &str) -> Result<(), CryptoError> {
-    let ok = url.starts_with("https://")
-        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| {
-                url.strip_prefix(p)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            });
-    if ok && !url.contains(['?', '#', ' ']) {
-        Ok(())
-    } else {
-        Err(invalid(&format!(
-            "the {what} must be https:// (http:// only to localhost) without query: {url}"
-        )))
-    }
-}
 
 /// POST a JSON body, or GET without one.
 fn send(
@@ -718,88 +675,14 @@ fn read_reply(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq:
     })
 }
 
-/// Calls `f`; on 429 or 5xx waits (`Retry-After`, capped) and calls it once more.
-fn with_retry(
-    max_wait: Duration,
-    f: impl Fn() -> Result<Reply, CryptoError>,
-) -> Result<Reply, CryptoError> {
-    let first = f()?;
-    if first.status == 429 || first.status >= 500 {
-        std::thread::sleep(first.retry_after.unwrap_or(DEFAULT_BACKOFF).min(max_wait));
-        return f();
-    }
-    Ok(first)
-}
-
-fn status_kind(status: u16) -> io::ErrorKind {
-    match status {
-        401 | 403 => io::ErrorKind::PermissionDenied,
-        404 => io::ErrorKind::NotFound,
-        400 => io::ErrorKind::InvalidInput,
-        429 => io::ErrorKind::QuotaExceeded,
-        _ => io::ErrorKind::Other,
-    }
-}
-
-fn transport_error(what: String, e: ureq::Error) -> CryptoError {
-    let (kind, detail) = match &e {
-        ureq::Error::Timeout(t) => (io::ErrorKind::TimedOut, format!("timed out ({t})")),
-        ureq::Error::Io(io) => (io.kind(), format!("I/O error ({})", io.kind())),
-        ureq::Error::HostNotFound => (io::ErrorKind::NotFound, "host not found".to_string()),
-        ureq::Error::ConnectionFailed => (
-            io::ErrorKind::ConnectionRefused,
-            "connection failed".to_string(),
-        ),
-        ureq::Error::BodyExceedsLimit(n) => (
-            io::ErrorKind::InvalidData,
-            format!("response larger than {n} bytes"),
-        ),
-        other => (io::ErrorKind::Other, other.to_string()),
-    };
-    io_error(what, kind, detail)
-}
-
-fn bad_response(what: String, why: &str) -> CryptoError {
-    io_error(
-        what,
-        io::ErrorKind::InvalidData,
-        format!("malformed response: {why}"),
-    )
-}
-
-fn io_error(what: String, kind: io::ErrorKind, message: String) -> CryptoError {
-    CryptoError::Io {
-        what,
-        source: io::Error::new(kind, message),
-    }
+/// Plain `http://` only to loopback (test mocks): bearer tokens never cross a network in
+/// clear.
+fn check_url(url: &str, what: &str) -> Result<(), CryptoError> {
+    http::check_url("Google Cloud KMS provider", url, what)
 }
 
 fn invalid(why: &str) -> CryptoError {
     CryptoError::KeyFileState(format!("Google Cloud KMS provider: {why}"))
-}
-
-/// `application/x-www-form-urlencoded`.
-fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        percent_encode(k, &mut out);
-        out.push('=');
-        percent_encode(v, &mut out);
-    }
-    out
-}
-
-fn percent_encode(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Key providers: whatever holds the key-encryption keys (KEKs) and wraps and unwraps data
 //! keys with them. One provider per module: [`local`] (the key file under
-//! `$PHIGUARD_HOME/keys/`) now; PKCS#11, AWS KMS, Azure Key Vault and Google Cloud KMS later,
-//! each behind the same [`KeyProvider`] trait (see docs/encryption.md for how each maps).
+//! `$PHIGUARD_HOME/keys/`), [`pkcs11`] (HSMs), [`aws_kms`], [`azure_kv`] and [`gcp_kms`], each
+//! behind the same [`KeyProvider`] trait (see docs/encryption.md for how each maps).
 
 pub mod aws_kms;
 pub mod azure_kv;
 pub mod gcp_kms;
+pub(crate) mod http;
 pub mod local;
 pub mod pkcs11;
 
