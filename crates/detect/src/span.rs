@@ -134,8 +134,8 @@ impl std::fmt::Debug for Span {
 
 /// Converts byte offsets of one text into code-point offsets, in O(log n) per lookup.
 pub struct CharIndex {
-    /// byte offset of every char boundary that starts a non-ASCII run is not needed: we keep
-    /// (byte, char) pairs at each non-ASCII char so ASCII-only texts cost nothing.
+    /// (byte offset after, char offset after) for each non-ASCII char: between marks the two
+    /// offsets advance together, so ASCII-only texts need no marks at all.
     marks: Vec<(usize, usize)>,
 }
 
