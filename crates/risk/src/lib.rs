@@ -1,0 +1,1 @@
+//! # phiguard-risk
