@@ -156,12 +156,29 @@ impl Engine {
         }
     }
 
-    /// The identifier pseudonym: 16 lowercase hex digits of HMAC(key, value), the same for the
-    /// same value in every format.
+    /// The identifier pseudonym, keyed by the value alone so it is the same in every format:
+    /// a UUID (`urn:uuid:` references, Synthea ids) becomes another valid version-4 UUID, lower
+    /// case; anything else 16 lowercase hex digits of HMAC(key, value).
     pub fn id_pseudonym(&self, value: &str) -> String {
-        let mac = self
-            .key()
-            .mac(&[b"phiguard.rules.id.v1", value.trim().as_bytes()]);
+        let v = value.trim();
+        if is_uuid(v) {
+            let lower = v.to_ascii_lowercase();
+            let mac = self.key().mac(&[b"phiguard.rules.id.v1", lower.as_bytes()]);
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&mac[..16]);
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h = hex::encode(b);
+            return format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            );
+        }
+        let mac = self.key().mac(&[b"phiguard.rules.id.v1", v.as_bytes()]);
         hex::encode(&mac[..8])
     }
 
@@ -385,6 +402,19 @@ impl Engine {
     }
 }
 
+/// `8-4-4-4-12` hex digits.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
 fn redaction_tag(kind: Kind) -> String {
     match kind {
         Kind::Phi(c) => category_tag(c),
@@ -478,6 +508,9 @@ mod tests {
         let b = e.apply(Action::Pseudonym, Kind::Id, " abc-1", None).ok();
         assert_eq!(a, b);
         assert!(matches!(a, Some(Outcome::Replace(ref s)) if s.len() == 16));
+        let u = e.id_pseudonym("0B1A4B5C-1D2E-4F30-8a9b-0c1d2e3f4a5b");
+        assert!(is_uuid(&u) && u.as_bytes()[14] == b'4', "{u}");
+        assert_eq!(u, e.id_pseudonym("0b1a4b5c-1d2e-4f30-8a9b-0c1d2e3f4a5b"));
         let uid = e.uid("1.2.840.113619.2.1.1.1");
         assert!(uid.starts_with("2.25.") && uid.len() <= 64);
         assert_eq!(uid, e.uid("1.2.840.113619.2.1.1.1\0"));

@@ -43,6 +43,6 @@ pub mod tally;
 pub use action::{Action, Generalize};
 pub use config::{Config, ConfigError, FormatSection, ProfileName};
 pub use dates::DateFormat;
-pub use engine::{Engine, EngineOptions, Kind, Outcome, PatientRef, RuleError};
+pub use engine::{Engine, EngineOptions, Kind, Outcome, PatientRef, RuleError, is_uuid};
 pub use ruleset::{RawRule, Rule, RuleSet, Selector};
 pub use tally::Tally;
