@@ -1,0 +1,523 @@
+//! `phiguard.toml`: the gateway's configuration. Unknown keys are errors (naming the key and its
+//! line); `${VAR}` and `${VAR:-default}` are expanded from the environment before parsing.
+//!
+//! ```toml
+//! [server]
+//! listen = "${PHIGUARD_LISTEN:-127.0.0.1:8080}"
+//! plain_http = true
+//!
+//! [providers.local]
+//! kind = "openai_compatible"
+//! endpoint = "${UPSTREAM_BASE_URL}"
+//! models = ["llama-3.1-8b"]
+//! private = true
+//!
+//! [roles.clinician]
+//! actions = ["chat"]
+//! models = ["*"]
+//! phi = "full"
+//! input = "tokenize"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use time::Date;
+
+/// A configuration error. Messages name the file, line and key, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    At {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Roles by name.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `HOST:PORT` to listen on.
+    pub listen: String,
+    /// Serve plain HTTP. Only allowed on a loopback address (TLS termination is not built in
+    /// yet, so a non-loopback address is refused).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// The SQLite file of service API keys (default `$PHIGUARD_HOME/gateway/keys.db`).
+    #[serde(default)]
+    pub key_store: Option<PathBuf>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Seconds allowed for the upstream to answer (for streams: to send its headers, and
+    /// between two chunks).
+    #[serde(default = "default_upstream_timeout_secs")]
+    pub upstream_timeout_secs: u64,
+}
+
+fn default_max_request_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_upstream_timeout_secs() -> u64 {
+    60
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: default_max_request_bytes(),
+            upstream_timeout_secs: default_upstream_timeout_secs(),
+        }
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The audit store URL (`sqlite:PATH` or `postgres://…`); default the embedded store
+    /// under `$PHIGUARD_HOME`.
+    #[serde(default)]
+    pub store: Option<String>,
+}
+
+/// The wire format a provider speaks (one adapter file per kind under `providers/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI's chat completions API: vLLM, Ollama, llama.cpp server, TGI, OpenAI itself.
+    OpenaiCompatible,
+}
+
+/// `[providers.NAME]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// Base URL, e.g. `http://127.0.0.1:8000/v1` (requests go to `{endpoint}/chat/completions`).
+    pub endpoint: String,
+    /// Models served here (names callers use).
+    pub models: Vec<String>,
+    /// A self-hosted deployment inside the compliance boundary.
+    #[serde(default)]
+    pub private: bool,
+    /// Bearer token sent upstream, if any.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// The Business Associate Agreement covering this provider, if any.
+    #[serde(default)]
+    pub baa: Option<BaaRecord>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("models", &self.models)
+            .field("private", &self.private)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("baa", &self.baa)
+            .finish()
+    }
+}
+
+/// A BAA record: dates are `YYYY-MM-DD`; the agreement is active from `effective` until the
+/// day before `expires` (it stops the moment the expiry date begins, UTC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaaRecord {
+    #[serde(deserialize_with = "de_date")]
+    pub signed: Date,
+    #[serde(deserialize_with = "de_date")]
+    pub effective: Date,
+    #[serde(deserialize_with = "de_date")]
+    pub expires: Date,
+    /// Operations covered: `chat.completions`, `embeddings`, …
+    pub services: Vec<String>,
+    /// Free-text reference to the signed document.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+impl BaaRecord {
+    /// True when the agreement is signed, in effect on `today` and covers `service`.
+    pub fn covers(&self, service: &str, today: Date) -> bool {
+        self.signed <= today
+            && self.effective <= today
+            && today < self.expires
+            && self.services.iter().any(|s| s == service)
+    }
+}
+
+fn de_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    let s = String::deserialize(d)?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(&s, &fmt).map_err(|_| serde::de::Error::custom("expected a date YYYY-MM-DD"))
+}
+
+/// What a role may see of PHI (the minimum-necessary rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhiPermission {
+    /// No PHI at all: detected PHI is scrubbed from answers.
+    None,
+    /// De-identified data only: placeholders stay masked, PHI in answers is scrubbed.
+    Deidentified,
+    /// Full PHI: tokenized values are restored in answers.
+    Full,
+}
+
+/// What happens to PHI detected in a request before it goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputPolicy {
+    /// Send as is (only to a private or BAA-covered provider, and only for `phi = "full"`).
+    Allow,
+    /// Replace with typed tags such as `[NAME]`.
+    Redact,
+    /// Replace with placeholders such as `[[NAME_1]]` kept in a per-request vault.
+    Tokenize,
+    /// Refuse the request.
+    Block,
+}
+
+impl InputPolicy {
+    /// The lower-case name used in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputPolicy::Allow => "allow",
+            InputPolicy::Redact => "redact",
+            InputPolicy::Tokenize => "tokenize",
+            InputPolicy::Block => "block",
+        }
+    }
+}
+
+/// `[roles.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Actions allowed (`chat`, `summarization`, `coding`, …; `*` for any).
+    pub actions: Vec<String>,
+    /// Models allowed (`*` for any).
+    pub models: Vec<String>,
+    pub phi: PhiPermission,
+    pub input: InputPolicy,
+}
+
+impl RoleConfig {
+    /// True when the role may use `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == "*" || m == model)
+    }
+
+    /// True when the role may perform `action`.
+    pub fn allows_action(&self, action: &str) -> bool {
+        self.actions.iter().any(|a| a == "*" || a == action)
+    }
+}
+
+impl Config {
+    /// Reads, expands and parses `path`, then checks it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&raw, path, |k| std::env::var(k).ok())
+    }
+
+    /// Parses config text; `env` resolves `${VAR}`; `path` is only used in messages.
+    pub fn parse(
+        raw: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let expanded = expand_env(raw, &env).map_err(|(line, message)| ConfigError::At {
+            path: path.to_path_buf(),
+            line,
+            message,
+        })?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| expanded[..s.start.min(expanded.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            ConfigError::At {
+                path: path.to_path_buf(),
+                line,
+                // toml's message names the key (`unknown field `x``); its Display would
+                // also quote the source line, which may hold a secret, so only the message.
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// The listen address, checked: plain HTTP only on loopback and only when enabled.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        let addr: SocketAddr = self
+            .server
+            .listen
+            .parse()
+            .map_err(|_| "server.listen: expected HOST:PORT with an IP address".to_string())?;
+        if !addr.ip().is_loopback() {
+            return Err(
+                "server.listen: only loopback addresses are served (plain HTTP); TLS termination \
+                 is not built in yet, put a TLS proxy in front"
+                    .into(),
+            );
+        }
+        if !self.server.plain_http {
+            return Err("server.plain_http = true is required (TLS is not built in yet)".into());
+        }
+        Ok(addr)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if self.roles.is_empty() {
+            return Err("no [roles.NAME] section: define at least one role".into());
+        }
+        for (name, p) in &self.providers {
+            let url = reqwest::Url::parse(&p.endpoint)
+                .map_err(|_| format!("providers.{name}.endpoint: not a URL"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("providers.{name}.endpoint: expected http or https"));
+            }
+            if url.scheme() == "http" && !crate::routing::is_loopback_host(&url) {
+                return Err(format!(
+                    "providers.{name}.endpoint: plain http is only allowed to loopback upstreams"
+                ));
+            }
+            if p.models.is_empty() {
+                return Err(format!("providers.{name}.models: empty"));
+            }
+            if let Some(b) = &p.baa {
+                if b.effective < b.signed {
+                    return Err(format!(
+                        "providers.{name}.baa: effective date before signed date"
+                    ));
+                }
+                if b.expires <= b.effective {
+                    return Err(format!(
+                        "providers.{name}.baa: expires on or before the effective date"
+                    ));
+                }
+            }
+        }
+        for (name, r) in &self.roles {
+            if r.input == InputPolicy::Allow && r.phi != PhiPermission::Full {
+                return Err(format!(
+                    "roles.{name}: input = \"allow\" sends PHI upstream and needs phi = \"full\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The provider serving `model` (first in name order).
+    pub fn provider_for(&self, model: &str) -> Option<(&str, &ProviderConfig)> {
+        self.providers
+            .iter()
+            .find(|(_, p)| p.models.iter().any(|m| m == model))
+            .map(|(n, p)| (n.as_str(), p))
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` line by line (comment lines are left alone).
+/// Errors give the 1-based line and the variable name.
+pub fn expand_env(
+    raw: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(raw.len());
+    for (i, line) in raw.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(pos) = rest.find("${") {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| (i + 1, "unclosed ${ (expected ${VAR} or ${VAR:-default})".to_string()))?;
+            let inner = &after[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err((i + 1, "bad variable name in ${…}".to_string()));
+            }
+            let value = match env(name).filter(|v| !v.is_empty()) {
+                Some(v) => v,
+                None => match default {
+                    Some(d) => d.to_string(),
+                    None => {
+                        return Err((
+                            i + 1,
+                            format!("environment variable {name} is not set (use ${{{name}:-default}})"),
+                        ));
+                    }
+                },
+            };
+            if value.contains(['\n', '"', '\\']) {
+                return Err((
+                    i + 1,
+                    format!("environment variable {name} holds a newline, quote or backslash"),
+                ));
+            }
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "${PHIGUARD_LISTEN:-127.0.0.1:8080}"
+plain_http = true
+
+[providers.local]
+kind = "openai_compatible"
+endpoint = "${UPSTREAM_BASE_URL}"
+models = ["m1"]
+private = true
+
+[roles.clinician]
+actions = ["chat"]
+models = ["*"]
+phi = "full"
+input = "tokenize"
+"#;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "UPSTREAM_BASE_URL").then(|| "http://127.0.0.1:9/v1".to_string())
+    }
+
+    #[test]
+    fn expands_and_parses() {
+        let c = Config::parse(BASE, Path::new("x.toml"), env).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.providers["local"].endpoint, "http://127.0.0.1:9/v1");
+        assert_eq!(c.roles["clinician"].input, InputPolicy::Tokenize);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let raw = BASE.replace("private = true", "private = true\nbogus_key = 1");
+        let e = Config::parse(&raw, Path::new("x.toml"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus_key"), "{e}");
+        assert!(e.starts_with("x.toml:11:"), "{e}");
+    }
+
+    #[test]
+    fn missing_variable_names_it_and_its_line() {
+        let e = Config::parse(BASE, Path::new("x.toml"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml:8:") && e.contains("UPSTREAM_BASE_URL"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_or_no_plain_flag_refused() {
+        let raw = BASE.replace("${PHIGUARD_LISTEN:-127.0.0.1:8080}", "0.0.0.0:8080");
+        assert!(Config::parse(&raw, Path::new("x"), env).is_err());
+        let raw = BASE.replace("plain_http = true", "plain_http = false");
+        assert!(Config::parse(&raw, Path::new("x"), env).is_err());
+    }
+
+    #[test]
+    fn allow_needs_full_phi() {
+        let raw = BASE
+            .replace("phi = \"full\"", "phi = \"none\"")
+            .replace("\"tokenize\"", "\"allow\"");
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("roles.clinician"), "{e}");
+    }
+
+    #[test]
+    fn baa_window() {
+        let d = |s: &str| {
+            Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]")).unwrap()
+        };
+        let b = BaaRecord {
+            signed: d("2025-01-01"),
+            effective: d("2025-02-01"),
+            expires: d("2026-02-01"),
+            services: vec!["chat.completions".into()],
+            reference: None,
+        };
+        assert!(!b.covers("chat.completions", d("2025-01-15")));
+        assert!(b.covers("chat.completions", d("2025-02-01")));
+        assert!(b.covers("chat.completions", d("2026-01-31")));
+        assert!(!b.covers("chat.completions", d("2026-02-01")));
+        assert!(!b.covers("embeddings", d("2025-06-01")));
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let raw = include_str!("../../../examples/phiguard.toml");
+        let c = Config::parse(raw, Path::new("examples/phiguard.toml"), env).unwrap();
+        assert_eq!(c.roles["clinician"].phi, PhiPermission::Full);
+        assert_eq!(c.roles["analyst"].phi, PhiPermission::None);
+    }
+}

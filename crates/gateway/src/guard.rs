@@ -1,0 +1,439 @@
+//! PHI guards: every string leaf of a request that goes upstream is scanned and handled by the
+//! role's input policy (allow, redact with typed tags, tokenize with `[[NAME_1]]` placeholders
+//! from a per-request [`Vault`], or block); answers are restored (for callers allowed to see
+//! PHI) or scrubbed (for the others).
+
+use std::collections::{BTreeMap, HashMap};
+
+use phiguard_detect::{Category, Detector, Span};
+use serde_json::Value;
+
+use crate::config::InputPolicy;
+
+/// A guard failure: the request is refused, nothing goes upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("PHI guard failed: {0}")]
+pub struct GuardError(pub String);
+
+/// Finds PHI in text. Implemented by the real detector; tests plug in a failing one to check
+/// that the gateway fails closed.
+pub trait PhiScanner: Send + Sync {
+    /// Spans sorted by start, non-overlapping, byte offsets on char boundaries.
+    fn scan(&self, text: &str) -> Result<Vec<Span>, GuardError>;
+}
+
+impl PhiScanner for Detector {
+    fn scan(&self, text: &str) -> Result<Vec<Span>, GuardError> {
+        Ok(self.detect(text))
+    }
+}
+
+/// The categories the gateway treats as PHI: the Safe Harbor identifiers plus organisation
+/// names (a clinic name narrows down a patient); professions and `OTHER` are left alone.
+pub fn is_phi(c: Category) -> bool {
+    !matches!(c, Category::Profession | Category::Other)
+}
+
+fn phi_spans(scanner: &dyn PhiScanner, text: &str) -> Result<Vec<Span>, GuardError> {
+    let mut spans: Vec<Span> = scanner
+        .scan(text)?
+        .into_iter()
+        .filter(|s| is_phi(s.category))
+        .collect();
+    // Defensive: a scanner must return sorted, non-overlapping spans on char boundaries.
+    spans.sort_by_key(|s| s.start);
+    let mut last = 0;
+    for s in &spans {
+        if s.start < last
+            || s.end < s.start
+            || s.end > text.len()
+            || !text.is_char_boundary(s.start)
+            || !text.is_char_boundary(s.end)
+        {
+            return Err(GuardError("the detector returned invalid spans".into()));
+        }
+        last = s.end;
+    }
+    Ok(spans)
+}
+
+/// The per-request vault of tokenized values. Its `Debug` never shows a value.
+#[derive(Default)]
+pub struct Vault {
+    by_value: HashMap<(Category, String), String>,
+    by_token: HashMap<String, String>,
+    counters: HashMap<Category, u32>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault({} values, [REDACTED])", self.by_token.len())
+    }
+}
+
+impl Vault {
+    /// The placeholder for `value` (the same value gets the same placeholder).
+    pub fn token_for(&mut self, category: Category, value: &str) -> String {
+        if let Some(t) = self.by_value.get(&(category, value.to_string())) {
+            return t.clone();
+        }
+        let n = self.counters.entry(category).or_insert(0);
+        *n += 1;
+        let token = format!("[[{}_{}]]", category.as_str(), n);
+        self.by_value
+            .insert((category, value.to_string()), token.clone());
+        self.by_token.insert(token.clone(), value.to_string());
+        token
+    }
+
+    /// Number of distinct values held.
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    /// True when nothing was tokenized.
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+
+    /// Replaces placeholders this vault issued (exact matches only) by their values. Anything
+    /// else that looks like a placeholder (e.g. one the model invented) is left as it is.
+    pub fn restore(&self, text: &str) -> String {
+        self.restore_with(text, str::to_string)
+    }
+
+    /// As [`Vault::restore`], passing each restored value through `encode` (e.g. JSON escaping
+    /// inside tool-call arguments).
+    pub fn restore_with(&self, text: &str, encode: impl Fn(&str) -> String) -> String {
+        if self.by_token.is_empty() || !text.contains("[[") {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(pos) = rest.find("[[") {
+            out.push_str(&rest[..pos]);
+            let tail = &rest[pos..];
+            match tail.find("]]").map(|e| &tail[..e + 2]) {
+                Some(candidate) if self.by_token.contains_key(candidate) => {
+                    out.push_str(&encode(&self.by_token[candidate]));
+                    rest = &tail[candidate.len()..];
+                }
+                _ => {
+                    out.push_str("[[");
+                    rest = &tail[2..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The original values, longest first (for scrubbing repeats from answers).
+    pub fn values_longest_first(&self) -> Vec<(&str, Category)> {
+        let mut v: Vec<(&str, Category)> = self
+            .by_value
+            .keys()
+            .map(|(c, s)| (s.as_str(), *c))
+            .collect();
+        v.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        v
+    }
+}
+
+/// What the input guard found and did (counts only, no values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuardReport {
+    /// Detections per category.
+    pub counts: BTreeMap<Category, u32>,
+    /// String leaves scanned.
+    pub leaves: u32,
+    /// Values replaced by typed tags.
+    pub redacted: u32,
+    /// Values replaced by placeholders.
+    pub tokenized: u32,
+}
+
+impl GuardReport {
+    /// Total detections.
+    pub fn total(&self) -> u32 {
+        self.counts.values().sum()
+    }
+
+    fn add(&mut self, other: GuardReport) {
+        for (c, n) in other.counts {
+            *self.counts.entry(c).or_insert(0) += n;
+        }
+        self.leaves += other.leaves;
+        self.redacted += other.redacted;
+        self.tokenized += other.tokenized;
+    }
+}
+
+/// The typed tag used by `redact`: `[NAME]`.
+pub fn tag(c: Category) -> String {
+    format!("[{}]", c.as_str())
+}
+
+/// Applies `policy` to one text. `Block` and `Allow` leave it unchanged (the caller decides).
+fn guard_text(
+    scanner: &dyn PhiScanner,
+    policy: InputPolicy,
+    vault: &mut Vault,
+    text: &str,
+    report: &mut GuardReport,
+) -> Result<Option<String>, GuardError> {
+    report.leaves += 1;
+    let spans = phi_spans(scanner, text)?;
+    if spans.is_empty() {
+        return Ok(None);
+    }
+    for s in &spans {
+        *report.counts.entry(s.category).or_insert(0) += 1;
+    }
+    if matches!(policy, InputPolicy::Allow | InputPolicy::Block) {
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for s in &spans {
+        out.push_str(&text[last..s.start]);
+        match policy {
+            InputPolicy::Tokenize => {
+                out.push_str(&vault.token_for(s.category, &text[s.start..s.end]));
+                report.tokenized += 1;
+            }
+            _ => {
+                out.push_str(&tag(s.category));
+                report.redacted += 1;
+            }
+        }
+        last = s.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(Some(out))
+}
+
+/// Scans every string leaf of `body` (messages, system prompts, tool definitions, tool-call
+/// arguments, names, unknown extra fields), except the top-level `model` (checked against the
+/// configured model names before this runs), and applies `policy` in place. Tool-call
+/// `arguments` that hold JSON are parsed, guarded leaf by leaf and written back as JSON.
+pub fn guard_request(
+    scanner: &dyn PhiScanner,
+    policy: InputPolicy,
+    vault: &mut Vault,
+    body: &mut Value,
+) -> Result<GuardReport, GuardError> {
+    let mut report = GuardReport::default();
+    match body {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == "model" {
+                    continue;
+                }
+                walk(scanner, policy, vault, k, v, &mut report)?;
+            }
+        }
+        other => walk(scanner, policy, vault, "", other, &mut report)?,
+    }
+    Ok(report)
+}
+
+fn walk(
+    scanner: &dyn PhiScanner,
+    policy: InputPolicy,
+    vault: &mut Vault,
+    key: &str,
+    v: &mut Value,
+    report: &mut GuardReport,
+) -> Result<(), GuardError> {
+    match v {
+        Value::String(s) => {
+            if key == "arguments"
+                && let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) =
+                    serde_json::from_str::<Value>(s)
+            {
+                let r = guard_request(scanner, policy, vault, &mut inner)?;
+                let changed = r.redacted + r.tokenized > 0;
+                report.add(r);
+                if changed {
+                    *s = serde_json::to_string(&inner)
+                        .map_err(|_| GuardError("cannot re-encode tool-call arguments".into()))?;
+                }
+                return Ok(());
+            }
+            if let Some(new) = guard_text(scanner, policy, vault, s, report)? {
+                *s = new;
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                walk(scanner, policy, vault, key, x, report)?;
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                walk(scanner, policy, vault, k, x, report)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What happens to the model's answer before the caller sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// The caller may see PHI: placeholders from the vault are restored.
+    Restore,
+    /// The caller may not: PHI is scrubbed (detector and exact repeats of request values).
+    Scrub,
+}
+
+/// Applies `mode` to a complete text. Returns the new text and how many values were scrubbed.
+pub fn filter_output(
+    scanner: &dyn PhiScanner,
+    vault: &Vault,
+    mode: OutputMode,
+    text: &str,
+) -> Result<(String, u32), GuardError> {
+    match mode {
+        OutputMode::Restore => Ok((vault.restore(text), 0)),
+        OutputMode::Scrub => scrub(scanner, vault, text),
+    }
+}
+
+/// Scrubs PHI from `text`: exact repeats of values from the request first, then detections.
+pub fn scrub(
+    scanner: &dyn PhiScanner,
+    vault: &Vault,
+    text: &str,
+) -> Result<(String, u32), GuardError> {
+    let mut n = 0;
+    let mut t = text.to_string();
+    for (value, cat) in vault.values_longest_first() {
+        if !value.is_empty() && t.contains(value) {
+            n += t.matches(value).count() as u32;
+            t = t.replace(value, &tag(cat));
+        }
+    }
+    let spans = phi_spans(scanner, &t)?;
+    if spans.is_empty() {
+        return Ok((t, n));
+    }
+    let mut out = String::with_capacity(t.len());
+    let mut last = 0;
+    for s in &spans {
+        out.push_str(&t[last..s.start]);
+        out.push_str(&tag(s.category));
+        last = s.end;
+        n += 1;
+    }
+    out.push_str(&t[last..]);
+    Ok((out, n))
+}
+
+/// Collects every string leaf of `v` (for tests and audit scans).
+pub fn string_leaves(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| string_leaves(x, out)),
+        Value::Object(m) => m.values().for_each(|x| string_leaves(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn det() -> Detector {
+        Detector::new()
+    }
+
+    fn req() -> Value {
+        json!({
+            "model": "m1",
+            "messages": [
+                {"role": "system", "content": "Patient: Maria Lopez, MRN 4839201."},
+                {"role": "user", "content": [{"type": "text", "text": "Call Maria Lopez at 617-555-0199."}], "name": "Dr. John Carter"},
+                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                  "function": {"name": "lookup", "arguments": "{\"mrn\":\"MRN 4839201\",\"phone\":\"617-555-0199\"}"}}]}
+            ],
+            "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look up Maria Lopez seen on 03/14/2021"}}],
+            "metadata_extra": {"note": "email maria.lopez@example.org"}
+        })
+    }
+
+    fn all_text(v: &Value) -> String {
+        let mut l = Vec::new();
+        string_leaves(v, &mut l);
+        l.join("\n")
+    }
+
+    #[test]
+    fn tokenize_every_leaf_and_restore() {
+        let d = det();
+        let mut v = req();
+        let mut vault = Vault::default();
+        let r = guard_request(&d, InputPolicy::Tokenize, &mut vault, &mut v).unwrap();
+        let text = all_text(&v);
+        for phi in ["Maria Lopez", "4839201", "617-555-0199", "maria.lopez@example.org", "03/14/2021"] {
+            assert!(!text.contains(phi), "{phi} left in {text}");
+        }
+        assert!(r.tokenized >= 6, "{r:?}");
+        // Same value, same placeholder.
+        let sys = v["messages"][0]["content"].as_str().unwrap().to_string();
+        let user = v["messages"][1]["content"][0]["text"].as_str().unwrap().to_string();
+        let tok = sys.split("Patient: ").nth(1).unwrap().split(',').next().unwrap();
+        assert!(tok.starts_with("[[NAME_"), "{sys}");
+        assert!(user.contains(tok));
+        // Arguments are still JSON.
+        let args = v["messages"][2]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+        serde_json::from_str::<Value>(args).unwrap();
+        // Restore: issued placeholders only.
+        let answer = format!("{tok} is fine; [[NAME_99]] is not ours.");
+        let restored = vault.restore(&answer);
+        assert!(restored.starts_with("Maria Lopez is fine"), "{restored}");
+        assert!(restored.contains("[[NAME_99]]"));
+    }
+
+    #[test]
+    fn redact_uses_typed_tags_and_block_changes_nothing() {
+        let d = det();
+        let mut v = req();
+        let mut vault = Vault::default();
+        let r = guard_request(&d, InputPolicy::Redact, &mut vault, &mut v).unwrap();
+        assert!(vault.is_empty());
+        assert!(r.redacted > 0);
+        assert!(all_text(&v).contains("[NAME]"));
+        let mut v2 = req();
+        let r2 = guard_request(&d, InputPolicy::Block, &mut vault, &mut v2).unwrap();
+        assert!(r2.total() > 0);
+        assert_eq!(v2, req());
+    }
+
+    #[test]
+    fn scrub_removes_repeats_and_detections() {
+        let d = det();
+        let mut vault = Vault::default();
+        vault.token_for(Category::Mrn, "4839201");
+        let (out, n) = scrub(&d, &vault, "Record 4839201 for Dr. John Carter, phone 617-555-0199.").unwrap();
+        assert!(!out.contains("4839201") && !out.contains("Carter") && !out.contains("555-0199"), "{out}");
+        assert!(n >= 3);
+    }
+
+    struct Broken;
+    impl PhiScanner for Broken {
+        fn scan(&self, _: &str) -> Result<Vec<Span>, GuardError> {
+            Err(GuardError("broken".into()))
+        }
+    }
+
+    #[test]
+    fn scanner_failure_is_an_error() {
+        let mut v = req();
+        assert!(guard_request(&Broken, InputPolicy::Allow, &mut Vault::default(), &mut v).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! Service API keys: `pg_<id>_<secret>`, shown once. Only the SHA-256 of the secret is kept, in
+//! a SQLite file, with the role, scopes, expiry and revocation.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A key-store error (never shows a key or secret).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("key store {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("no API key with id {0}")]
+    UnknownId(String),
+}
+
+/// Who a valid key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The public key id (the part after `pg_`).
+    pub key_id: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// The id recorded in audit records: `service:<key id>`.
+    pub fn audit_id(&self) -> String {
+        format!("service:{}", self.key_id)
+    }
+}
+
+/// Why a presented key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    Malformed,
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+/// A newly created key: `token` is shown once and never stored.
+pub struct NewKey {
+    pub key_id: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NewKey({}, [REDACTED])", self.key_id)
+    }
+}
+
+/// The key store.
+pub struct KeyStore {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyStore({})", self.path)
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl KeyStore {
+    /// Opens (creating the file and its folder if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<KeyStore, KeyStoreError> {
+        let p = path.display().to_string();
+        let err = |message: String| KeyStoreError::Store {
+            path: p.clone(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create folder: {e}")))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                secret_sha256 BLOB NOT NULL,
+                role TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at TEXT,
+                revoked_at TEXT
+             );",
+        )
+        .map_err(|e| err(e.to_string()))?;
+        Ok(KeyStore {
+            conn: Mutex::new(conn),
+            path: p,
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> KeyStoreError {
+        KeyStoreError::Store {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, KeyStoreError> {
+        self.conn.lock().map_err(|_| self.err("lock poisoned"))
+    }
+
+    /// Creates a key for `role` with `scopes`, valid until `expires` (if given).
+    pub fn create(
+        &self,
+        role: &str,
+        scopes: &[String],
+        expires: Option<OffsetDateTime>,
+    ) -> Result<NewKey, KeyStoreError> {
+        let mut rng = rand::rngs::OsRng;
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        rng.fill_bytes(&mut secret);
+        let key_id = hex::encode(id);
+        let secret = hex::encode(secret);
+        let conn = self.lock()?;
+        conn.execute(
+            "INSERT INTO api_keys (id, secret_sha256, role, scopes, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key_id,
+                sha256(&secret).to_vec(),
+                role,
+                scopes.join(","),
+                rfc3339(now()),
+                expires.map(rfc3339),
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(NewKey {
+            token: format!("pg_{key_id}_{secret}"),
+            key_id,
+        })
+    }
+
+    /// Marks the key `key_id` revoked from now on.
+    pub fn revoke(&self, key_id: &str) -> Result<(), KeyStoreError> {
+        let conn = self.lock()?;
+        let n = conn
+            .execute(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![rfc3339(now()), key_id],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(KeyStoreError::UnknownId(key_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Checks a presented token.
+    pub fn verify(&self, token: &str) -> Result<Result<Principal, KeyRejection>, KeyStoreError> {
+        let Some((id, secret)) = token
+            .strip_prefix("pg_")
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            return Ok(Err(KeyRejection::Malformed));
+        };
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(Err(KeyRejection::Malformed));
+        }
+        let row = {
+            let conn = self.lock()?;
+            conn.query_row(
+                "SELECT secret_sha256, role, scopes, expires_at, revoked_at FROM api_keys WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+        };
+        let Some((hash, role, scopes, expires, revoked)) = row else {
+            return Ok(Err(KeyRejection::Unknown));
+        };
+        if !bool::from(hash.as_slice().ct_eq(&sha256(secret))) {
+            return Ok(Err(KeyRejection::Unknown));
+        }
+        if revoked.is_some() {
+            return Ok(Err(KeyRejection::Revoked));
+        }
+        if let Some(exp) = expires {
+            let exp = OffsetDateTime::parse(&exp, &Rfc3339)
+                .map_err(|_| self.err("a stored expiry is not RFC 3339"))?;
+            if now() >= exp {
+                return Ok(Err(KeyRejection::Expired));
+            }
+        }
+        Ok(Ok(Principal {
+            key_id: id.to_string(),
+            role,
+            scopes: scopes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn create_verify_revoke_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k").join("keys.db");
+        let store = KeyStore::open(&path).unwrap();
+        let k = store.create("clinician", &["chat".into()], None).unwrap();
+        assert!(k.token.starts_with(&format!("pg_{}_", k.key_id)));
+        let p = store.verify(&k.token).unwrap().unwrap();
+        assert_eq!(p.role, "clinician");
+        assert_eq!(p.scopes, vec!["chat".to_string()]);
+        // The secret itself is not in the file.
+        let secret = k.token.rsplit('_').next().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(secret));
+        // Wrong secret, malformed.
+        let wrong = format!("pg_{}_{}", k.key_id, "0".repeat(64));
+        assert_eq!(store.verify(&wrong).unwrap(), Err(KeyRejection::Unknown));
+        assert_eq!(store.verify("sk-abc").unwrap(), Err(KeyRejection::Malformed));
+        store.revoke(&k.key_id).unwrap();
+        assert_eq!(store.verify(&k.token).unwrap(), Err(KeyRejection::Revoked));
+        let old = store
+            .create("analyst", &[], Some(now() - time::Duration::seconds(1)))
+            .unwrap();
+        assert_eq!(store.verify(&old.token).unwrap(), Err(KeyRejection::Expired));
+    }
+}

@@ -1,0 +1,919 @@
+//! The HTTP front end: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (plain and
+//! `stream: true`), errors in OpenAI's shape. Each request: authenticate the service key, check
+//! role, model and action, guard the body, route (deny by default), write the dispatch audit
+//! record, call the provider, filter the answer, write the completion record, answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+
+use crate::audit::AuditSink;
+use crate::config::{Config, InputPolicy, PhiPermission, ProviderKind, RoleConfig};
+use crate::error::{ApiError, codes};
+use crate::guard::{self, GuardReport, OutputMode, PhiScanner, Vault};
+use crate::keys::{KeyRejection, KeyStore, Principal};
+use crate::providers::openai_compatible::OpenAiCompatible;
+use crate::providers::{ProviderAdapter, UpstreamError};
+use crate::routing::phi_eligibility;
+use crate::stream::StreamFilter;
+
+/// The service name BAAs must cover for chat completions.
+pub const SERVICE_CHAT: &str = "chat.completions";
+/// The header naming the patient a request is about.
+pub const PATIENT_REF_HEADER: &str = "x-patient-ref";
+/// The header naming the action (default `chat`).
+pub const ACTION_HEADER: &str = "x-phiguard-action";
+/// The response header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Everything a running gateway shares.
+pub struct Gateway {
+    config: Config,
+    scanner: Arc<dyn PhiScanner>,
+    keys: Arc<KeyStore>,
+    audit: Arc<dyn AuditSink>,
+    providers: BTreeMap<String, Arc<dyn ProviderAdapter>>,
+    today: fn() -> time::Date,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn today_utc() -> time::Date {
+    OffsetDateTime::now_utc().date()
+}
+
+impl Gateway {
+    /// Builds the gateway: one adapter per configured provider.
+    pub fn new(
+        config: Config,
+        scanner: Arc<dyn PhiScanner>,
+        keys: Arc<KeyStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Gateway, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|_| "cannot build the HTTP client".to_string())?;
+        let timeout = Duration::from_secs(config.limits.upstream_timeout_secs);
+        let mut providers: BTreeMap<String, Arc<dyn ProviderAdapter>> = BTreeMap::new();
+        for (name, p) in &config.providers {
+            let adapter: Arc<dyn ProviderAdapter> = match p.kind {
+                ProviderKind::OpenaiCompatible => Arc::new(OpenAiCompatible::new(
+                    client.clone(),
+                    &p.endpoint,
+                    p.api_key.clone(),
+                    timeout,
+                )),
+            };
+            providers.insert(name.clone(), adapter);
+        }
+        Ok(Gateway {
+            config,
+            scanner,
+            keys,
+            audit,
+            providers,
+            today: today_utc,
+        })
+    }
+
+    /// Replaces the clock used for BAA dates (tests).
+    pub fn with_today(mut self, today: fn() -> time::Date) -> Self {
+        self.today = today;
+        self
+    }
+
+    /// The axum router.
+    pub fn router(self) -> Router {
+        let state = Arc::new(self);
+        Router::new()
+            .route("/health", get(health))
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(chat_completions))
+            .fallback(not_found)
+            .with_state(state)
+    }
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route")
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("req_{}", hex::encode(b))
+}
+
+fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::MISSING_API_KEY,
+            "missing API key: send Authorization: Bearer pg_…",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .unwrap_or("");
+    match gw.keys.verify(token) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(r)) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::INVALID_API_KEY,
+            match r {
+                KeyRejection::Malformed => "the API key is malformed",
+                KeyRejection::Unknown => "the API key is not valid",
+                KeyRejection::Revoked => "the API key was revoked",
+                KeyRejection::Expired => "the API key has expired",
+            },
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::GUARD_FAILED,
+            "the key store is unavailable",
+        )),
+    }
+}
+
+fn role_of<'a>(gw: &'a Gateway, p: &Principal) -> Result<&'a RoleConfig, ApiError> {
+    gw.config.roles.get(&p.role).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::ROLE_NOT_CONFIGURED,
+            "the key's role is not in the configuration",
+        )
+    })
+}
+
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let principal = match authenticate(&gw, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let role = match role_of(&gw, &principal) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let mut data = Vec::new();
+    for (name, p) in &gw.config.providers {
+        for m in &p.models {
+            if role.allows_model(m) {
+                data.push(json!({"id": m, "object": "model", "created": 0, "owned_by": name}));
+            }
+        }
+    }
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// What one request did, for its audit records and its log line.
+struct Trace {
+    request_id: String,
+    started: OffsetDateTime,
+    clock: Instant,
+    user: Option<String>,
+    role: Option<String>,
+    patient_ref: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    action: Option<String>,
+    routing: Option<&'static str>,
+    policy: Option<InputPolicy>,
+    report: GuardReport,
+    blocked: bool,
+    stream: bool,
+    mode: Option<OutputMode>,
+    scrubbed: u32,
+    upstream_status: Option<u16>,
+    ttft_ms: Option<f64>,
+    upstream_ttft_ms: Option<f64>,
+    overhead_ms: f64,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            request_id: new_request_id(),
+            started: OffsetDateTime::now_utc(),
+            clock: Instant::now(),
+            user: None,
+            role: None,
+            patient_ref: None,
+            provider: None,
+            model: None,
+            action: None,
+            routing: None,
+            policy: None,
+            report: GuardReport::default(),
+            blocked: false,
+            stream: false,
+            mode: None,
+            scrubbed: 0,
+            upstream_status: None,
+            ttft_ms: None,
+            upstream_ttft_ms: None,
+            overhead_ms: 0.0,
+        }
+    }
+
+    fn record(&self, phase: &str, error: Option<&ApiError>, disposition: &str) -> Value {
+        let counts: Map<String, Value> = self
+            .report
+            .counts
+            .iter()
+            .map(|(c, n)| (c.as_str().to_string(), json!(n)))
+            .collect();
+        json!({
+            "kind": "gateway.chat_completions",
+            "phase": phase,
+            "request_id": self.request_id,
+            "user": self.user.clone().unwrap_or_else(|| "anonymous".into()),
+            "role": self.role,
+            "started_at": rfc3339(self.started),
+            "completed_at": if phase == "complete" { Some(rfc3339(OffsetDateTime::now_utc())) } else { None },
+            "patient_ref": self.patient_ref,
+            "provider": self.provider,
+            "model": {"name": self.model},
+            "action": self.action,
+            "decision": {
+                "allowed": error.is_none() || phase == "complete" && self.upstream_status.is_some(),
+                "code": error.map(|e| e.code),
+                "role": self.role,
+                "routing": self.routing,
+            },
+            "guard": {
+                "policy": self.policy.map(InputPolicy::as_str),
+                "counts": counts,
+                "phi_detected": self.report.total(),
+                "leaves_scanned": self.report.leaves,
+                "tokenized": self.report.tokenized,
+                "redacted": self.report.redacted,
+                "blocked": self.blocked,
+            },
+            "output": {
+                "disposition": disposition,
+                "mode": self.mode.map(|m| match m { OutputMode::Restore => "restore", OutputMode::Scrub => "scrub" }),
+                "scrubbed": self.scrubbed,
+                "stream": self.stream,
+                "ttft_ms": self.ttft_ms,
+                "upstream_ttft_ms": self.upstream_ttft_ms,
+            },
+            "upstream_status": self.upstream_status,
+            "overhead_ms": self.overhead_ms,
+        })
+    }
+}
+
+async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
+    let sink = gw.audit.clone();
+    let failed = || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::AUDIT_FAILED,
+            "the audit record could not be written; the request was not completed",
+        )
+    };
+    match tokio::task::spawn_blocking(move || sink.append(&record)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(failed()),
+    }
+}
+
+fn log_line(t: &Trace, status: u16, code: Option<&str>) {
+    // Ids, status and timings only: never request or answer text.
+    eprintln!(
+        "phiguard-gateway: {} status={} code={} phi={} ms={:.1}",
+        t.request_id,
+        status,
+        code.unwrap_or("-"),
+        t.report.total(),
+        t.clock.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+/// Ends a refused request: writes its completion record (the refusal becomes an audit error
+/// if that fails) and renders the error.
+async fn refuse(gw: &Arc<Gateway>, t: &Trace, e: ApiError) -> Response {
+    let e = match append(gw, t.record("complete", Some(&e), "refused")).await {
+        Ok(()) => e,
+        Err(audit) => audit,
+    };
+    log_line(t, e.status.as_u16(), Some(e.code));
+    with_request_id(e.into_response(), &t.request_id)
+}
+
+fn with_request_id(mut r: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    r
+}
+
+fn valid_ref(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'))
+}
+
+fn valid_action(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// Everything checked before the body is guarded.
+struct Admitted {
+    body: Value,
+    provider: Arc<dyn ProviderAdapter>,
+    role: RoleConfig,
+}
+
+async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitted, ApiError> {
+    let (parts, body) = req.into_parts();
+    let principal = authenticate(gw, &parts.headers)?;
+    t.user = Some(principal.audit_id());
+    t.role = Some(principal.role.clone());
+    let role = role_of(gw, &principal)?.clone();
+    t.policy = Some(role.input);
+
+    let action = match parts.headers.get(ACTION_HEADER) {
+        None => "chat".to_string(),
+        Some(v) => match v.to_str() {
+            Ok(s) if valid_action(s) => s.to_string(),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_REQUEST,
+                    "X-Phiguard-Action: expected a lower-case action name",
+                ));
+            }
+        },
+    };
+    if !role.allows_action(&action) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::ACTION_NOT_ALLOWED,
+            format!("the role may not perform action {action}"),
+        ));
+    }
+    t.action = Some(action);
+    if !principal.scopes.is_empty()
+        && !principal
+            .scopes
+            .iter()
+            .any(|s| s == "*" || Some(s) == t.action.as_ref())
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::ACTION_NOT_ALLOWED,
+            "the API key's scopes do not include this action",
+        ));
+    }
+
+    if let Some(v) = parts.headers.get(PATIENT_REF_HEADER) {
+        match v.to_str() {
+            Ok(s) if valid_ref(s) => t.patient_ref = Some(s.to_string()),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_REQUEST,
+                    "X-Patient-Ref: expected an opaque reference (letters, digits, - _ . : /, at most 128)",
+                ));
+            }
+        }
+    }
+
+    let limit = gw.config.limits.max_request_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::REQUEST_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    })?;
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            "the body must be a JSON object",
+        ));
+    };
+    if !obj.get("messages").is_some_and(Value::is_array) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            "`messages` must be an array",
+        ));
+    }
+    t.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let Some(model) = obj.get("model").and_then(Value::as_str) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            "`model` must be a string",
+        ));
+    };
+    // The model name is only recorded once it is known to be a configured name.
+    let Some((pname, _)) = gw.config.provider_for(model) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::MODEL_NOT_FOUND,
+            "no configured provider serves this model",
+        ));
+    };
+    t.model = Some(model.to_string());
+    t.provider = Some(pname.to_string());
+    if !role.allows_model(model) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::MODEL_NOT_ALLOWED,
+            "the role may not use this model",
+        ));
+    }
+    let provider = gw.providers.get(pname).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::UPSTREAM_ERROR,
+            "the provider has no adapter",
+        )
+    })?;
+    Ok(Admitted {
+        body,
+        provider,
+        role,
+    })
+}
+
+fn guard_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::GUARD_FAILED,
+        "the PHI guard failed; nothing was sent upstream",
+    )
+}
+
+/// Guards the body and decides the route. Returns the body to send and the vault.
+async fn guard_and_route(
+    gw: &Arc<Gateway>,
+    t: &mut Trace,
+    role: &RoleConfig,
+    mut body: Value,
+) -> Result<(Value, Vault), ApiError> {
+    let scanner = gw.scanner.clone();
+    let policy = role.input;
+    let (body, vault, report) = tokio::task::spawn_blocking(move || {
+        let mut vault = Vault::default();
+        let r = guard::guard_request(scanner.as_ref(), policy, &mut vault, &mut body);
+        r.map(|report| (body, vault, report))
+    })
+    .await
+    .map_err(|_| guard_failed())?
+    .map_err(|_| guard_failed())?;
+    t.report = report;
+    let phi = t.report.total() > 0;
+    if phi && t.patient_ref.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::PATIENT_REF_REQUIRED,
+            "the request carries PHI: name the patient with the X-Patient-Ref header",
+        ));
+    }
+    if phi && policy == InputPolicy::Block {
+        t.blocked = true;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::PHI_BLOCKED,
+            "the request carries PHI and the role's policy blocks it",
+        ));
+    }
+    let provider = t
+        .provider
+        .as_deref()
+        .and_then(|p| gw.config.providers.get(p))
+        .ok_or_else(guard_failed)?;
+    let eligibility = phi_eligibility(provider, SERVICE_CHAT, (gw.today)());
+    t.routing = Some(eligibility.as_str());
+    if phi && !eligibility.allows_phi() {
+        // Deny by default: even redacted or tokenized, a request that carried PHI goes only
+        // inside the boundary or under an active BAA (the detector's recall is not 100%).
+        t.blocked = true;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::PHI_ROUTE_DENIED,
+            format!(
+                "the request carries PHI and the provider may not receive it ({})",
+                eligibility.as_str()
+            ),
+        ));
+    }
+    Ok((body, vault))
+}
+
+async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let mut t = Trace::new();
+    let admitted = match admit(&gw, &mut t, req).await {
+        Ok(a) => a,
+        Err(e) => return refuse(&gw, &t, e).await,
+    };
+    let (body, vault) = match guard_and_route(&gw, &mut t, &admitted.role, admitted.body).await {
+        Ok(x) => x,
+        Err(e) => return refuse(&gw, &t, e).await,
+    };
+    let mode = if admitted.role.phi == PhiPermission::Full {
+        OutputMode::Restore
+    } else {
+        OutputMode::Scrub
+    };
+    t.mode = Some(mode);
+    // Nothing leaves before the dispatch record is durable.
+    if let Err(e) = append(&gw, t.record("dispatch", None, "pending")).await {
+        return refuse(&gw, &t, e).await;
+    }
+    let vault = Arc::new(vault);
+    if t.stream {
+        return stream_completion(gw, t, admitted.provider, body, vault, mode).await;
+    }
+    let up_start = Instant::now();
+    let result = admitted.provider.chat(body).await;
+    let upstream_time = up_start.elapsed();
+    let mut answer = match result {
+        Ok(v) => v,
+        Err(e) => return refuse(&gw, &t, upstream_error(&e)).await,
+    };
+    t.upstream_status = Some(200);
+    let scanner = gw.scanner.clone();
+    let v2 = vault.clone();
+    let filtered = tokio::task::spawn_blocking(move || {
+        filter_answer(scanner.as_ref(), &v2, mode, &mut answer).map(|n| (answer, n))
+    })
+    .await;
+    let (answer, scrubbed) = match filtered {
+        Ok(Ok(x)) => x,
+        _ => {
+            t.upstream_status = None;
+            return refuse(&gw, &t, guard_failed()).await;
+        }
+    };
+    t.scrubbed = scrubbed;
+    t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
+    if let Err(e) = append(&gw, t.record("complete", None, "returned")).await {
+        log_line(&t, e.status.as_u16(), Some(e.code));
+        return with_request_id(e.into_response(), &t.request_id);
+    }
+    log_line(&t, 200, None);
+    with_request_id(axum::Json(answer).into_response(), &t.request_id)
+}
+
+fn upstream_error(e: &UpstreamError) -> ApiError {
+    match e {
+        UpstreamError::Timeout => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            codes::UPSTREAM_TIMEOUT,
+            e.to_string(),
+        ),
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, codes::UPSTREAM_ERROR, e.to_string()),
+    }
+}
+
+/// Filters every string the caller will see in a non-streamed answer: each choice's message
+/// (content, content parts, refusal, tool-call arguments and names). Returns values scrubbed.
+fn filter_answer(
+    scanner: &dyn PhiScanner,
+    vault: &Vault,
+    mode: OutputMode,
+    answer: &mut Value,
+) -> Result<u32, guard::GuardError> {
+    let mut n = 0;
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
+        return Ok(0);
+    };
+    for c in choices {
+        if let Some(m) = c.get_mut("message") {
+            n += filter_leaves(scanner, vault, mode, "", m)?;
+        }
+    }
+    Ok(n)
+}
+
+fn filter_leaves(
+    scanner: &dyn PhiScanner,
+    vault: &Vault,
+    mode: OutputMode,
+    key: &str,
+    v: &mut Value,
+) -> Result<u32, guard::GuardError> {
+    let mut n = 0;
+    match v {
+        Value::String(s) if key == "role" || key == "type" || key == "id" => {
+            let _ = s;
+        }
+        Value::String(s) => {
+            if key == "arguments"
+                && let Ok(mut inner @ (Value::Object(_) | Value::Array(_))) =
+                    serde_json::from_str::<Value>(s)
+            {
+                n += filter_leaves(scanner, vault, mode, "", &mut inner)?;
+                *s = serde_json::to_string(&inner)
+                    .map_err(|_| guard::GuardError("cannot re-encode arguments".into()))?;
+                return Ok(n);
+            }
+            let (out, k) = guard::filter_output(scanner, vault, mode, s)?;
+            *s = out;
+            n += k;
+        }
+        Value::Array(a) => {
+            for x in a {
+                n += filter_leaves(scanner, vault, mode, key, x)?;
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                n += filter_leaves(scanner, vault, mode, k, x)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(n)
+}
+
+fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// Per-stream filters: one per choice's content and one per tool call's arguments.
+struct StreamFilters {
+    scanner: Arc<dyn PhiScanner>,
+    vault: Arc<Vault>,
+    mode: OutputMode,
+    filters: BTreeMap<(u64, Option<u64>), StreamFilter>,
+}
+
+impl StreamFilters {
+    fn get(&mut self, key: (u64, Option<u64>)) -> &mut StreamFilter {
+        let (s, v, m) = (self.scanner.clone(), self.vault.clone(), self.mode);
+        self.filters
+            .entry(key)
+            .or_insert_with(|| StreamFilter::new(s, v, m, key.1.is_some()))
+    }
+
+    fn scrubbed(&self) -> u32 {
+        self.filters.values().map(|f| f.scrubbed).sum()
+    }
+
+    /// Filters one chunk in place. Returns true when it carries visible text.
+    fn chunk(&mut self, chunk: &mut Value) -> Result<bool, guard::GuardError> {
+        let mut visible = false;
+        let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) else {
+            return Ok(false);
+        };
+        for c in choices {
+            let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
+            let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if let Some(Value::String(s)) = delta.get_mut("content") {
+                let out = self.get((idx, None)).push(s)?;
+                visible |= !out.is_empty();
+                *s = out;
+            }
+            if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+                for (pos, call) in calls.iter_mut().enumerate() {
+                    let ti = call.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                    if let Some(Value::String(a)) = call
+                        .get_mut("function")
+                        .and_then(|f| f.get_mut("arguments"))
+                    {
+                        *a = self.get((idx, Some(ti))).push(a)?;
+                    }
+                }
+            }
+            if finished {
+                // Flush this choice's held text into its final chunk.
+                let keys: Vec<_> = self
+                    .filters
+                    .keys()
+                    .filter(|k| k.0 == idx)
+                    .copied()
+                    .collect();
+                for k in keys {
+                    let rest = self.get(k).finish()?;
+                    if rest.is_empty() {
+                        continue;
+                    }
+                    match k.1 {
+                        None => {
+                            let prev = delta
+                                .get("content")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string();
+                            delta.insert("content".into(), Value::String(prev + &rest));
+                            visible = true;
+                        }
+                        Some(ti) => {
+                            let calls = delta
+                                .entry("tool_calls")
+                                .or_insert_with(|| Value::Array(Vec::new()));
+                            if let Some(a) = calls.as_array_mut() {
+                                a.push(json!({"index": ti, "function": {"arguments": rest}}));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(visible)
+    }
+
+    /// Text still held when the upstream ended without a finish chunk.
+    fn flush_all(&mut self) -> Result<Vec<((u64, Option<u64>), String)>, guard::GuardError> {
+        let mut out = Vec::new();
+        for (k, f) in self.filters.iter_mut() {
+            let rest = f.finish()?;
+            if !rest.is_empty() {
+                out.push((*k, rest));
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn stream_completion(
+    gw: Arc<Gateway>,
+    mut t: Trace,
+    provider: Arc<dyn ProviderAdapter>,
+    body: Value,
+    vault: Arc<Vault>,
+    mode: OutputMode,
+) -> Response {
+    let up_start = Instant::now();
+    let pre_upstream = t.clock.elapsed();
+    let mut upstream = match provider.chat_stream(body).await {
+        Ok(s) => s,
+        Err(e) => return refuse(&gw, &t, upstream_error(&e)).await,
+    };
+    t.upstream_status = Some(200);
+    let (tx, rx) = mpsc::channel::<Bytes>(32);
+    let request_id = t.request_id.clone();
+    let scanner = gw.scanner.clone();
+    tokio::spawn(async move {
+        let mut filters = StreamFilters {
+            scanner,
+            vault,
+            mode,
+            filters: BTreeMap::new(),
+        };
+        let mut disposition = "returned";
+        let mut error: Option<ApiError> = None;
+        let mut last_meta = json!({});
+        let mut filter_time = Duration::ZERO;
+        let mut upstream_ttft: Option<Duration> = None;
+        while let Some(item) = upstream.next().await {
+            let mut chunk = match item {
+                Ok(c) => c,
+                Err(e) => {
+                    disposition = "partial";
+                    error = Some(upstream_error(&e));
+                    break;
+                }
+            };
+            if upstream_ttft.is_none() {
+                upstream_ttft = Some(up_start.elapsed());
+                t.upstream_ttft_ms = Some((pre_upstream + up_start.elapsed()).as_secs_f64() * 1e3);
+            }
+            let f0 = Instant::now();
+            let res = filters.chunk(&mut chunk);
+            filter_time += f0.elapsed();
+            let visible = match res {
+                Ok(v) => v,
+                Err(_) => {
+                    disposition = "partial";
+                    error = Some(guard_failed());
+                    break;
+                }
+            };
+            if visible && t.ttft_ms.is_none() {
+                t.ttft_ms = Some(t.clock.elapsed().as_secs_f64() * 1e3);
+            }
+            for k in ["id", "model", "created", "object"] {
+                if let Some(v) = chunk.get(k) {
+                    last_meta[k] = v.clone();
+                }
+            }
+            if tx.send(sse(&chunk)).await.is_err() {
+                disposition = "client_disconnected";
+                break;
+            }
+        }
+        if error.is_none() && disposition == "returned" {
+            match filters.flush_all() {
+                Ok(rest) => {
+                    for ((idx, tool), text) in rest {
+                        let delta = match tool {
+                            None => json!({"content": text}),
+                            Some(ti) => {
+                                json!({"tool_calls": [{"index": ti, "function": {"arguments": text}}]})
+                            }
+                        };
+                        let mut c = last_meta.clone();
+                        c["choices"] = json!([{"index": idx, "delta": delta, "finish_reason": null}]);
+                        let _ = tx.send(sse(&c)).await;
+                    }
+                }
+                Err(_) => {
+                    disposition = "partial";
+                    error = Some(guard_failed());
+                }
+            }
+        }
+        t.scrubbed = filters.scrubbed();
+        // Gateway time: everything before the upstream call plus filtering the chunks.
+        t.overhead_ms = (pre_upstream + filter_time).as_secs_f64() * 1e3;
+        // The completion record is written before the stream is allowed to complete.
+        let record_error = append(&gw, t.record("complete", error.as_ref(), disposition))
+            .await
+            .err();
+        let final_error = record_error.or(error);
+        match &final_error {
+            None => {
+                let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                log_line(&t, 200, None);
+            }
+            Some(e) => {
+                let _ = tx.send(sse(&e.body())).await;
+                log_line(&t, e.status.as_u16(), Some(e.code));
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), rx))
+    }));
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    with_request_id(r, &request_id)
+}
