@@ -1,3 +1,246 @@
 //! # phiguard-fhir
 //!
-//! FHIR R4 JSON de-identification: resources, Bundles, NDJSON; references remapped, narrative and attachments through the text detector.
+//! FHIR R4 JSON de-identification: a single resource, a Bundle (any type, with `fullUrl` and
+//! `request.url`), or NDJSON bulk export (one resource per line, streamed). One rule language
+//! ([`phiguard_rules`]) and one key with the other formats: a patient's ids, references and
+//! date shift are the same in their FHIR resources, HL7 messages, CSV rows and DICOM files.
+//!
+//! - Rules: the user's (`[fhir] rules` in the config) first, then the built-in profile's
+//!   (`safe-harbor`, `limited-data-set`, `shifted`), then a fail-safe default for values no rule
+//!   covers (strings through the text detector, dates to the year, ids pseudonymised; counted in
+//!   [`Tally::uncovered`]). Selectors: see [`selector`] and `docs/fhir.md`.
+//! - Type knowledge without the full schema: a compact element → type table plus shape
+//!   heuristics ([`types`]).
+//! - References: `Patient/abc`, `urn:uuid:abc`, `#abc`, absolute and conditional references
+//!   keep their form with the id pseudonymised (UUIDs stay UUIDs), consistent with the
+//!   resources' own ids and with identifier values.
+//! - Free text (narrative, notes, text attachments, unknown strings) goes through the text
+//!   detector on text nodes only, then through the record's own names, streets, phone numbers
+//!   and identifier values ([`dictionary`]).
+//!
+//! ```
+//! use phiguard_rules::{Config, Engine, ProfileName, Tally};
+//! use phiguard_deid::DeidKey;
+//!
+//! let config = Config::builtin(ProfileName::SafeHarbor);
+//! let fhir = phiguard_fhir::FhirDeid::new(&config).unwrap();
+//! let engine = Engine::new(DeidKey::from_bytes([7; 32]), config.engine_options());
+//! let input = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}],"birthDate":"1970-05-06"}"#;
+//! let mut out = Vec::new();
+//! fhir.deidentify(&engine, &input[..], &mut out, &mut Tally::default()).unwrap();
+//! let text = String::from_utf8(out).unwrap();
+//! assert!(!text.contains("Doe") && text.contains("\"birthDate\":\"1970\""));
+//! ```
+
+pub mod dictionary;
+pub mod json;
+pub mod narrative;
+pub mod profile;
+pub mod selector;
+pub mod types;
+mod walk;
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use phiguard_rules::{Config, ConfigError, Engine, ProfileName, Rule, RuleSet, Tally};
+
+pub use json::Json;
+pub use selector::FhirSelector;
+
+/// Errors de-identifying FHIR. They name the position (line and column, NDJSON line, JSON
+/// pointer), never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum FhirError {
+    #[error("invalid JSON at line {line}, column {column}: {what}")]
+    Json {
+        line: usize,
+        column: usize,
+        what: String,
+    },
+    #[error("NDJSON line {line}: invalid JSON at column {column}: {what}")]
+    NdjsonLine {
+        line: usize,
+        column: usize,
+        what: String,
+    },
+    #[error("{at}: {what}")]
+    Structure { at: String, what: &'static str },
+    #[error("{at}: {what}")]
+    Rule { at: String, what: String },
+    #[error("reading input: {0}")]
+    Read(std::io::Error),
+    #[error("writing output: {0}")]
+    Write(std::io::Error),
+}
+
+/// What serde_json says went wrong, without the position suffix. serde_json's syntax messages
+/// are fixed texts ("expected `,` or `}`"); data errors could quote input, so they are not used.
+fn json_what(e: &serde_json::Error) -> String {
+    use serde_json::error::Category as C;
+    match e.classify() {
+        C::Eof => "unexpected end of input".to_string(),
+        C::Io => "read error".to_string(),
+        C::Data => "invalid value".to_string(),
+        C::Syntax => {
+            let s = e.to_string();
+            match s.rfind(" at line ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// The FHIR de-identifier for one config. Build once per run; `Send + Sync`.
+pub struct FhirDeid {
+    rules: Vec<Rule<FhirSelector>>,
+    profile: ProfileName,
+}
+
+impl FhirDeid {
+    /// Compiles `[fhir] rules` and the built-in profile's rules. Errors name the rule.
+    pub fn new(config: &Config) -> Result<FhirDeid, ConfigError> {
+        let user = RuleSet::<FhirSelector>::compile("fhir", &config.fhir.rules)?;
+        let builtin = RuleSet::<FhirSelector>::builtin(
+            config.profile.as_str(),
+            &profile::rules(config.profile),
+        )?;
+        let set = user.then(builtin);
+        Ok(FhirDeid {
+            rules: set.iter().cloned().collect(),
+            profile: config.profile,
+        })
+    }
+
+    /// The compiled rules, user rules first.
+    pub fn rules(&self) -> &[Rule<FhirSelector>] {
+        &self.rules
+    }
+
+    /// De-identifies one parsed record (a resource or a Bundle) in place.
+    pub fn deidentify_value(
+        &self,
+        engine: &Engine,
+        value: &mut Json,
+        tally: &mut Tally,
+    ) -> Result<(), FhirError> {
+        self.record(engine, value, tally, None)
+    }
+
+    fn record(
+        &self,
+        engine: &Engine,
+        value: &mut Json,
+        tally: &mut Tally,
+        line: Option<usize>,
+    ) -> Result<(), FhirError> {
+        let mut dict = dictionary::Dictionary::default();
+        walk::collect(
+            value,
+            types::DType::Resource,
+            "",
+            self.profile == ProfileName::LimitedDataSet,
+            &mut dict,
+        );
+        dict.build();
+        let index = walk::Index::of(value);
+        let mut w = walk::Walker::new(&self.rules, engine, tally, &dict, &index);
+        w.line = line;
+        w.walk_root(value)
+    }
+
+    /// Reads a resource, a Bundle or NDJSON from `input` and writes the de-identified form to
+    /// `out`: a document is written pretty-printed, NDJSON one compact resource per line. On
+    /// error the caller discards `out`.
+    pub fn deidentify<R: Read, W: Write>(
+        &self,
+        engine: &Engine,
+        input: R,
+        out: W,
+        tally: &mut Tally,
+    ) -> Result<(), FhirError> {
+        let mut reader = BufReader::with_capacity(1 << 16, input);
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        let mut first = Vec::new();
+        reader
+            .read_until(b'\n', &mut first)
+            .map_err(FhirError::Read)?;
+        let first_body = strip_bom(&first);
+        // NDJSON when the first line is a whole JSON object by itself.
+        let ndjson = first_body.trim_ascii_start().starts_with(b"{")
+            && serde_json::from_slice::<serde::de::IgnoredAny>(first_body).is_ok();
+        tally.files += 1;
+        if ndjson {
+            let mut line_no = 1usize;
+            let mut buf = first;
+            loop {
+                let body = if line_no == 1 {
+                    strip_bom(&buf)
+                } else {
+                    &buf[..]
+                };
+                if !body.trim_ascii().is_empty() {
+                    let mut v = Json::from_slice(body).map_err(|e| FhirError::NdjsonLine {
+                        line: line_no,
+                        column: e.column(),
+                        what: json_what(&e),
+                    })?;
+                    self.record(engine, &mut v, tally, Some(line_no))?;
+                    serde_json::to_writer(&mut out, &v).map_err(|e| FhirError::Write(e.into()))?;
+                    out.write_all(b"\n").map_err(FhirError::Write)?;
+                }
+                buf.clear();
+                line_no += 1;
+                if reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(FhirError::Read)?
+                    == 0
+                {
+                    break;
+                }
+            }
+        } else {
+            let mut all = first;
+            reader.read_to_end(&mut all).map_err(FhirError::Read)?;
+            let mut v = Json::from_slice(strip_bom(&all)).map_err(|e| FhirError::Json {
+                line: e.line(),
+                column: e.column(),
+                what: json_what(&e),
+            })?;
+            self.record(engine, &mut v, tally, None)?;
+            serde_json::to_writer_pretty(&mut out, &v).map_err(|e| FhirError::Write(e.into()))?;
+            out.write_all(b"\n").map_err(FhirError::Write)?;
+        }
+        out.flush().map_err(FhirError::Write)
+    }
+}
+
+fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+}
+
+/// True if these first bytes look like FHIR JSON or NDJSON: an object whose first kilobytes
+/// name a `resourceType`.
+pub fn sniff(first_bytes: &[u8]) -> bool {
+    let b = strip_bom(first_bytes).trim_ascii_start();
+    if !b.starts_with(b"{") {
+        return false;
+    }
+    let window = &b[..b.len().min(4096)];
+    window
+        .windows(b"\"resourceType\"".len())
+        .any(|w| w == b"\"resourceType\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs() {
+        assert!(sniff(b"\xEF\xBB\xBF  {\"resourceType\":\"Bundle\""));
+        assert!(sniff(b"{\n  \"id\": 1,\n  \"resourceType\": \"Patient\""));
+        assert!(!sniff(b"MSH|^~\\&|"));
+        assert!(!sniff(b"{\"text\":\"note\"}"));
+    }
+}

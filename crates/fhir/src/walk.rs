@@ -1,0 +1,748 @@
+//! The de-identification walk over one record (a resource, a Bundle, an NDJSON line).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use phiguard_detect::Category;
+use phiguard_rules::{
+    Action, DateFormat, Engine, Generalize, Kind, Outcome, PatientRef, Rule, Tally,
+};
+
+use crate::FhirError;
+use crate::dictionary::Dictionary;
+use crate::json::Json;
+use crate::narrative;
+use crate::selector::{FhirSelector, Frame, Node};
+use crate::types::{self, DType};
+
+/// Facts about a Bundle needed before walking it: which fullUrls are Patients.
+#[derive(Default)]
+pub struct Index {
+    /// `urn:uuid:...` (or any fullUrl) of a Patient entry → the Patient's id.
+    patients: HashMap<String, String>,
+    /// The first Patient entry's id.
+    first_patient: Option<String>,
+}
+
+impl Index {
+    pub fn of(root: &Json) -> Index {
+        let mut ix = Index::default();
+        if let Some(Json::Arr(entries)) = root.get("entry") {
+            for e in entries {
+                let Some(r) = e.get("resource") else { continue };
+                if r.get("resourceType").and_then(Json::as_str) != Some("Patient") {
+                    continue;
+                }
+                let Some(id) = r.get("id").and_then(Json::as_str) else {
+                    continue;
+                };
+                if ix.first_patient.is_none() {
+                    ix.first_patient = Some(id.to_string());
+                }
+                if let Some(u) = e.get("fullUrl").and_then(Json::as_str) {
+                    ix.patients.insert(u.to_string(), id.to_string());
+                }
+            }
+        }
+        ix
+    }
+}
+
+/// Extra facts about a value its siblings tell.
+#[derive(Default, Clone, Copy)]
+struct Siblings<'s> {
+    content_type: Option<&'s str>,
+    contact_system: Option<&'s str>,
+    text_is_display: bool,
+}
+
+pub struct Walker<'a> {
+    pub rules: &'a [Rule<FhirSelector>],
+    pub engine: &'a Engine,
+    pub tally: &'a mut Tally,
+    pub dict: &'a Dictionary,
+    pub index: &'a Index,
+    frames: Vec<Frame>,
+    depth: usize,
+    root: usize,
+    rtype: String,
+    patient: Option<PatientRef>,
+    /// JSON pointer of the current value, for errors.
+    ptr: String,
+    /// Set for the NDJSON line being walked, for errors.
+    pub line: Option<usize>,
+}
+
+/// Sanitised path label for the report: element names only.
+fn label(rtype: &str, path: &[Frame]) -> String {
+    let clean = |s: &str| -> String {
+        if !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            s.to_string()
+        } else {
+            "?".to_string()
+        }
+    };
+    let mut l = clean(rtype);
+    for f in path {
+        l.push('.');
+        l.push_str(&clean(&f.name));
+    }
+    l
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(
+        rules: &'a [Rule<FhirSelector>],
+        engine: &'a Engine,
+        tally: &'a mut Tally,
+        dict: &'a Dictionary,
+        index: &'a Index,
+    ) -> Walker<'a> {
+        Walker {
+            rules,
+            engine,
+            tally,
+            dict,
+            index,
+            frames: Vec::new(),
+            depth: 0,
+            root: 0,
+            rtype: String::new(),
+            patient: None,
+            ptr: String::new(),
+            line: None,
+        }
+    }
+
+    fn at(&self) -> String {
+        let p = if self.ptr.is_empty() { "/" } else { &self.ptr };
+        match self.line {
+            Some(l) => format!("line {l}, {p}"),
+            None => p.to_string(),
+        }
+    }
+
+    fn push(&mut self, name: &str, dtype: DType) {
+        if self.depth < self.frames.len() {
+            let f = &mut self.frames[self.depth];
+            f.name.clear();
+            f.name.push_str(name);
+            f.dtype = dtype;
+        } else {
+            self.frames.push(Frame {
+                name: name.to_string(),
+                dtype,
+            });
+        }
+        self.depth += 1;
+    }
+
+    fn node(&self, dtype: DType, extension_url: Option<&'a str>, is_resource: bool) -> Node<'_> {
+        Node {
+            resource: &self.rtype,
+            path: &self.frames[self.root..self.depth],
+            dtype,
+            extension_url,
+            is_resource,
+        }
+    }
+
+    /// The first rule before `limit` that selects the node.
+    fn first_match(&self, node: &Node<'_>, limit: usize) -> Option<usize> {
+        self.rules[..limit.min(self.rules.len())]
+            .iter()
+            .position(|r| r.selector.matches(node))
+    }
+
+    /// True when rule `i` can be applied to the whole subtree at once.
+    fn wholesale(&self, node: &Node<'_>, i: usize) -> bool {
+        matches!(self.rules[i].action, Action::Keep | Action::Remove)
+            && !self.rules[..i]
+                .iter()
+                .any(|r| r.selector.may_match_below(node))
+    }
+
+    /// Walks a resource at the top of a record.
+    pub fn walk_root(&mut self, root: &mut Json) -> Result<(), FhirError> {
+        self.ptr.clear();
+        self.resource(root, None)
+    }
+
+    fn resource(&mut self, v: &mut Json, inherited: Option<usize>) -> Result<(), FhirError> {
+        let rtype = match v.get("resourceType") {
+            Some(Json::Str(t)) if !t.is_empty() => t.clone(),
+            _ => {
+                return Err(FhirError::Structure {
+                    at: self.at(),
+                    what: "not a FHIR resource (no resourceType string)",
+                });
+            }
+        };
+        let saved_rtype = std::mem::replace(&mut self.rtype, rtype);
+        let saved_root = std::mem::replace(&mut self.root, self.depth);
+        let own = self.resource_patient(v);
+        let saved_patient = match own {
+            Some(p) => Some(std::mem::replace(
+                &mut self.patient,
+                Some(self.engine.patient(&p)),
+            )),
+            None => None,
+        };
+        if self.rtype != "Bundle" {
+            self.tally.records += 1;
+        }
+        let result = self.resource_body(v, inherited);
+        self.rtype = saved_rtype;
+        self.root = saved_root;
+        if let Some(p) = saved_patient {
+            self.patient = p;
+        }
+        result
+    }
+
+    fn resource_body(&mut self, v: &mut Json, inherited: Option<usize>) -> Result<(), FhirError> {
+        let limit = inherited.unwrap_or(self.rules.len());
+        let node = self.node(DType::Resource, None, true);
+        let m = self.first_match(&node, limit);
+        let effective = m.or(inherited);
+        if let Some(i) = effective
+            && self.wholesale(&node, i)
+        {
+            let rule = &self.rules[i];
+            let remove = rule.action == Action::Remove;
+            self.tally
+                .count(&rule.id, true, rule.action, remove, remove);
+            if remove {
+                *v = Json::Gone;
+            }
+            return Ok(());
+        }
+        self.object(v, DType::Resource, effective)
+    }
+
+    /// The patient a resource belongs to: its own id for a Patient, else its subject/patient
+    /// reference, else the Bundle's Patient.
+    fn resource_patient(&self, v: &Json) -> Option<String> {
+        let rtype = self.rtype.as_str();
+        if rtype == "Patient" {
+            return v.get("id").and_then(Json::as_str).map(str::to_string);
+        }
+        if rtype == "Bundle" {
+            return self.index.first_patient.clone();
+        }
+        for key in ["subject", "patient", "beneficiary"] {
+            let Some(r) = v
+                .get(key)
+                .and_then(|s| s.get("reference"))
+                .and_then(Json::as_str)
+            else {
+                continue;
+            };
+            if let Some(id) = self.index.patients.get(r) {
+                return Some(id.clone());
+            }
+            if let Some(u) = r.strip_prefix("urn:uuid:") {
+                if self.index.patients.is_empty() {
+                    return Some(u.to_string());
+                }
+                continue;
+            }
+            let path = r.split(['?', '#']).next().unwrap_or(r);
+            let segs: Vec<&str> = path.split('/').collect();
+            let n = segs.len();
+            let (t, id) = match segs.iter().position(|s| *s == "_history") {
+                Some(h) if h >= 2 => (segs[h - 2], segs[h - 1]),
+                _ if n >= 2 => (segs[n - 2], segs[n - 1]),
+                _ => continue,
+            };
+            if t == "Patient" && !id.is_empty() {
+                return Some(id.to_string());
+            }
+        }
+        self.index.first_patient.clone()
+    }
+
+    fn object(
+        &mut self,
+        v: &mut Json,
+        dtype: DType,
+        inherited: Option<usize>,
+    ) -> Result<(), FhirError> {
+        let Json::Obj(members) = v else { return Ok(()) };
+        // Sibling facts, copied out before the members are changed.
+        let get = |k: &str| {
+            members
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, x)| x.as_str())
+                .map(str::to_string)
+        };
+        let content_type = if dtype == DType::Attachment {
+            get("contentType")
+        } else {
+            None
+        };
+        let contact_system = if dtype == DType::ContactPoint {
+            get("system")
+        } else {
+            None
+        };
+        let text_is_display = dtype == DType::CodeableConcept && {
+            let text = get("text");
+            let displays = members.iter().find(|(n, _)| n == "coding").map(|(_, c)| c);
+            match (text, displays) {
+                (Some(t), Some(Json::Arr(cs))) => cs.iter().any(|c| {
+                    c.get("display")
+                        .and_then(Json::as_str)
+                        .is_some_and(|d| d.trim().eq_ignore_ascii_case(t.trim()))
+                }),
+                _ => false,
+            }
+        };
+        let sib = Siblings {
+            content_type: content_type.as_deref(),
+            contact_system: contact_system.as_deref(),
+            text_is_display,
+        };
+        let ptr_len = self.ptr.len();
+        for (name, value) in members.iter_mut() {
+            if name == "resourceType" && dtype == DType::Resource {
+                continue;
+            }
+            self.ptr.push('/');
+            if name.contains(['~', '/']) {
+                self.ptr
+                    .push_str(&name.replace('~', "~0").replace('/', "~1"));
+            } else {
+                self.ptr.push_str(name);
+            }
+            let member_name = name.strip_prefix('_').unwrap_or(name);
+            match value {
+                Json::Arr(items) => {
+                    let arr_len = self.ptr.len();
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let t = types::member_type(dtype, &self.rtype, name, item);
+                        let _ = write!(self.ptr, "/{i}");
+                        self.push(member_name, t);
+                        let r = self.value(item, t, inherited, sib);
+                        self.depth -= 1;
+                        self.ptr.truncate(arr_len);
+                        r?;
+                    }
+                    items.retain(|x| !matches!(x, Json::Gone));
+                    if items.is_empty() {
+                        *value = Json::Gone;
+                    }
+                }
+                _ => {
+                    let t = types::member_type(dtype, &self.rtype, name, value);
+                    self.push(member_name, t);
+                    let r = self.value(value, t, inherited, sib);
+                    self.depth -= 1;
+                    r?;
+                }
+            }
+            self.ptr.truncate(ptr_len);
+        }
+        members.retain(|(_, x)| !matches!(x, Json::Gone));
+        if members.is_empty() {
+            *v = Json::Gone;
+        }
+        Ok(())
+    }
+
+    fn value(
+        &mut self,
+        v: &mut Json,
+        dtype: DType,
+        inherited: Option<usize>,
+        sib: Siblings<'_>,
+    ) -> Result<(), FhirError> {
+        if dtype == DType::Resource && matches!(v, Json::Obj(_)) {
+            return self.resource(v, inherited);
+        }
+        let url_owned;
+        let extension_url = if dtype == DType::Extension {
+            url_owned = v.get("url").and_then(Json::as_str).map(str::to_string);
+            url_owned.as_deref()
+        } else {
+            None
+        };
+        let limit = inherited.unwrap_or(self.rules.len());
+        let (m, whole) = {
+            let node = Node {
+                resource: &self.rtype,
+                path: &self.frames[self.root..self.depth],
+                dtype,
+                extension_url,
+                is_resource: false,
+            };
+            let m = self.first_match(&node, limit).or(inherited);
+            let whole = matches!(v, Json::Obj(_) | Json::Arr(_))
+                && m.is_some_and(|i| self.wholesale(&node, i));
+            (m, whole)
+        };
+        match v {
+            Json::Obj(_) | Json::Arr(_) if whole => {
+                if let Some(i) = m {
+                    let rule = &self.rules[i];
+                    let remove = rule.action == Action::Remove;
+                    self.tally
+                        .count(&rule.id, true, rule.action, remove, remove);
+                    if remove {
+                        *v = Json::Gone;
+                    }
+                }
+                Ok(())
+            }
+            Json::Obj(_) => self.object(v, dtype, m),
+            Json::Arr(items) => {
+                for item in items.iter_mut() {
+                    self.value(item, dtype, m, sib)?;
+                }
+                items.retain(|x| !matches!(x, Json::Gone));
+                if items.is_empty() {
+                    *v = Json::Gone;
+                }
+                Ok(())
+            }
+            Json::Str(s) => {
+                match self.leaf(s, dtype, m, sib)? {
+                    Outcome::Keep => {}
+                    Outcome::Remove => *v = Json::Gone,
+                    Outcome::Replace(new) => *s = new,
+                }
+                Ok(())
+            }
+            Json::Num(n) => {
+                let Some(i) = m else { return Ok(()) };
+                let text = n.to_string();
+                match self.leaf(&text, dtype, Some(i), sib)? {
+                    Outcome::Keep => {}
+                    Outcome::Remove => *v = Json::Gone,
+                    Outcome::Replace(new) => {
+                        *v = match serde_json::from_str::<serde_json::Number>(&new) {
+                            Ok(num) => Json::Num(num),
+                            Err(_) => Json::Str(new),
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Json::Bool(b) => {
+                let Some(i) = m else { return Ok(()) };
+                let text = b.to_string();
+                match self.leaf(&text, dtype, Some(i), sib)? {
+                    Outcome::Keep => {}
+                    Outcome::Remove => *v = Json::Gone,
+                    Outcome::Replace(new) => *v = Json::Str(new),
+                }
+                Ok(())
+            }
+            Json::Null | Json::Gone => Ok(()),
+        }
+    }
+
+    /// The action for a value no rule selected: fail safe.
+    fn default_action(dtype: DType) -> Action {
+        match dtype {
+            DType::Code | DType::Boolean | DType::Number | DType::Time => Action::Keep,
+            DType::Date | DType::DateTime | DType::Instant => Action::Generalize(Generalize::Year),
+            DType::Id | DType::RefString => Action::Pseudonym,
+            DType::Base64 => Action::Remove,
+            _ => Action::Text,
+        }
+    }
+
+    fn kind(&self, dtype: DType, sib: Siblings<'_>) -> Kind {
+        let name = self.frames[..self.depth]
+            .last()
+            .map_or("", |f| f.name.as_str());
+        let parent = self
+            .depth
+            .checked_sub(2)
+            .and_then(|i| self.frames.get(i))
+            .map(|f| f.dtype);
+        match dtype {
+            DType::Date | DType::DateTime | DType::Instant => {
+                if matches!(name, "birthDate" | "deceasedDateTime") {
+                    Kind::BirthDate(DateFormat::Iso)
+                } else {
+                    Kind::Date(DateFormat::Iso)
+                }
+            }
+            DType::Id | DType::RefString => Kind::Id,
+            _ => match parent {
+                Some(DType::HumanName) => Kind::Phi(Category::Name),
+                Some(DType::Address) if name == "postalCode" => Kind::Zip,
+                Some(DType::Address) => Kind::Phi(Category::Location),
+                Some(DType::ContactPoint) if name == "value" => {
+                    Kind::Phi(match sib.contact_system {
+                        Some("email") => Category::Email,
+                        Some("fax") => Category::Fax,
+                        Some("url") => Category::Url,
+                        _ => Category::Phone,
+                    })
+                }
+                Some(DType::Identifier) if name == "value" => Kind::Id,
+                Some(DType::Age) if name == "value" => Kind::Age,
+                _ => Kind::Text,
+            },
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        value: &str,
+        dtype: DType,
+        rule: Option<usize>,
+        sib: Siblings<'_>,
+    ) -> Result<Outcome, FhirError> {
+        let (id, covered, action) = match rule {
+            Some(i) => (self.rules[i].id.clone(), true, self.rules[i].action),
+            None => (
+                label(&self.rtype, &self.frames[self.root..self.depth]),
+                false,
+                Self::default_action(dtype),
+            ),
+        };
+        let kind = self.kind(dtype, sib);
+        let count = |t: &mut Tally, out: &Outcome| {
+            let removed = matches!(out, Outcome::Remove);
+            t.count(&id, covered, action, !matches!(out, Outcome::Keep), removed);
+        };
+        let out = match (action, dtype) {
+            (Action::Pseudonym, DType::RefString) => self.reference(value),
+            (Action::Text, DType::Xhtml) => self.narrative(value)?,
+            (Action::Text, DType::Base64) => self.attachment(value, sib.content_type)?,
+            (Action::Text, _)
+                if sib.text_is_display
+                    && self.frames[..self.depth]
+                        .last()
+                        .is_some_and(|f| f.name == "text") =>
+            {
+                Outcome::Keep
+            }
+            (Action::Text, _) => match self.text(value)? {
+                Some(s) => Outcome::Replace(s),
+                None => Outcome::Keep,
+            },
+            _ => {
+                return self
+                    .engine
+                    .apply_counted(
+                        self.tally,
+                        &id,
+                        covered,
+                        action,
+                        kind,
+                        value,
+                        self.patient.as_ref(),
+                    )
+                    .map_err(|e| FhirError::Rule {
+                        at: self.at(),
+                        what: e.to_string(),
+                    });
+            }
+        };
+        count(self.tally, &out);
+        Ok(out)
+    }
+
+    /// The detector, then the record's own identifiers. `None` when nothing changed.
+    fn text(&mut self, value: &str) -> Result<Option<String>, FhirError> {
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let (out, counts) = self
+            .engine
+            .text(value, self.patient.as_ref())
+            .map_err(|e| FhirError::Rule {
+                at: self.at(),
+                what: e.to_string(),
+            })?;
+        for (c, n) in counts {
+            self.tally.category(c, n);
+        }
+        let base = out.as_deref().unwrap_or(value);
+        match self.dict.scrub(base) {
+            Some((s, counts)) => {
+                for (c, n) in counts {
+                    self.tally.category(c, n);
+                }
+                Ok(Some(s))
+            }
+            None => Ok(out.filter(|s| s != value)),
+        }
+    }
+
+    fn narrative(&mut self, div: &str) -> Result<Outcome, FhirError> {
+        Ok(match narrative::rewrite(div, |t| self.text(t))? {
+            Some(s) => Outcome::Replace(s),
+            None => Outcome::Keep,
+        })
+    }
+
+    /// Attachment data: text types are decoded, de-identified and encoded again; anything else
+    /// (and anything that does not decode as UTF-8 text) is removed.
+    fn attachment(&mut self, data: &str, content_type: Option<&str>) -> Result<Outcome, FhirError> {
+        let ct = content_type.unwrap_or("").trim().to_ascii_lowercase();
+        let texty = ct.starts_with("text/")
+            || ct.starts_with("application/json")
+            || ct.starts_with("application/fhir+json")
+            || ct.starts_with("application/xml");
+        if !texty {
+            self.tally.note("attachment_not_text_removed");
+            return Ok(Outcome::Remove);
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let Ok(bytes) = b64.decode(compact.as_bytes()) else {
+            self.tally.note("attachment_not_base64_removed");
+            return Ok(Outcome::Remove);
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.tally.note("attachment_not_utf8_removed");
+            return Ok(Outcome::Remove);
+        };
+        Ok(match self.text(&text)? {
+            Some(s) => Outcome::Replace(b64.encode(s.as_bytes())),
+            None => Outcome::Keep,
+        })
+    }
+
+    /// A reference with its id pseudonymised: `Patient/abc` and `urn:uuid:abc` keep their
+    /// form, `#abc` points at the contained resource's new id, conditional references keep the
+    /// system and lose the value. Anything else is pseudonymised whole.
+    fn reference(&self, r: &str) -> Outcome {
+        let e = self.engine;
+        let p = |s: &str| e.id_pseudonym(s);
+        let t = r.trim();
+        if t.is_empty() {
+            return Outcome::Keep;
+        }
+        if let Some(id) = t.strip_prefix('#') {
+            return Outcome::Replace(if id.is_empty() {
+                "#".into()
+            } else {
+                format!("#{}", p(id))
+            });
+        }
+        if let Some(id) = t.strip_prefix("urn:uuid:") {
+            return Outcome::Replace(format!("urn:uuid:{}", p(id)));
+        }
+        if let Some((path, query)) = t.split_once('?') {
+            let mut out = String::with_capacity(t.len());
+            out.push_str(path);
+            out.push('?');
+            for (i, kv) in query.split('&').enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                match kv.split_once('=') {
+                    Some((k, v)) => {
+                        out.push_str(k);
+                        out.push('=');
+                        match v.rsplit_once('|') {
+                            Some((sys, val)) => {
+                                out.push_str(sys);
+                                out.push('|');
+                                out.push_str(&p(val));
+                            }
+                            None => out.push_str(&p(v)),
+                        }
+                    }
+                    None => out.push_str(&p(kv)),
+                }
+            }
+            // The path part of a conditional reference is a resource type (possibly with a base).
+            if !path
+                .rsplit('/')
+                .next()
+                .is_some_and(|s| s.bytes().next().is_some_and(|b| b.is_ascii_uppercase()))
+            {
+                return Outcome::Replace(p(t));
+            }
+            return Outcome::Replace(out);
+        }
+        let segs: Vec<&str> = t.split('/').collect();
+        let n = segs.len();
+        let typed = |i: usize| {
+            segs.get(i).is_some_and(|s| {
+                s.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        };
+        if n == 1 && typed(0) {
+            // `Patient` (a request.url for a create): a type, nothing to hide.
+            return Outcome::Keep;
+        }
+        let id_at = match segs.iter().position(|s| *s == "_history") {
+            Some(h) if h >= 2 && typed(h - 2) => Some(h - 1),
+            Some(_) => None,
+            None if n >= 2 && typed(n - 2) => Some(n - 1),
+            None => None,
+        };
+        match id_at {
+            Some(i) if !segs[i].is_empty() => {
+                let mut parts: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
+                parts[i] = p(segs[i]);
+                Outcome::Replace(parts.join("/"))
+            }
+            _ => Outcome::Replace(p(t)),
+        }
+    }
+}
+
+/// Collects the record's identifying values for scrubbing its free text.
+pub fn collect(v: &Json, parent: DType, rtype: &str, keep_city: bool, dict: &mut Dictionary) {
+    match v {
+        Json::Obj(members) => {
+            let rtype = match v.get("resourceType") {
+                Some(Json::Str(t)) => t.as_str(),
+                _ => rtype,
+            };
+            let is_maiden = parent == DType::Extension
+                && v.get("url")
+                    .and_then(Json::as_str)
+                    .is_some_and(|u| u.ends_with("patient-mothersMaidenName"));
+            for (name, x) in members {
+                let items: &[Json] = match x {
+                    Json::Arr(a) => a,
+                    one => std::slice::from_ref(one),
+                };
+                for item in items {
+                    let t = types::member_type(parent, rtype, name, item);
+                    if let Json::Str(s) = item {
+                        let cat = match (parent, name.as_str()) {
+                            (DType::HumanName, "family" | "given" | "text") => Some(Category::Name),
+                            (DType::Address, "line" | "text") => Some(Category::Location),
+                            (DType::Address, "city" | "district" | "postalCode") if !keep_city => {
+                                Some(Category::Location)
+                            }
+                            (DType::ContactPoint, "value") => Some(Category::Phone),
+                            (DType::Identifier, "value") => Some(Category::OtherId),
+                            (DType::Extension, "valueString") if is_maiden => Some(Category::Name),
+                            _ => None,
+                        };
+                        if let Some(c) = cat {
+                            dict.add(s, c);
+                        }
+                    } else {
+                        collect(item, t, rtype, keep_city, dict);
+                    }
+                }
+            }
+        }
+        Json::Arr(a) => {
+            for x in a {
+                collect(x, parent, rtype, keep_city, dict);
+            }
+        }
+        _ => {}
+    }
+}
