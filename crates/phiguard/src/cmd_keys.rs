@@ -122,6 +122,22 @@ pub enum KeysCommand {
     Inspect(InspectArgs),
     /// Measure encrypt/decrypt MB/s for 1 KiB and 1 MiB messages.
     Bench(BenchArgs),
+    /// Create a gateway service API key for a role of --config FILE. The key (pg_ID_SECRET)
+    /// is printed once, as the last line; only a hash of its secret is stored.
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The role (a [roles.NAME] section of the config).
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+    /// Actions the key may perform (repeatable; default: whatever the role allows).
+    #[arg(long = "scope", value_name = "ACTION")]
+    pub scopes: Vec<String>,
+    /// Days until the key expires (default: never).
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -253,7 +269,41 @@ pub fn run(args: Args) -> Result<u8> {
         KeysCommand::Decrypt(a) => decrypt_cmd(c, a),
         KeysCommand::Inspect(a) => inspect(a),
         KeysCommand::Bench(a) => bench(a),
+        KeysCommand::Create(a) => create_api_key(c, a),
     }
+}
+
+/// `keys create`: a gateway service API key, printed once as the last line.
+fn create_api_key(c: &Common, a: CreateArgs) -> Result<u8> {
+    let path = c
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow!("keys create needs --config FILE (the gateway's phiguard.toml)"))?;
+    let config = crate::cmd_serve::load_config(path)?;
+    if !config.roles.contains_key(&a.role) {
+        bail!(
+            "{}: no role {} (defined: {})",
+            path.display(),
+            a.role,
+            config.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let store_path = crate::cmd_serve::key_store_path(&config)?;
+    let store = phiguard_gateway::KeyStore::open(&store_path).map_err(|e| anyhow!("{e}"))?;
+    let expires = a
+        .expires_in_days
+        .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
+    let key = store
+        .create(&a.role, &a.scopes, expires)
+        .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "created API key {} for role {} in {} (shown once; only its hash is stored):",
+        key.key_id,
+        a.role,
+        store_path.display()
+    );
+    println!("{}", key.token);
+    Ok(0)
 }
 
 // ---- finding the key file and the passphrase -----------------------------------------------

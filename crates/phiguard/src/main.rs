@@ -8,6 +8,7 @@ mod cmd_deid;
 mod cmd_eval;
 mod cmd_keys;
 mod cmd_scan;
+mod cmd_serve;
 mod home;
 mod input;
 mod output;
@@ -43,6 +44,8 @@ enum Command {
     Restore(cmd_backup::RestoreArgs),
     /// Encryption keys: status, rotate, revoke, rewrap, seal/unseal, encrypt/decrypt, bench.
     Keys(cmd_keys::Args),
+    /// The AI gateway: an OpenAI-compatible API with PHI guards, BAA routing and audit.
+    Serve(cmd_serve::Args),
 }
 
 /// Exit codes: 0 success, 1 error, 2 usage (clap), 3 PHI found with `--fail-on-phi`.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench::run(a),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Keys(a) => cmd_keys::run(a),
+        Command::Serve(a) => cmd_serve::run(a),
         Command::Backup(a) => cmd_backup::backup(a),
         Command::Restore(a) => cmd_backup::restore(a),
     };

@@ -1,0 +1,83 @@
+//! `phiguard serve --config FILE`: the AI gateway. Parses arguments, loads the config, opens
+//! the key store and the audit trail, and runs `phiguard-gateway`. Prints `listening on ADDR`
+//! once `GET /health` answers; logs carry request ids, statuses and counts, never text.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow};
+use phiguard_audit::{AuditStore, StoreUrl};
+use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, KeyStore};
+
+use crate::audit_trail;
+use crate::home::phiguard_home;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The gateway configuration (phiguard.toml; see examples/phiguard.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// The tamper-evident audit trail as the gateway's audit sink.
+struct TrailSink(Mutex<AuditStore>);
+
+impl AuditSink for TrailSink {
+    fn append(&self, record: &serde_json::Value) -> Result<(), AuditSinkError> {
+        let mut store = self
+            .0
+            .lock()
+            .map_err(|_| AuditSinkError("the audit store lock is poisoned".into()))?;
+        store
+            .append(record)
+            .map(|_| ())
+            .map_err(|_| AuditSinkError("the audit store refused the append".into()))
+    }
+}
+
+/// The API key store named in the config, else `$PHIGUARD_HOME/gateway/keys.db`.
+pub fn key_store_path(config: &Config) -> Result<PathBuf> {
+    match &config.server.key_store {
+        Some(p) => Ok(p.clone()),
+        None => Ok(phiguard_home()?.join("gateway").join("keys.db")),
+    }
+}
+
+/// Loads the config file (errors name the file, line and key).
+pub fn load_config(path: &std::path::Path) -> Result<Config> {
+    Config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+pub fn run(args: Args) -> Result<u8> {
+    let config = load_config(&args.config)?;
+    let addr = config.listen_addr().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+    let keys = KeyStore::open(&key_store_path(&config)?).map_err(|e| anyhow!("{e}"))?;
+    let url = match &config.audit.store {
+        Some(u) => StoreUrl::parse(u).context("audit.store")?,
+        None => audit_trail::default_url()?,
+    };
+    let store = audit_trail::open(&url)?;
+    let sink = TrailSink(Mutex::new(store));
+    eprintln!("phiguard serve: loading the PHI detector");
+    let detector = phiguard_detect::Detector::new();
+    let gateway = Gateway::new(config, Arc::new(detector), Arc::new(keys), Arc::new(sink))
+        .map_err(|e| anyhow!("{e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr().context("no local address")?;
+        eprintln!("phiguard serve: listening on http://{local} (audit store {})", url.describe());
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        phiguard_gateway::serve(gateway, listener, shutdown)
+            .await
+            .context("the server stopped with an error")
+    })?;
+    Ok(0)
+}
