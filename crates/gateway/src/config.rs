@@ -87,6 +87,12 @@ pub struct Limits {
     /// between two chunks).
     #[serde(default = "default_upstream_timeout_secs")]
     pub upstream_timeout_secs: u64,
+    /// Sustained requests per second allowed per API key (GCRA); unset: no limit.
+    #[serde(default)]
+    pub requests_per_second_per_key: Option<u32>,
+    /// Requests a key may send at once above the sustained rate (default: the rate).
+    #[serde(default)]
+    pub burst_per_key: Option<u32>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -102,6 +108,8 @@ impl Default for Limits {
         Limits {
             max_request_bytes: default_max_request_bytes(),
             upstream_timeout_secs: default_upstream_timeout_secs(),
+            requests_per_second_per_key: None,
+            burst_per_key: None,
         }
     }
 }
@@ -277,7 +285,12 @@ impl Config {
         let config: Config = toml::from_str(&expanded).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| expanded[..s.start.min(expanded.len())].matches('\n').count() + 1)
+                .map(|s| {
+                    expanded[..s.start.min(expanded.len())]
+                        .matches('\n')
+                        .count()
+                        + 1
+                })
                 .unwrap_or(0);
             ConfigError::At {
                 path: path.to_path_buf(),
@@ -381,19 +394,18 @@ pub fn expand_env(
         while let Some(pos) = rest.find("${") {
             out.push_str(&rest[..pos]);
             let after = &rest[pos + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| (i + 1, "unclosed ${ (expected ${VAR} or ${VAR:-default})".to_string()))?;
+            let end = after.find('}').ok_or_else(|| {
+                (
+                    i + 1,
+                    "unclosed ${ (expected ${VAR} or ${VAR:-default})".to_string(),
+                )
+            })?;
             let inner = &after[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err((i + 1, "bad variable name in ${…}".to_string()));
             }
             let value = match env(name).filter(|v| !v.is_empty()) {
@@ -403,7 +415,9 @@ pub fn expand_env(
                     None => {
                         return Err((
                             i + 1,
-                            format!("environment variable {name} is not set (use ${{{name}:-default}})"),
+                            format!(
+                                "environment variable {name} is not set (use ${{{name}:-default}})"
+                            ),
                         ));
                     }
                 },
@@ -472,7 +486,10 @@ input = "tokenize"
         let e = Config::parse(BASE, Path::new("x.toml"), |_| None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("x.toml:8:") && e.contains("UPSTREAM_BASE_URL"), "{e}");
+        assert!(
+            e.contains("x.toml:8:") && e.contains("UPSTREAM_BASE_URL"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -497,7 +514,11 @@ input = "tokenize"
     #[test]
     fn baa_window() {
         let d = |s: &str| {
-            Date::parse(s, &time::macros::format_description!("[year]-[month]-[day]")).unwrap()
+            Date::parse(
+                s,
+                &time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .unwrap()
         };
         let b = BaaRecord {
             signed: d("2025-01-01"),

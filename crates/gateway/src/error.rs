@@ -34,6 +34,7 @@ pub mod codes {
     pub const UPSTREAM_ERROR: &str = "upstream_error";
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     pub const NOT_FOUND: &str = "not_found";
+    pub const RATE_LIMITED: &str = "rate_limited";
 }
 
 impl ApiError {

@@ -379,18 +379,35 @@ mod tests {
         let mut vault = Vault::default();
         let r = guard_request(&d, InputPolicy::Tokenize, &mut vault, &mut v).unwrap();
         let text = all_text(&v);
-        for phi in ["Maria Lopez", "4839201", "617-555-0199", "maria.lopez@example.org", "03/14/2021"] {
+        for phi in [
+            "Maria Lopez",
+            "4839201",
+            "617-555-0199",
+            "maria.lopez@example.org",
+            "03/14/2021",
+        ] {
             assert!(!text.contains(phi), "{phi} left in {text}");
         }
         assert!(r.tokenized >= 6, "{r:?}");
         // Same value, same placeholder.
         let sys = v["messages"][0]["content"].as_str().unwrap().to_string();
-        let user = v["messages"][1]["content"][0]["text"].as_str().unwrap().to_string();
-        let tok = sys.split("Patient: ").nth(1).unwrap().split(',').next().unwrap();
+        let user = v["messages"][1]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tok = sys
+            .split("Patient: ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap();
         assert!(tok.starts_with("[[NAME_"), "{sys}");
         assert!(user.contains(tok));
         // Arguments are still JSON.
-        let args = v["messages"][2]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+        let args = v["messages"][2]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
         serde_json::from_str::<Value>(args).unwrap();
         // Restore: issued placeholders only.
         let answer = format!("{tok} is fine; [[NAME_99]] is not ours.");
@@ -419,8 +436,16 @@ mod tests {
         let d = det();
         let mut vault = Vault::default();
         vault.token_for(Category::Mrn, "4839201");
-        let (out, n) = scrub(&d, &vault, "Record 4839201 for Dr. John Carter, phone 617-555-0199.").unwrap();
-        assert!(!out.contains("4839201") && !out.contains("Carter") && !out.contains("555-0199"), "{out}");
+        let (out, n) = scrub(
+            &d,
+            &vault,
+            "Record 4839201 for Dr. John Carter, phone 617-555-0199.",
+        )
+        .unwrap();
+        assert!(
+            !out.contains("4839201") && !out.contains("Carter") && !out.contains("555-0199"),
+            "{out}"
+        );
         assert!(n >= 3);
     }
 

@@ -251,12 +251,18 @@ mod tests {
         // Wrong secret, malformed.
         let wrong = format!("pg_{}_{}", k.key_id, "0".repeat(64));
         assert_eq!(store.verify(&wrong).unwrap(), Err(KeyRejection::Unknown));
-        assert_eq!(store.verify("sk-abc").unwrap(), Err(KeyRejection::Malformed));
+        assert_eq!(
+            store.verify("sk-abc").unwrap(),
+            Err(KeyRejection::Malformed)
+        );
         store.revoke(&k.key_id).unwrap();
         assert_eq!(store.verify(&k.token).unwrap(), Err(KeyRejection::Revoked));
         let old = store
             .create("analyst", &[], Some(now() - time::Duration::seconds(1)))
             .unwrap();
-        assert_eq!(store.verify(&old.token).unwrap(), Err(KeyRejection::Expired));
+        assert_eq!(
+            store.verify(&old.token).unwrap(),
+            Err(KeyRejection::Expired)
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod keys;
+pub mod metrics;
 pub mod providers;
 pub mod routing;
 pub mod server;

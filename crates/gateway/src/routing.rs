@@ -111,12 +111,37 @@ mod tests {
             services: vec!["chat.completions".into()],
             reference: None,
         };
-        for host in ["https://api.openai.com/v1", "https://API.Anthropic.com./v1", "https://generativelanguage.googleapis.com/v1beta/openai"] {
+        for host in [
+            "https://api.openai.com/v1",
+            "https://API.Anthropic.com./v1",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+        ] {
             let e = phi_eligibility(&p(host, true, Some(baa.clone())), "chat.completions", today);
             assert_eq!(e, PhiEligibility::ConsumerEndpoint, "{host}");
         }
-        assert!(phi_eligibility(&p("https://llm.example.org/v1", false, Some(baa.clone())), "chat.completions", today).allows_phi());
-        assert_eq!(phi_eligibility(&p("https://llm.example.org/v1", false, None), "chat.completions", today), PhiEligibility::NoBaa);
-        assert!(phi_eligibility(&p("http://127.0.0.1:1/v1", true, None), "chat.completions", today).allows_phi());
+        assert!(
+            phi_eligibility(
+                &p("https://llm.example.org/v1", false, Some(baa.clone())),
+                "chat.completions",
+                today
+            )
+            .allows_phi()
+        );
+        assert_eq!(
+            phi_eligibility(
+                &p("https://llm.example.org/v1", false, None),
+                "chat.completions",
+                today
+            ),
+            PhiEligibility::NoBaa
+        );
+        assert!(
+            phi_eligibility(
+                &p("http://127.0.0.1:1/v1", true, None),
+                "chat.completions",
+                today
+            )
+            .allows_phi()
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! record, call the provider, filter the answer, write the completion record, answer.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use crate::config::{Config, InputPolicy, PhiPermission, ProviderKind, RoleConfig
 use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
+use crate::metrics::Metrics;
 use crate::providers::openai_compatible::OpenAiCompatible;
 use crate::providers::{ProviderAdapter, UpstreamError};
 use crate::routing::phi_eligibility;
@@ -47,7 +49,11 @@ pub struct Gateway {
     audit: Arc<dyn AuditSink>,
     providers: BTreeMap<String, Arc<dyn ProviderAdapter>>,
     today: fn() -> time::Date,
+    limiter: Option<KeyLimiter>,
+    metrics: Arc<Metrics>,
 }
+
+type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,6 +93,22 @@ impl Gateway {
             };
             providers.insert(name.clone(), adapter);
         }
+        let limiter = match config.limits.requests_per_second_per_key {
+            None => None,
+            Some(rate) => {
+                let rate = NonZeroU32::new(rate).ok_or_else(|| {
+                    "limits.requests_per_second_per_key must be at least 1".to_string()
+                })?;
+                let burst = config
+                    .limits
+                    .burst_per_key
+                    .and_then(NonZeroU32::new)
+                    .unwrap_or(rate);
+                Some(governor::RateLimiter::keyed(
+                    governor::Quota::per_second(rate).allow_burst(burst),
+                ))
+            }
+        };
         Ok(Gateway {
             config,
             scanner,
@@ -94,6 +116,8 @@ impl Gateway {
             audit,
             providers,
             today: today_utc,
+            limiter,
+            metrics: Arc::new(Metrics::default()),
         })
     }
 
@@ -109,6 +133,7 @@ impl Gateway {
         Router::new()
             .route("/health", get(health))
             .route("/v1/models", get(models))
+            .route("/metrics", get(metrics))
             .route("/v1/chat/completions", post(chat_completions))
             .fallback(not_found)
             .with_state(state)
@@ -128,6 +153,13 @@ pub async fn serve(
 
 async fn health() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        gw.metrics.render(),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -155,7 +187,10 @@ fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .unwrap_or("");
     match gw.keys.verify(token) {
@@ -321,7 +356,8 @@ async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
     }
 }
 
-fn log_line(t: &Trace, status: u16, code: Option<&str>) {
+/// Logs one line for a finished request and counts it in the metrics.
+fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
     // Ids, status and timings only: never request or answer text.
     eprintln!(
         "phiguard-gateway: {} status={} code={} phi={} ms={:.1}",
@@ -331,6 +367,24 @@ fn log_line(t: &Trace, status: u16, code: Option<&str>) {
         t.report.total(),
         t.clock.elapsed().as_secs_f64() * 1e3
     );
+    let m = &gw.metrics;
+    m.request(status, code.unwrap_or("ok"));
+    let outcome = if t.blocked {
+        "blocked"
+    } else if t.report.total() == 0 {
+        "clean"
+    } else if t.report.tokenized + t.report.redacted > 0 {
+        "transformed"
+    } else {
+        "allowed"
+    };
+    if let Some(p) = t.policy {
+        m.decision(p.as_str(), outcome);
+    }
+    m.detections(&t.report.counts);
+    if code.is_none() {
+        m.overhead(t.overhead_ms);
+    }
 }
 
 /// Ends a refused request: writes its completion record (the refusal becomes an audit error
@@ -340,7 +394,7 @@ async fn refuse(gw: &Arc<Gateway>, t: &Trace, e: ApiError) -> Response {
         Ok(()) => e,
         Err(audit) => audit,
     };
-    log_line(t, e.status.as_u16(), Some(e.code));
+    log_line(gw, t, e.status.as_u16(), Some(e.code));
     with_request_id(e.into_response(), &t.request_id)
 }
 
@@ -354,16 +408,14 @@ fn with_request_id(mut r: Response, id: &str) -> Response {
 fn valid_ref(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'))
 }
 
 fn valid_action(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
@@ -378,6 +430,16 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
     let (parts, body) = req.into_parts();
     let principal = authenticate(gw, &parts.headers)?;
     t.user = Some(principal.audit_id());
+    if let Some(l) = &gw.limiter
+        && l.check_key(&principal.key_id).is_err()
+    {
+        t.role = Some(principal.role.clone());
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMITED,
+            "too many requests for this API key; retry later",
+        ));
+    }
     t.role = Some(principal.role.clone());
     let role = role_of(gw, &principal)?.clone();
     t.policy = Some(role.input);
@@ -614,10 +676,10 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
     t.scrubbed = scrubbed;
     t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
     if let Err(e) = append(&gw, t.record("complete", None, "returned")).await {
-        log_line(&t, e.status.as_u16(), Some(e.code));
+        log_line(&gw, &t, e.status.as_u16(), Some(e.code));
         return with_request_id(e.into_response(), &t.request_id);
     }
-    log_line(&t, 200, None);
+    log_line(&gw, &t, 200, None);
     with_request_id(axum::Json(answer).into_response(), &t.request_id)
 }
 
@@ -628,7 +690,11 @@ fn upstream_error(e: &UpstreamError) -> ApiError {
             codes::UPSTREAM_TIMEOUT,
             e.to_string(),
         ),
-        _ => ApiError::new(StatusCode::BAD_GATEWAY, codes::UPSTREAM_ERROR, e.to_string()),
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            codes::UPSTREAM_ERROR,
+            e.to_string(),
+        ),
     }
 }
 
@@ -697,16 +763,19 @@ fn sse(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
 
+/// A text channel of a stream: (choice index, tool-call index or `None` for the content).
+type ChannelKey = (u64, Option<u64>);
+
 /// Per-stream filters: one per choice's content and one per tool call's arguments.
 struct StreamFilters {
     scanner: Arc<dyn PhiScanner>,
     vault: Arc<Vault>,
     mode: OutputMode,
-    filters: BTreeMap<(u64, Option<u64>), StreamFilter>,
+    filters: BTreeMap<ChannelKey, StreamFilter>,
 }
 
 impl StreamFilters {
-    fn get(&mut self, key: (u64, Option<u64>)) -> &mut StreamFilter {
+    fn get(&mut self, key: ChannelKey) -> &mut StreamFilter {
         let (s, v, m) = (self.scanner.clone(), self.vault.clone(), self.mode);
         self.filters
             .entry(key)
@@ -736,7 +805,10 @@ impl StreamFilters {
             }
             if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
                 for (pos, call) in calls.iter_mut().enumerate() {
-                    let ti = call.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                    let ti = call
+                        .get("index")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(pos as u64);
                     if let Some(Value::String(a)) = call
                         .get_mut("function")
                         .and_then(|f| f.get_mut("arguments"))
@@ -784,7 +856,7 @@ impl StreamFilters {
     }
 
     /// Text still held when the upstream ended without a finish chunk.
-    fn flush_all(&mut self) -> Result<Vec<((u64, Option<u64>), String)>, guard::GuardError> {
+    fn flush_all(&mut self) -> Result<Vec<(ChannelKey, String)>, guard::GuardError> {
         let mut out = Vec::new();
         for (k, f) in self.filters.iter_mut() {
             let rest = f.finish()?;
@@ -874,7 +946,8 @@ async fn stream_completion(
                             }
                         };
                         let mut c = last_meta.clone();
-                        c["choices"] = json!([{"index": idx, "delta": delta, "finish_reason": null}]);
+                        c["choices"] =
+                            json!([{"index": idx, "delta": delta, "finish_reason": null}]);
                         let _ = tx.send(sse(&c)).await;
                     }
                 }
@@ -895,11 +968,11 @@ async fn stream_completion(
         match &final_error {
             None => {
                 let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-                log_line(&t, 200, None);
+                log_line(&gw, &t, 200, None);
             }
             Some(e) => {
                 let _ = tx.send(sse(&e.body())).await;
-                log_line(&t, e.status.as_u16(), Some(e.code));
+                log_line(&gw, &t, e.status.as_u16(), Some(e.code));
             }
         }
     });

@@ -32,7 +32,12 @@ pub struct StreamFilter {
 
 impl std::fmt::Debug for StreamFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StreamFilter({:?}, {} bytes held)", self.mode, self.pending.len())
+        write!(
+            f,
+            "StreamFilter({:?}, {} bytes held)",
+            self.mode,
+            self.pending.len()
+        )
     }
 }
 
@@ -81,7 +86,9 @@ impl StreamFilter {
         if self.json_escape {
             self.vault.restore_with(text, |v| {
                 let q = serde_json::to_string(v).unwrap_or_default();
-                q.get(1..q.len().saturating_sub(1)).unwrap_or("").to_string()
+                q.get(1..q.len().saturating_sub(1))
+                    .unwrap_or("")
+                    .to_string()
             })
         } else {
             self.vault.restore(text)
@@ -259,7 +266,10 @@ mod tests {
         let pieces: Vec<String> = answer.chars().map(String::from).collect();
         let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
         let (out, held) = run(OutputMode::Restore, v, &refs);
-        assert_eq!(out, "Summary for Maria Lopez: stable. Unknown [[NAME_9]] stays.");
+        assert_eq!(
+            out,
+            "Summary for Maria Lopez: stable. Unknown [[NAME_9]] stays."
+        );
         assert!(held <= MAX_PLACEHOLDER);
     }
 

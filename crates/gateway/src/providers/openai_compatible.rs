@@ -96,46 +96,49 @@ impl ProviderAdapter for OpenAiCompatible {
             let timeout = self.timeout;
             let bytes = resp.bytes_stream();
             let state = (bytes, BytesMut::new(), false);
-            let s = futures_util::stream::unfold(state, move |(mut bytes, mut buf, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    // A complete event in the buffer?
-                    if let Some((end, sep)) = find_event_end(&buf) {
-                        let event = buf.split_to(end);
-                        buf.advance(sep);
-                        match parse_event(&event) {
-                            Event::Skip => continue,
-                            Event::Done => return None,
-                            Event::Chunk(v) => return Some((Ok(v), (bytes, buf, false))),
-                            Event::Bad => {
-                                return Some((
-                                    Err(UpstreamError::BadResponse("an event is not JSON")),
-                                    (bytes, buf, true),
-                                ));
-                            }
-                        }
+            let s =
+                futures_util::stream::unfold(state, move |(mut bytes, mut buf, done)| async move {
+                    if done {
+                        return None;
                     }
-                    match tokio::time::timeout(timeout, bytes.next()).await {
-                        Err(_) => return Some((Err(UpstreamError::Timeout), (bytes, buf, true))),
-                        Ok(None) => {
-                            // Stream ended without [DONE]: a final event without a blank line.
-                            if buf.iter().any(|b| !b.is_ascii_whitespace()) {
-                                let event = buf.split();
-                                if let Event::Chunk(v) = parse_event(&event) {
-                                    return Some((Ok(v), (bytes, buf, true)));
+                    loop {
+                        // A complete event in the buffer?
+                        if let Some((end, sep)) = find_event_end(&buf) {
+                            let event = buf.split_to(end);
+                            buf.advance(sep);
+                            match parse_event(&event) {
+                                Event::Skip => continue,
+                                Event::Done => return None,
+                                Event::Chunk(v) => return Some((Ok(v), (bytes, buf, false))),
+                                Event::Bad => {
+                                    return Some((
+                                        Err(UpstreamError::BadResponse("an event is not JSON")),
+                                        (bytes, buf, true),
+                                    ));
                                 }
                             }
-                            return None;
                         }
-                        Ok(Some(Err(e))) => {
-                            return Some((Err(transport(&e)), (bytes, buf, true)));
+                        match tokio::time::timeout(timeout, bytes.next()).await {
+                            Err(_) => {
+                                return Some((Err(UpstreamError::Timeout), (bytes, buf, true)));
+                            }
+                            Ok(None) => {
+                                // Stream ended without [DONE]: a final event without a blank line.
+                                if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                                    let event = buf.split();
+                                    if let Event::Chunk(v) = parse_event(&event) {
+                                        return Some((Ok(v), (bytes, buf, true)));
+                                    }
+                                }
+                                return None;
+                            }
+                            Ok(Some(Err(e))) => {
+                                return Some((Err(transport(&e)), (bytes, buf, true)));
+                            }
+                            Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
                         }
-                        Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
                     }
-                }
-            });
+                });
             Ok(Box::pin(s) as ChunkStream)
         })
     }
@@ -151,7 +154,10 @@ enum Event {
 /// The end of the first event (index of its blank-line separator, and the separator length).
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, 4));
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),

@@ -14,9 +14,19 @@ fn note_body(model: &str) -> Value {
 #[tokio::test]
 async fn health_models_and_auth_errors() {
     let h = start().await;
-    let r = h.client.get(format!("{}/health", h.base)).send().await.unwrap();
+    let r = h
+        .client
+        .get(format!("{}/health", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = h.client.get(format!("{}/v1/models", h.base)).send().await.unwrap();
+    let r = h
+        .client
+        .get(format!("{}/v1/models", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(error_code(&r.text().await.unwrap()), "missing_api_key");
     let blocker = h.key("blocker");
@@ -28,15 +38,24 @@ async fn health_models_and_auth_errors() {
         .await
         .unwrap();
     let v: Value = r.json().await.unwrap();
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["echo"]);
-    let (s, _, b) = h.chat("pg_0123456789abcdef_00", None, note_body("echo")).await;
+    let (s, _, b) = h
+        .chat("pg_0123456789abcdef_00", None, note_body("echo"))
+        .await;
     assert_eq!(s, 401);
     assert_eq!(error_code(&b), "invalid_api_key");
     // A revoked key stops working.
     let k = h.keys.create("analyst", &[], None).unwrap();
     h.keys.revoke(&k.key_id).unwrap();
-    let (s, _, b) = h.chat(&k.token, None, json!({"model": "echo", "messages": []})).await;
+    let (s, _, b) = h
+        .chat(&k.token, None, json!({"model": "echo", "messages": []}))
+        .await;
     assert_eq!((s, error_code(&b).as_str()), (401, "invalid_api_key"));
     assert_eq!(h.mock.count(), 0);
 }
@@ -74,11 +93,19 @@ async fn analyst_sees_no_phi() {
     // PHI the model invents is scrubbed too.
     let (s, _, b) = h.chat(&key, None, json!({"model": "leaky", "messages": [{"role": "user", "content": "Any follow-up due?"}]})).await;
     assert_eq!(s, 200, "{b}");
-    assert_no_phi(&b, &["John Carter", "617-555-0199", "03/14/2021", "4839201"]);
+    assert_no_phi(
+        &b,
+        &["John Carter", "617-555-0199", "03/14/2021", "4839201"],
+    );
     let v: Value = serde_json::from_str(&b).unwrap();
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
     let spans = Detector::new().detect(content);
-    assert!(spans.iter().all(|s| !phiguard_gateway::guard::is_phi(s.category)), "{content}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| !phiguard_gateway::guard::is_phi(s.category)),
+        "{content}"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +143,9 @@ async fn patient_ref_required_and_block_policy() {
     let blocker = h.key("blocker");
     let (s, _, b) = h.chat(&blocker, Some("p-17"), note_body("echo")).await;
     assert_eq!((s, error_code(&b).as_str()), (403, "phi_blocked"));
-    let (s, _, b) = h.chat(&blocker, None, json!({"model": "leaky", "messages": []})).await;
+    let (s, _, b) = h
+        .chat(&blocker, None, json!({"model": "leaky", "messages": []}))
+        .await;
     assert_eq!((s, error_code(&b).as_str()), (403, "model_not_allowed"));
     let (s, _, b) = h
         .client
@@ -155,8 +184,19 @@ async fn every_string_leaf_is_guarded() {
     let (s, _, b) = h.chat(&key, Some("p-17"), body).await;
     assert_eq!(s, 200, "{b}");
     let sent = h.mock.last();
-    assert_no_phi(&sent.to_string(), &["Maria Lopez", "4839201", "617-555-0199", "maria.lopez@example.org", "03/14/2021"]);
-    let args = sent["messages"][2]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+    assert_no_phi(
+        &sent.to_string(),
+        &[
+            "Maria Lopez",
+            "4839201",
+            "617-555-0199",
+            "maria.lopez@example.org",
+            "03/14/2021",
+        ],
+    );
+    let args = sent["messages"][2]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
     serde_json::from_str::<Value>(args).expect("arguments stay JSON");
     // A tool call in the answer: its arguments are restored for the clinician.
     let tools = json!({"model": "echo", "messages": [{"role": "user", "content": NOTE}],
@@ -164,9 +204,14 @@ async fn every_string_leaf_is_guarded() {
     let (s, _, b) = h.chat(&key, Some("p-17"), tools).await;
     assert_eq!(s, 200, "{b}");
     let v: Value = serde_json::from_str(&b).unwrap();
-    let args = v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+    let args = v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
     let args: Value = serde_json::from_str(args).unwrap();
-    assert!(args["query"].as_str().unwrap().contains("Maria Lopez"), "{args}");
+    assert!(
+        args["query"].as_str().unwrap().contains("Maria Lopez"),
+        "{args}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +225,11 @@ async fn fails_closed_when_audit_or_detector_fail() {
         .chat(&key, None, json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": "hello"}]}))
         .await;
     assert_eq!((s, error_code(&b).as_str()), (500, "audit_failed"));
-    assert_eq!(h.mock.count(), 0, "nothing may go upstream without an audit record");
+    assert_eq!(
+        h.mock.count(),
+        0,
+        "nothing may go upstream without an audit record"
+    );
 
     let h = start_with(Arc::new(BrokenScanner)).await;
     let key = h.key("clinician");
@@ -201,7 +250,11 @@ async fn every_request_has_a_complete_phi_free_audit_record() {
         (&clin, Some("p-17"), note_body("nobaa-model")),
         (&clin, None, note_body("echo")),
         ("pg_bad", None, note_body("echo")),
-        (&clin, Some("p-19"), json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": NOTE}]})),
+        (
+            &clin,
+            Some("p-19"),
+            json!({"model": "echo", "stream": true, "messages": [{"role": "user", "content": NOTE}]}),
+        ),
     ];
     let n = reqs.len();
     for (k, p, b) in reqs {
@@ -212,21 +265,33 @@ async fn every_request_has_a_complete_phi_free_audit_record() {
     let completes = h.completes();
     assert_eq!(completes.len(), n, "{completes:#?}");
     for id in &ids {
-        assert!(completes.iter().any(|r| r["request_id"] == id.as_str()), "no record for {id}");
+        assert!(
+            completes.iter().any(|r| r["request_id"] == id.as_str()),
+            "no record for {id}"
+        );
     }
-    let first = completes.iter().find(|r| r["request_id"] == ids[0].as_str()).unwrap();
+    let first = completes
+        .iter()
+        .find(|r| r["request_id"] == ids[0].as_str())
+        .unwrap();
     assert_eq!(first["patient_ref"], "p-17");
     assert_eq!(first["role"], "clinician");
     assert_eq!(first["provider"], "private");
     assert_eq!(first["model"]["name"], "echo");
     assert_eq!(first["action"], "chat");
     assert_eq!(first["guard"]["policy"], "tokenize");
-    assert!(first["guard"]["counts"]["NAME"].as_u64().unwrap() >= 1, "{first}");
+    assert!(
+        first["guard"]["counts"]["NAME"].as_u64().unwrap() >= 1,
+        "{first}"
+    );
     assert!(first["guard"]["tokenized"].as_u64().unwrap() >= 4);
     assert_eq!(first["output"]["disposition"], "returned");
     assert!(first["user"].as_str().unwrap().starts_with("service:"));
     assert!(first["started_at"].is_string() && first["completed_at"].is_string());
-    let denied = completes.iter().find(|r| r["request_id"] == ids[2].as_str()).unwrap();
+    let denied = completes
+        .iter()
+        .find(|r| r["request_id"] == ids[2].as_str())
+        .unwrap();
     assert_eq!(denied["decision"]["code"], "phi_route_denied");
     assert_eq!(denied["output"]["disposition"], "refused");
     // No PHI in any record: none of the sent values, and the detector finds nothing outside
@@ -246,12 +311,26 @@ async fn every_request_has_a_complete_phi_free_audit_record() {
         assert!(id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()));
         let user = r.as_object_mut().unwrap().remove("user").unwrap();
         let user = user.as_str().unwrap();
-        assert!(user == "anonymous" || user.strip_prefix("service:").unwrap().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(
+            user == "anonymous"
+                || user
+                    .strip_prefix("service:")
+                    .unwrap()
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit())
+        );
         let mut leaves = Vec::new();
         phiguard_gateway::guard::string_leaves(&r, &mut leaves);
         for l in leaves {
-            let spans: Vec<_> = det.detect(&l).into_iter().filter(|s| phiguard_gateway::guard::is_phi(s.category)).collect();
-            assert!(spans.is_empty(), "detector found {spans:?} in an audit field");
+            let spans: Vec<_> = det
+                .detect(&l)
+                .into_iter()
+                .filter(|s| phiguard_gateway::guard::is_phi(s.category))
+                .collect();
+            assert!(
+                spans.is_empty(),
+                "detector found {spans:?} in an audit field"
+            );
         }
     }
 }
@@ -271,9 +350,79 @@ async fn bad_bodies_get_openai_shaped_errors() {
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(&r.text().await.unwrap()), "invalid_request");
     let big = "x".repeat(70_000);
-    let (s, _, b) = h.chat(&key, None, json!({"model": "echo", "messages": [{"role": "user", "content": big}]})).await;
+    let (s, _, b) = h
+        .chat(
+            &key,
+            None,
+            json!({"model": "echo", "messages": [{"role": "user", "content": big}]}),
+        )
+        .await;
     assert_eq!((s, error_code(&b).as_str()), (413, "request_too_large"));
-    let (s, _, b) = h.chat(&key, None, json!({"model": "no-such-model", "messages": []})).await;
+    let (s, _, b) = h
+        .chat(
+            &key,
+            None,
+            json!({"model": "no-such-model", "messages": []}),
+        )
+        .await;
     assert_eq!((s, error_code(&b).as_str()), (404, "model_not_found"));
     assert_eq!(h.mock.count(), 0);
+}
+
+#[tokio::test]
+async fn rate_limit_per_key_and_metrics_without_phi() {
+    let h = start().await;
+    let key = h.key("analyst");
+    let other = h.key("analyst");
+    let mut limited = 0;
+    for _ in 0..45 {
+        let (s, _, b) = h
+            .chat(
+                &key,
+                None,
+                json!({"model": "no-such-model", "messages": []}),
+            )
+            .await;
+        if s == 429 {
+            assert_eq!(error_code(&b), "rate_limited");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 4, "only {limited} requests were limited");
+    // Another key is not affected.
+    let (s, _, _) = h.chat(&other, Some("p-1"), note_body("echo")).await;
+    assert_eq!(s, 200);
+    let m = h
+        .client
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("phiguard_gateway_requests_total{status=\"429\",code=\"rate_limited\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("phiguard_gateway_requests_total{status=\"200\",code=\"ok\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("phiguard_gateway_detections_total{category=\"NAME\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "phiguard_gateway_guard_decisions_total{policy=\"redact\",outcome=\"transformed\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("phiguard_gateway_overhead_milliseconds_count 1"),
+        "{m}"
+    );
+    assert_no_phi(&m, &NOTE_PHI);
+    assert!(!m.contains("p-1") && !m.contains(&key[..12]), "{m}");
 }

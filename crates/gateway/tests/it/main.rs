@@ -38,6 +38,8 @@ plain_http = true
 [limits]
 max_request_bytes = 65536
 upstream_timeout_secs = 5
+requests_per_second_per_key = 1
+burst_per_key = 40
 
 [providers.private]
 kind = "openai_compatible"
@@ -187,7 +189,8 @@ impl PhiScanner for BrokenScanner {
     }
 }
 
-pub const NOTE: &str = "Summarize: Maria Lopez was seen on 03/14/2021, MRN 4839201, phone 617-555-0199.";
+pub const NOTE: &str =
+    "Summarize: Maria Lopez was seen on 03/14/2021, MRN 4839201, phone 617-555-0199.";
 pub const NOTE_PHI: [&str; 4] = ["Maria Lopez", "03/14/2021", "4839201", "617-555-0199"];
 
 pub fn assert_no_phi(text: &str, phi: &[&str]) {

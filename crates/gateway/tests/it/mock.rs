@@ -89,7 +89,10 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         )
     };
-    out.push_str(&chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+    out.push_str(&chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ));
     let bytes = if tool {
         serde_json::to_string(&json!({"query": text})).unwrap()
     } else {
@@ -120,7 +123,10 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
         };
         out.push_str(&chunk(delta, Value::Null));
     }
-    out.push_str(&chunk(json!({}), json!(if tool { "tool_calls" } else { "stop" })));
+    out.push_str(&chunk(
+        json!({}),
+        json!(if tool { "tool_calls" } else { "stop" }),
+    ));
     out.push_str("data: [DONE]\n\n");
     ([("content-type", "text/event-stream")], out).into_response()
 }

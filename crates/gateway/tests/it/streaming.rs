@@ -10,7 +10,9 @@ pub fn events(body: &str) -> (Vec<Value>, bool) {
     let mut out = Vec::new();
     let mut done = false;
     for ev in body.split("\n\n") {
-        let Some(data) = ev.strip_prefix("data: ") else { continue };
+        let Some(data) = ev.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             done = true;
         } else {
@@ -39,10 +41,27 @@ async fn phi_split_across_chunks_is_scrubbed_for_analyst() {
     let (evs, done) = events(&b);
     assert!(done, "{b}");
     // The upstream sent 3-byte chunks: the answer is still streamed in many chunks.
-    let visible = evs.iter().filter(|e| e["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty())).count();
+    let visible = evs
+        .iter()
+        .filter(|e| {
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .count();
     assert!(visible > 10, "only {visible} visible chunks");
     let text = content(&evs);
-    assert_no_phi(&text, &["John Carter", "Carter", "617-555-0199", "555-0199", "03/14/2021", "4839201"]);
+    assert_no_phi(
+        &text,
+        &[
+            "John Carter",
+            "Carter",
+            "617-555-0199",
+            "555-0199",
+            "03/14/2021",
+            "4839201",
+        ],
+    );
     assert!(text.contains("Follow up with"), "{text}");
     let rec = h.completes().pop().unwrap();
     assert_eq!(rec["output"]["stream"], true);
@@ -65,7 +84,10 @@ async fn clinician_stream_restores_split_placeholders() {
     for p in NOTE_PHI {
         assert!(text.contains(p), "{p} not restored: {text}");
     }
-    assert!(text.contains("[[NAME_9]]"), "invented placeholder must stay: {text}");
+    assert!(
+        text.contains("[[NAME_9]]"),
+        "invented placeholder must stay: {text}"
+    );
 }
 
 #[tokio::test]
