@@ -7,6 +7,7 @@ mod cmd_bench;
 mod cmd_deid;
 mod cmd_eval;
 mod cmd_keys;
+mod cmd_risk;
 mod cmd_scan;
 mod cmd_serve;
 mod home;
@@ -44,6 +45,9 @@ enum Command {
     Restore(cmd_backup::RestoreArgs),
     /// Encryption keys: status, rotate, revoke, rewrap, seal/unseal, encrypt/decrypt, bench.
     Keys(cmd_keys::Args),
+    /// Re-identification risk of a table: k-anonymity, l-diversity, t-closeness, prosecutor/
+    /// journalist/marketer risk; --k searches generalisations (exit 4 if not reachable).
+    Risk(cmd_risk::Args),
     /// The AI gateway: an OpenAI-compatible API with PHI guards, BAA routing and audit.
     Serve(cmd_serve::Args),
 }
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench::run(a),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Keys(a) => cmd_keys::run(a),
+        Command::Risk(a) => cmd_risk::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Backup(a) => cmd_backup::backup(a),
         Command::Restore(a) => cmd_backup::restore(a),
