@@ -74,6 +74,8 @@ pub struct Node<'a> {
     pub extension_url: Option<&'a str>,
     /// True at a resource's root.
     pub is_resource: bool,
+    /// At a resource's root: true when resources can nest inside (a Bundle, `contained`).
+    pub has_nested: bool,
 }
 
 fn step(s: &str) -> Result<Step, String> {
@@ -197,9 +199,11 @@ impl FhirSelector {
 
 /// Resources nest in Bundle entries and `contained`.
 fn can_hold_resources(node: &Node<'_>) -> bool {
-    node.is_resource
-        || node.resource == "Bundle"
-        || node.path.first().is_some_and(|f| f.name == "contained")
+    if node.is_resource {
+        node.has_nested
+    } else {
+        node.resource == "Bundle" || node.path.first().is_some_and(|f| f.name == "contained")
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +227,7 @@ mod tests {
             dtype: DType::Str,
             extension_url: None,
             is_resource: false,
+            has_nested: false,
         };
         assert!(p("Patient.address.line").matches(&node));
         assert!(p("*.address.line").matches(&node));
@@ -240,6 +245,7 @@ mod tests {
             dtype: DType::Str,
             extension_url: None,
             is_resource: false,
+            has_nested: false,
         };
         assert!(p("Observation.value[x]").matches(&v));
         assert!(p("Observation.valueString").matches(&v));

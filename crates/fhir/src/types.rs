@@ -252,6 +252,7 @@ fn resource_member(parent: DType, rtype: &str, name: &str, v: &Json) -> Option<D
         "meta" => T::Meta,
         "text" if parent == T::Resource => T::Narrative,
         "contained" => T::Resource,
+        "resource" if rtype == "Bundle" => T::Resource,
         "implicitRules" => T::Uri,
         "language" | "status" | "intent" | "gender" | "use" | "priority" | "criticality"
         | "mode" | "method" | "outcome" | "kind" | "contentType" => T::Code,

@@ -141,13 +141,14 @@ impl<'a> Walker<'a> {
         self.depth += 1;
     }
 
-    fn node(&self, dtype: DType, extension_url: Option<&'a str>, is_resource: bool) -> Node<'_> {
+    fn node(&self, dtype: DType, is_resource: bool, has_nested: bool) -> Node<'_> {
         Node {
             resource: &self.rtype,
             path: &self.frames[self.root..self.depth],
             dtype,
-            extension_url,
+            extension_url: None,
             is_resource,
+            has_nested,
         }
     }
 
@@ -206,7 +207,8 @@ impl<'a> Walker<'a> {
 
     fn resource_body(&mut self, v: &mut Json, inherited: Option<usize>) -> Result<(), FhirError> {
         let limit = inherited.unwrap_or(self.rules.len());
-        let node = self.node(DType::Resource, None, true);
+        let nested = self.rtype == "Bundle" || v.get("contained").is_some();
+        let node = self.node(DType::Resource, true, nested);
         let m = self.first_match(&node, limit);
         let effective = m.or(inherited);
         if let Some(i) = effective
@@ -221,7 +223,15 @@ impl<'a> Walker<'a> {
             }
             return Ok(());
         }
-        self.object(v, DType::Resource, effective)
+        self.object(v, DType::Resource, effective)?;
+        // A resource removed piece by piece (an earlier rule looked inside) goes whole.
+        if let Some(i) = effective
+            && self.rules[i].action == Action::Remove
+            && matches!(v, Json::Obj(m) if m.iter().all(|(k, _)| k == "resourceType"))
+        {
+            *v = Json::Gone;
+        }
+        Ok(())
     }
 
     /// The patient a resource belongs to: its own id for a Patient, else its subject/patient
@@ -380,6 +390,7 @@ impl<'a> Walker<'a> {
                 dtype,
                 extension_url,
                 is_resource: false,
+                has_nested: false,
             };
             let m = self.first_match(&node, limit).or(inherited);
             let whole = matches!(v, Json::Obj(_) | Json::Arr(_))

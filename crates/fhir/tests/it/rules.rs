@@ -1,0 +1,195 @@
+//! User rules come first; selectors of every kind; profiles differ where they should.
+
+use phiguard_rules::{Config, ProfileName};
+use serde_json::Value;
+
+use super::run;
+
+const PATIENT: &str = r##"{"resourceType":"Patient","id":"pat-1",
+ "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p title=\"Jane\">Jane Roe, 12 Elm Street</p></div>"},
+ "extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthPlace","valueAddress":{"city":"Springfield","state":"MA","postalCode":"02139"}},
+  {"url":"http://hl7.org/fhir/StructureDefinition/geolocation","extension":[{"url":"latitude","valueDecimal":42.1}]},
+  {"url":"http://example.org/custom","valueString":"lives with Jane Roe"}],
+ "identifier":[{"system":"http://hospital/mrn","value":"MRN12345"}],
+ "name":[{"family":"Roe","given":["Jane"]}],
+ "telecom":[{"system":"phone","value":"555-123-4567"}],
+ "gender":"female","birthDate":"1980-04-05",
+ "address":[{"line":["12 Elm Street"],"city":"Springfield","state":"MA","postalCode":"02139","country":"US"}],
+ "contained":[{"resourceType":"Practitioner","id":"pr1","name":[{"family":"Smith"}]}],
+ "generalPractitioner":[{"reference":"#pr1","display":"Dr Smith"}],
+ "managingOrganization":{"reference":"Organization/org-9"}}"##;
+
+fn with_rules(profile: &str, rules: &str) -> Config {
+    Config::from_toml(&format!(
+        "profile = \"{profile}\"\n[fhir]\nrules = [{rules}]\n"
+    ))
+    .unwrap()
+}
+
+fn out(config: &Config) -> Value {
+    serde_json::from_slice(&run(config, 1, PATIENT.as_bytes()).0).unwrap()
+}
+
+#[test]
+fn safe_harbor_on_a_patient() {
+    let v = out(&Config::builtin(ProfileName::SafeHarbor));
+    assert!(v.get("name").is_none() && v.get("telecom").is_none());
+    assert_eq!(v["birthDate"], "1980");
+    assert_eq!(v["address"][0]["state"], "MA");
+    assert_eq!(v["address"][0]["postalCode"], "021");
+    assert!(v["address"][0].get("line").is_none() && v["address"][0].get("city").is_none());
+    let ext = v["extension"].as_array().unwrap();
+    assert_eq!(ext.len(), 2, "geolocation removed");
+    assert_eq!(ext[0]["valueAddress"]["postalCode"], "021");
+    assert!(ext[0]["valueAddress"].get("city").is_none());
+    assert!(!ext[1]["valueString"].as_str().unwrap().contains("Roe"));
+    assert_eq!(v["identifier"][0]["system"], "http://hospital/mrn");
+    assert_ne!(v["identifier"][0]["value"], "MRN12345");
+    let div = v["text"]["div"].as_str().unwrap();
+    assert!(
+        div.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>"),
+        "{div}"
+    );
+    assert!(!div.contains("Jane") && !div.contains("Elm"), "{div}");
+    // The contained id and the local reference to it move together.
+    let cid = v["contained"][0]["id"].as_str().unwrap();
+    assert_eq!(v["generalPractitioner"][0]["reference"], format!("#{cid}"));
+    assert!(v["generalPractitioner"][0].get("display").is_none());
+    assert!(v["contained"][0].get("name").is_none());
+    let org = v["managingOrganization"]["reference"].as_str().unwrap();
+    assert!(org.starts_with("Organization/") && !org.contains("org-9"));
+}
+
+#[test]
+fn limited_data_set_keeps_dates_and_geography() {
+    let v = out(&Config::builtin(ProfileName::LimitedDataSet));
+    assert_eq!(v["birthDate"], "1980-04-05");
+    assert_eq!(v["address"][0]["city"], "Springfield");
+    assert_eq!(v["address"][0]["postalCode"], "02139");
+    assert!(v["address"][0].get("line").is_none() && v.get("name").is_none());
+    assert_ne!(v["identifier"][0]["value"], "MRN12345");
+}
+
+#[test]
+fn user_rules_come_first() {
+    let c = with_rules(
+        "safe-harbor",
+        r#"{ select = "Patient.name.family", action = "keep" },
+           { select = "Address.city", action = "keep" },
+           { select = "Patient.gender", action = "remove" },
+           { select = "extension(http://example.org/custom)", action = "remove" },
+           { select = "Practitioner", action = "remove" },
+           { select = "date", action = "keep" }"#,
+    );
+    let v = out(&c);
+    assert_eq!(v["name"][0]["family"], "Roe");
+    assert!(
+        v["name"][0].get("given").is_none(),
+        "the rest of HumanName still removed"
+    );
+    assert_eq!(v["address"][0]["city"], "Springfield");
+    assert!(v.get("gender").is_none());
+    assert_eq!(v["extension"].as_array().unwrap().len(), 1);
+    assert!(v.get("contained").is_none());
+    assert_eq!(v["birthDate"], "1980-04-05");
+}
+
+#[test]
+fn bad_selectors_name_the_rule() {
+    for (sel, want) in [
+        ("patient.name", "fhir.rules[0]"),
+        ("Patient.na-me", "na-me"),
+        ("extension(", "parenthesis"),
+    ] {
+        let c = with_rules(
+            "safe-harbor",
+            &format!(r#"{{ select = "{sel}", action = "keep" }}"#),
+        );
+        let e = phiguard_fhir::FhirDeid::new(&c).err().unwrap().to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+#[test]
+fn uncovered_strings_are_counted_and_run_through_text() {
+    let input =
+        br#"{"resourceType":"Basic","id":"b1","mystery":{"note":"Call Jane Roe at 555-123-4567"}}"#;
+    let (o, tally) = run(&Config::builtin(ProfileName::SafeHarbor), 1, input);
+    let v: Value = serde_json::from_slice(&o).unwrap();
+    assert!(
+        !v["mystery"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("555-123-4567")
+    );
+    assert!(
+        tally.uncovered.contains_key("Basic.mystery.note"),
+        "{:?}",
+        tally.uncovered.keys()
+    );
+    assert_eq!(tally.records, 1);
+}
+
+#[test]
+fn round_trip_keeps_structure_and_order() {
+    let input =
+        std::fs::read(super::data_dir().join("ms-samples/synthea-bundle-with-notes.json")).unwrap();
+    let (o, tally) = run(&Config::builtin(ProfileName::SafeHarbor), 1, &input);
+    let v = phiguard_fhir::Json::from_slice(&o).unwrap();
+    let orig = phiguard_fhir::Json::from_slice(&input).unwrap();
+    let keys = |j: &phiguard_fhir::Json| match j {
+        phiguard_fhir::Json::Obj(m) => m.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        _ => vec![],
+    };
+    assert_eq!(keys(&v), keys(&orig));
+    let ov: Value = serde_json::from_slice(&input).unwrap();
+    let nv: Value = serde_json::from_slice(&o).unwrap();
+    let types = |v: &Value| {
+        v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["resourceType"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(types(&ov), types(&nv));
+    assert_eq!(
+        tally.records as usize,
+        types(&ov).len() + 2 * 0 + count_contained(&ov)
+    );
+    // De-identifying the output again changes no structure.
+    let (o2, _) = run(&Config::builtin(ProfileName::SafeHarbor), 1, &o);
+    let v2: Value = serde_json::from_slice(&o2).unwrap();
+    assert_eq!(types(&v2), types(&nv));
+}
+
+fn count_contained(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => {
+            m.get("contained")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+                + m.values().map(count_contained).sum::<usize>()
+        }
+        Value::Array(a) => a.iter().map(count_contained).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn ndjson_is_streamed_line_by_line() {
+    let input = b"{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"family\":\"Roe\"}]}\n\n{\"resourceType\":\"Observation\",\"id\":\"o\",\"subject\":{\"reference\":\"Patient/a\"},\"effectiveDateTime\":\"2020-01-02T03:04:05Z\"}\n";
+    let (o, tally) = run(&Config::builtin(ProfileName::Shifted), 1, input);
+    let text = String::from_utf8(o).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(!text.contains("Roe"));
+    let p: Value = serde_json::from_str(lines[0]).unwrap();
+    let obs: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(
+        obs["subject"]["reference"],
+        format!("Patient/{}", p["id"].as_str().unwrap())
+    );
+    assert_eq!(tally.records, 2);
+    assert_eq!(tally.files, 1);
+}
