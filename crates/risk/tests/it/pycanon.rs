@@ -1,7 +1,8 @@
 //! LIVE comparison with pycanon (PyPI): the same table, quasi-identifiers, sensitive column and
 //! generalisation must give the same k, classes, l-diversity, entropy l-diversity, t-closeness
 //! and re-identification risks. Skips with a note when pycanon is not importable, unless
-//! PHIGUARD_REQUIRE_PYCANON=1 (set by .ci/setup.d/40-pycanon.sh), then it fails.
+//! PHIGUARD_REQUIRE_PYCANON=1 (set by .ci/setup.d/40-pycanon.sh), then it fails. The Python
+//! interpreter is PHIGUARD_PYCANON_PYTHON (the setup script's virtual environment) or python3.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,15 +12,23 @@ use phiguard_risk::{RiskConfig, assess};
 use crate::adult::{QIS, adult_cfg};
 use crate::{arx_corpus, close, data};
 
+/// The interpreter that has pycanon.
+fn python() -> String {
+    std::env::var("PHIGUARD_PYCANON_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
 fn pycanon_available() -> bool {
-    let ok = Command::new("python3")
+    let ok = Command::new(python())
         .args(["-c", "import pycanon"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
         if std::env::var("PHIGUARD_REQUIRE_PYCANON").as_deref() == Ok("1") {
-            panic!("PHIGUARD_REQUIRE_PYCANON=1 but python3 cannot import pycanon");
+            panic!(
+                "PHIGUARD_REQUIRE_PYCANON=1 but {} cannot import pycanon",
+                python()
+            );
         }
         eprintln!("note: pycanon not importable, skipping the pycanon comparison");
     }
@@ -34,7 +43,7 @@ fn reference(
     suppress_below: Option<usize>,
 ) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pycanon_ref.py");
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(python());
     cmd.arg(script)
         .arg(&cfg.input)
         .arg(";")
