@@ -187,10 +187,7 @@ impl<'a> Walker<'a> {
         let saved_root = std::mem::replace(&mut self.root, self.depth);
         let own = self.resource_patient(v);
         let saved_patient = match own {
-            Some(p) => Some(std::mem::replace(
-                &mut self.patient,
-                Some(self.engine.patient(&p)),
-            )),
+            Some(p) => Some(self.patient.replace(self.engine.patient(&p))),
             None => None,
         };
         if self.rtype != "Bundle" {

@@ -1,0 +1,149 @@
+//! Throughput of FHIR de-identification on the shared corpus (or the folders given).
+//!
+//! `cargo run --release -p phiguard-fhir --example bench_fhir [DIR...]`
+//!
+//! Prints resources/s and MB/s with one thread and with `available_parallelism()` threads
+//! (files spread over threads with `std::thread::scope`), for the safe-harbor profile as is
+//! (narrative and base64 notes through the text detector) and for the same inputs with
+//! narratives and attachment data stripped first (the JSON path alone), plus parse and
+//! re-serialise only.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use phiguard_deid::DeidKey;
+use phiguard_fhir::{FhirDeid, Json};
+use phiguard_rules::{Config, Engine, ProfileName, Tally};
+
+fn files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if p.is_dir() {
+                stack.push(p);
+            } else if (name.ends_with(".json") || name.ends_with(".ndjson"))
+                && !name.ends_with("-target.json")
+                && !name.starts_with("config-")
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Removes `text.div` and attachment `data` (the JSON path without free text).
+fn strip(v: &mut Json) {
+    match v {
+        Json::Obj(m) => {
+            m.retain(|(k, x)| !(k == "text" && x.get("div").is_some()) && k != "data");
+            m.iter_mut().for_each(|(_, x)| strip(x));
+        }
+        Json::Arr(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+fn resources(v: &Json) -> usize {
+    match v.get("entry") {
+        Some(Json::Arr(e)) => e.len(),
+        _ => 1,
+    }
+}
+
+fn measure(name: &str, inputs: &[Vec<u8>], threads: usize, job: &(dyn Fn(&[u8]) -> usize + Sync)) {
+    let bytes: usize = inputs.iter().map(Vec::len).sum();
+    let next = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { break };
+                    total.fetch_add(job(input), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let n = total.load(Ordering::Relaxed);
+    println!(
+        "{name:<34} {threads:>2} thread(s): {:>9.0} resources/s {:>7.1} MB/s  ({n} resources, {:.1} MB, {secs:.2}s)",
+        n as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        bytes as f64 / 1e6
+    );
+}
+
+fn main() {
+    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    let dirs = if args.is_empty() {
+        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/structured/fhir")]
+    } else {
+        args
+    };
+    let paths = files(&dirs);
+    if paths.is_empty() {
+        eprintln!("no FHIR files under {dirs:?}");
+        return;
+    }
+    let inputs: Vec<Vec<u8>> = paths.iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    let stripped: Vec<Vec<u8>> = inputs
+        .iter()
+        .filter_map(|b| {
+            let mut v = Json::from_slice(b).ok()?;
+            strip(&mut v);
+            serde_json::to_vec(&v).ok()
+        })
+        .collect();
+    let config = Config::builtin(ProfileName::SafeHarbor);
+    let fhir = FhirDeid::new(&config).unwrap_or_else(|e| panic_free_exit(&e.to_string()));
+    let engine = Engine::new(DeidKey::from_bytes([7; 32]), config.engine_options());
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let deid = |b: &[u8]| -> usize {
+        let mut t = Tally::default();
+        let mut out = Vec::with_capacity(b.len());
+        match fhir.deidentify(&engine, b, &mut out, &mut t) {
+            Ok(()) => t.records as usize,
+            Err(_) => 0,
+        }
+    };
+    let parse = |b: &[u8]| -> usize {
+        match Json::from_slice(b) {
+            Ok(v) => {
+                let n = resources(&v);
+                let _ = serde_json::to_vec_pretty(&v);
+                n
+            }
+            // NDJSON: count lines.
+            Err(_) => b
+                .split(|c| *c == b'\n')
+                .filter(|l| Json::from_slice(l).is_ok())
+                .count(),
+        }
+    };
+    println!("{} files from {:?}", inputs.len(), dirs);
+    for threads in [1, parallel] {
+        measure("parse + re-serialise only", &inputs, threads, &parse);
+        measure("safe-harbor, JSON path only", &stripped, threads, &deid);
+        measure("safe-harbor, with narrative+notes", &inputs, threads, &deid);
+    }
+}
+
+fn panic_free_exit(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::exit(2)
+}
