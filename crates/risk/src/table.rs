@@ -395,6 +395,14 @@ mod tests {
     }
 
     #[test]
+    fn utf8_bom_is_not_part_of_the_first_column_name() {
+        let data = "\u{feff}age;sex\n1;F\n";
+        let t = Table::from_reader(Path::new("b.csv"), data.as_bytes(), &["age", "sex"]).unwrap();
+        assert_eq!(t.header()[0], "age");
+        assert_eq!(t.rows(), 1);
+    }
+
+    #[test]
     fn ragged_row_names_line_not_value() {
         let data = "a;b;c\n1;2;3\n4;SECRET\n";
         let e = Table::from_reader(Path::new("t.csv"), data.as_bytes(), &["a"]).unwrap_err();

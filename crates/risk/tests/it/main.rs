@@ -5,6 +5,7 @@
 mod adult;
 mod errors;
 mod hand;
+mod props;
 mod pycanon;
 
 use std::path::{Path, PathBuf};
