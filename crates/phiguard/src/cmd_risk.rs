@@ -21,8 +21,13 @@ pub const EXIT_TARGET_NOT_REACHED: u8 = 4;
 /// still written), 1 error.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The table (CSV with a header row).
+    /// The table: CSV with a header row, or FHIR R4 Patient resources (a Bundle, NDJSON, or a
+    /// folder of `.json`/`.ndjson` files) flattened to the columns gender, birthDate, birthYear,
+    /// postalCode, zip3, city, state, country, maritalStatus, deceased, race, ethnicity, language.
     pub input: PathBuf,
+    /// Read INPUT as FHIR Patient resources even without a `.json`/`.ndjson` extension.
+    #[arg(long)]
+    pub fhir: bool,
     /// Quasi-identifier columns, comma-separated (e.g. sex,age,zip).
     #[arg(long, value_name = "COLS", required = true, value_delimiter = ',')]
     pub qi: Vec<String>,
@@ -109,6 +114,9 @@ pub fn run(a: Args) -> Result<u8> {
             .filter(|s| !s.is_empty())
             .collect();
     let mut cfg = RiskConfig::new(&a.input, &qis);
+    if a.fhir {
+        cfg.fhir = Some(true);
+    }
     cfg.sensitive = a.sensitive.clone();
     cfg.sensitive_kind = a.sensitive_kind.map(|k| match k {
         KindArg::Categorical => SensitiveKind::Categorical,

@@ -177,3 +177,23 @@ fn adult_reaches_k5() {
     assert!(v["measures"]["k"].as_u64().unwrap() >= 5);
     assert!(v["suppressed_records"].as_u64().unwrap() <= 301);
 }
+
+#[test]
+fn fhir_patients() {
+    let out = risk(&[
+        data("patients.ndjson").to_str().unwrap(),
+        "--qi",
+        "gender,birthYear,zip3",
+        "--k",
+        "2",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["records_read"], 7);
+    assert!(v["measures"]["k"].as_u64().unwrap() >= 2);
+}

@@ -1,6 +1,7 @@
 //! # phiguard-risk
 //!
-//! Re-identification risk for HIPAA Expert Determination, over a table (CSV) with declared
+//! Re-identification risk for HIPAA Expert Determination, over a table (CSV, or FHIR Patient
+//! resources flattened to columns) with declared
 //! quasi-identifiers and an optional sensitive column:
 //!
 //! - equivalence classes, k-anonymity, sample uniques, class-size distribution;
@@ -32,6 +33,7 @@
 mod analysis;
 mod classes;
 mod error;
+mod fhir;
 mod hierarchy;
 mod report;
 mod table;
@@ -46,6 +48,7 @@ pub use classes::{
     SizeBucket, measure, numpy_sum, partition,
 };
 pub use error::{Result, RiskError};
+pub use fhir::{PATIENT_COLUMNS, flatten_patient, is_fhir_path, read_patients};
 pub use hierarchy::{Hierarchy, Level, QuasiIdentifier};
 pub use report::{ClassRow, JournalistBasis, QiReport, RiskReport, SearchReport};
 pub use table::{Column, Table, sniff_delimiter};
@@ -56,8 +59,11 @@ pub const DEFAULT_RISK_THRESHOLD: f64 = 0.2;
 /// What to assess and how.
 #[derive(Debug, Clone)]
 pub struct RiskConfig {
-    /// The table (CSV; delimiter sniffed).
+    /// The table (CSV; delimiter sniffed), or FHIR Patient resources (see `fhir`).
     pub input: PathBuf,
+    /// Read the input as FHIR Patient resources flattened to [`PATIENT_COLUMNS`] (`None`: when
+    /// it is a folder or a `.json`/`.ndjson` file).
+    pub fhir: Option<bool>,
     /// Quasi-identifier columns.
     pub quasi_identifiers: Vec<String>,
     /// Sensitive column for l-diversity and t-closeness.
@@ -91,6 +97,7 @@ impl RiskConfig {
     pub fn new(input: &Path, quasi_identifiers: &[&str]) -> Self {
         RiskConfig {
             input: input.to_path_buf(),
+            fhir: None,
             quasi_identifiers: quasi_identifiers.iter().map(|s| s.to_string()).collect(),
             sensitive: None,
             sensitive_kind: None,
@@ -163,7 +170,11 @@ pub fn load(cfg: &RiskConfig) -> Result<Dataset> {
     if let Some(s) = &cfg.sensitive {
         names.push(s);
     }
-    let table = Table::read_csv(&cfg.input, &names)?;
+    let table = if cfg.fhir.unwrap_or_else(|| is_fhir_path(&cfg.input)) {
+        read_patients(&cfg.input, &names)?
+    } else {
+        Table::read_csv(&cfg.input, &names)?
+    };
     let mut qis = Vec::with_capacity(cfg.quasi_identifiers.len());
     for (i, q) in cfg.quasi_identifiers.iter().enumerate() {
         let h = match cfg.hierarchies.iter().rev().find(|(c, _)| c == q) {

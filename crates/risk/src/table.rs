@@ -286,6 +286,70 @@ impl Table {
         })
     }
 
+    /// Builds a table from records already split into fields (`header` order), each with the
+    /// line or record number errors should name. Used for flattened FHIR resources.
+    pub fn from_rows(
+        path: &Path,
+        header: Vec<String>,
+        records: Vec<(u64, Vec<String>)>,
+        columns: &[&str],
+    ) -> Result<Table> {
+        let mut idx = Vec::with_capacity(columns.len());
+        for &c in columns {
+            match header.iter().position(|h| h == c) {
+                Some(i) => idx.push(i),
+                None => {
+                    return Err(RiskError::MissingColumn {
+                        file: path.to_path_buf(),
+                        column: c.to_string(),
+                        available: header.join(", "),
+                    });
+                }
+            }
+        }
+        let mut cols: Vec<Column> = columns
+            .iter()
+            .map(|c| Column {
+                name: (*c).to_string(),
+                values: Vec::new(),
+                first_line: Vec::new(),
+                codes: Vec::with_capacity(records.len()),
+            })
+            .collect();
+        let mut lookup: Vec<FxHashMap<String, u32>> = vec![FxHashMap::default(); columns.len()];
+        for (line, rec) in &records {
+            if rec.len() != header.len() {
+                return Err(RiskError::RaggedRow {
+                    file: path.to_path_buf(),
+                    line: *line,
+                    expected: header.len(),
+                    found: rec.len(),
+                });
+            }
+            for (j, &i) in idx.iter().enumerate() {
+                let col = &mut cols[j];
+                let code = match lookup[j].get(&rec[i]) {
+                    Some(&c) => c,
+                    None => {
+                        let c = col.values.len() as u32;
+                        col.values.push(rec[i].clone());
+                        col.first_line.push(*line);
+                        lookup[j].insert(rec[i].clone(), c);
+                        c
+                    }
+                };
+                col.codes.push(code);
+            }
+        }
+        Ok(Table {
+            path: path.to_path_buf(),
+            delimiter: b',',
+            header,
+            rows: records.len(),
+            columns: cols,
+        })
+    }
+
     /// The file the table was read from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -4,6 +4,7 @@
 
 mod adult;
 mod errors;
+mod fhir;
 mod hand;
 mod props;
 mod pycanon;
