@@ -60,8 +60,13 @@ pub enum FhirSelector {
 /// One step of a node's path: the element name and its type.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// The element name (without the `_` of a primitive's companion object).
     pub name: String,
     pub dtype: DType,
+    /// The member was `_name`.
+    pub underscore: bool,
+    /// The position in the member's array, if it is one.
+    pub index: Option<usize>,
 }
 
 /// A node as the walker sees it: its resource's type, its path from the resource root with the
@@ -76,6 +81,9 @@ pub struct Node<'a> {
     pub is_resource: bool,
     /// At a resource's root: true when resources can nest inside (a Bundle, `contained`).
     pub has_nested: bool,
+    /// An object of a type whose members are all primitives (Coding, Quantity, Period) and
+    /// that carries no extension: only its primitive children lie below it.
+    pub flat: bool,
 }
 
 fn step(s: &str) -> Result<Step, String> {
@@ -183,6 +191,26 @@ impl FhirSelector {
     /// unsure). Lets a rule on a whole subtree be applied at once when no earlier rule could
     /// pick out a part of it.
     pub fn may_match_below(&self, node: &Node<'_>) -> bool {
+        if node.flat {
+            match self {
+                FhirSelector::Resource(_) | FhirSelector::Extension(_) => return false,
+                FhirSelector::Type { dtype, steps } => {
+                    let Some((_, inner)) = steps.split_last() else {
+                        return !dtype.is_complex();
+                    };
+                    // A child at depth n: the type `steps.len()` levels above it, and the
+                    // inner steps over the existing path.
+                    let n = node.path.len() + 1;
+                    return n > steps.len()
+                        && node.path[n - steps.len() - 1].dtype == *dtype
+                        && inner
+                            .iter()
+                            .zip(&node.path[n - steps.len()..])
+                            .all(|(s, f)| s.matches(&f.name));
+                }
+                FhirSelector::Path { .. } => {}
+            }
+        }
         match self {
             FhirSelector::Path { resource, steps } => {
                 let same = resource.as_deref().is_none_or(|r| r == node.resource);
@@ -219,6 +247,8 @@ mod tests {
         let f = |n: &str, dtype| Frame {
             name: n.into(),
             dtype,
+            underscore: false,
+            index: None,
         };
         let path = [f("address", DType::Address), f("line", DType::Str)];
         let node = Node {
@@ -228,6 +258,7 @@ mod tests {
             extension_url: None,
             is_resource: false,
             has_nested: false,
+            flat: false,
         };
         assert!(p("Patient.address.line").matches(&node));
         assert!(p("*.address.line").matches(&node));
@@ -246,6 +277,7 @@ mod tests {
             extension_url: None,
             is_resource: false,
             has_nested: false,
+            flat: false,
         };
         assert!(p("Observation.value[x]").matches(&v));
         assert!(p("Observation.valueString").matches(&v));

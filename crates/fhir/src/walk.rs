@@ -68,8 +68,6 @@ pub struct Walker<'a> {
     root: usize,
     rtype: String,
     patient: Option<PatientRef>,
-    /// JSON pointer of the current value, for errors.
-    ptr: String,
     /// Set for the NDJSON line being walked, for errors.
     pub line: Option<usize>,
 }
@@ -113,29 +111,47 @@ impl<'a> Walker<'a> {
             root: 0,
             rtype: String::new(),
             patient: None,
-            ptr: String::new(),
             line: None,
         }
     }
 
+    /// Where the walk is: the NDJSON line and the JSON pointer (element names are FHIR's,
+    /// array positions numbers).
     fn at(&self) -> String {
-        let p = if self.ptr.is_empty() { "/" } else { &self.ptr };
+        let mut p = String::new();
+        for f in &self.frames[..self.depth] {
+            p.push('/');
+            if f.underscore {
+                p.push('_');
+            }
+            p.push_str(&f.name.replace('~', "~0").replace('/', "~1"));
+            if let Some(i) = f.index {
+                let _ = write!(p, "/{i}");
+            }
+        }
+        if p.is_empty() {
+            p.push('/');
+        }
         match self.line {
             Some(l) => format!("line {l}, {p}"),
-            None => p.to_string(),
+            None => p,
         }
     }
 
-    fn push(&mut self, name: &str, dtype: DType) {
+    fn push(&mut self, name: &str, dtype: DType, underscore: bool, index: Option<usize>) {
         if self.depth < self.frames.len() {
             let f = &mut self.frames[self.depth];
             f.name.clear();
             f.name.push_str(name);
             f.dtype = dtype;
+            f.underscore = underscore;
+            f.index = index;
         } else {
             self.frames.push(Frame {
                 name: name.to_string(),
                 dtype,
+                underscore,
+                index,
             });
         }
         self.depth += 1;
@@ -149,6 +165,7 @@ impl<'a> Walker<'a> {
             extension_url: None,
             is_resource,
             has_nested,
+            flat: false,
         }
     }
 
@@ -169,7 +186,8 @@ impl<'a> Walker<'a> {
 
     /// Walks a resource at the top of a record.
     pub fn walk_root(&mut self, root: &mut Json) -> Result<(), FhirError> {
-        self.ptr.clear();
+        self.depth = 0;
+        self.root = 0;
         self.resource(root, None)
     }
 
@@ -315,29 +333,19 @@ impl<'a> Walker<'a> {
             contact_system: contact_system.as_deref(),
             text_is_display,
         };
-        let ptr_len = self.ptr.len();
         for (name, value) in members.iter_mut() {
             if name == "resourceType" && dtype == DType::Resource {
                 continue;
             }
-            self.ptr.push('/');
-            if name.contains(['~', '/']) {
-                self.ptr
-                    .push_str(&name.replace('~', "~0").replace('/', "~1"));
-            } else {
-                self.ptr.push_str(name);
-            }
             let member_name = name.strip_prefix('_').unwrap_or(name);
+            let underscore = member_name.len() != name.len();
             match value {
                 Json::Arr(items) => {
-                    let arr_len = self.ptr.len();
                     for (i, item) in items.iter_mut().enumerate() {
                         let t = types::member_type(dtype, &self.rtype, name, item);
-                        let _ = write!(self.ptr, "/{i}");
-                        self.push(member_name, t);
+                        self.push(member_name, t, underscore, Some(i));
                         let r = self.value(item, t, inherited, sib);
                         self.depth -= 1;
-                        self.ptr.truncate(arr_len);
                         r?;
                     }
                     items.retain(|x| !matches!(x, Json::Gone));
@@ -347,13 +355,12 @@ impl<'a> Walker<'a> {
                 }
                 _ => {
                     let t = types::member_type(dtype, &self.rtype, name, value);
-                    self.push(member_name, t);
+                    self.push(member_name, t, underscore, None);
                     let r = self.value(value, t, inherited, sib);
                     self.depth -= 1;
                     r?;
                 }
             }
-            self.ptr.truncate(ptr_len);
         }
         members.retain(|(_, x)| !matches!(x, Json::Gone));
         if members.is_empty() {
@@ -380,6 +387,12 @@ impl<'a> Walker<'a> {
             None
         };
         let limit = inherited.unwrap_or(self.rules.len());
+        let flat = matches!(
+            dtype,
+            DType::Coding | DType::Quantity | DType::Age | DType::Period
+        ) && matches!(v, Json::Obj(m) if !m.iter().any(|(k, _)| {
+            k.starts_with('_') || k == "extension" || k == "modifierExtension"
+        }));
         let (m, whole) = {
             let node = Node {
                 resource: &self.rtype,
@@ -388,6 +401,7 @@ impl<'a> Walker<'a> {
                 extension_url,
                 is_resource: false,
                 has_nested: false,
+                flat,
             };
             let m = self.first_match(&node, limit).or(inherited);
             let whole = matches!(v, Json::Obj(_) | Json::Arr(_))
@@ -510,18 +524,19 @@ impl<'a> Walker<'a> {
         rule: Option<usize>,
         sib: Siblings<'_>,
     ) -> Result<Outcome, FhirError> {
+        let rules = self.rules;
+        let uncovered;
         let (id, covered, action) = match rule {
-            Some(i) => (self.rules[i].id.clone(), true, self.rules[i].action),
-            None => (
-                label(&self.rtype, &self.frames[self.root..self.depth]),
-                false,
-                Self::default_action(dtype),
-            ),
+            Some(i) => (rules[i].id.as_str(), true, rules[i].action),
+            None => {
+                uncovered = label(&self.rtype, &self.frames[self.root..self.depth]);
+                (uncovered.as_str(), false, Self::default_action(dtype))
+            }
         };
         let kind = self.kind(dtype, sib);
         let count = |t: &mut Tally, out: &Outcome| {
             let removed = matches!(out, Outcome::Remove);
-            t.count(&id, covered, action, !matches!(out, Outcome::Keep), removed);
+            t.count(id, covered, action, !matches!(out, Outcome::Keep), removed);
         };
         let out = match (action, dtype) {
             (Action::Pseudonym, DType::RefString) => self.reference(value),
@@ -544,7 +559,7 @@ impl<'a> Walker<'a> {
                     .engine
                     .apply_counted(
                         self.tally,
-                        &id,
+                        id,
                         covered,
                         action,
                         kind,
