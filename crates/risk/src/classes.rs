@@ -215,8 +215,9 @@ fn rank(order: &[u32], eq: impl Fn(u32, u32) -> bool, n: usize) -> (Vec<u32>, us
     (out, if n == 0 { 0 } else { r as usize + 1 })
 }
 
-/// numpy's `np.sum` over a contiguous float64 array (first element, then pairwise summation of
-/// the rest), so that entropies are bit-for-bit those pycanon computes.
+/// numpy's `np.sum` over a contiguous float64 array (pairwise summation: sequential below 8
+/// elements, 8 accumulators up to 128, halving above), so that entropies are bit-for-bit those
+/// pycanon computes.
 pub fn numpy_sum(a: &[f64]) -> f64 {
     fn pairwise(a: &[f64]) -> f64 {
         let n = a.len();
@@ -248,10 +249,7 @@ pub fn numpy_sum(a: &[f64]) -> f64 {
             pairwise(&a[..n2]) + pairwise(&a[n2..])
         }
     }
-    match a.split_first() {
-        None => 0.0,
-        Some((first, rest)) => *first + pairwise(rest),
-    }
+    pairwise(a)
 }
 
 /// Class-size distribution bucket.
@@ -572,6 +570,14 @@ mod tests {
         let v: Vec<f64> = (0..300).map(|i| 0.1 * i as f64).collect();
         let s = numpy_sum(&v);
         assert!((s - 4485.0).abs() < 1e-9);
+        // np.sum([1/(i+3) for i in range(9)]) = 0x1.8516ae822df44p+0 (numpy 2.0.2), one ulp
+        // below the sequential sum.
+        let v: Vec<f64> = (0..9).map(|i| 1.0 / (i as f64 + 3.0)).collect();
+        assert_eq!(numpy_sum(&v).to_bits(), 0x3FF8516AE822DF44);
+        assert_eq!(
+            v.iter().fold(0.0, |a, x| a + x).to_bits(),
+            0x3FF8516AE822DF45
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ fn pct(x: f64) -> String {
 }
 
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
+    s.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
 impl RiskReport {

@@ -56,3 +56,18 @@ fn bad_options() {
     let e = assess(&cfg).unwrap_err().to_string();
     assert!(e.contains("line 2") && !e.contains("male"), "{e}");
 }
+
+#[test]
+fn header_only_table_gives_zero_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.csv");
+    std::fs::write(&p, "a,b,s\n").unwrap();
+    let mut cfg = RiskConfig::new(&p, &["a", "b"]);
+    cfg.sensitive = Some("s".into());
+    cfg.target_k = Some(3);
+    let r = assess(&cfg).unwrap();
+    assert_eq!(r.records_read, 0);
+    assert_eq!(r.measures.k, 0);
+    assert_eq!(r.measures.equivalence_classes, 0);
+    assert_eq!(r.measures.sensitive.unwrap().l_diversity, 0);
+}

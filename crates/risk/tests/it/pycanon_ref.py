@@ -10,6 +10,7 @@ import json
 import sys
 
 try:
+    import numpy as np
     import pandas as pd
     from pycanon import anonymity
     from pycanon.anonymity.utils import aux_anonymity
@@ -46,14 +47,24 @@ for spec in args[4:]:
 if suppress is not None:
     sizes = data.groupby(qi)[qi[0]].transform("size")
     data = data[sizes >= suppress].reset_index(drop=True)
+# The real-valued entropy l (before pycanon's int()), computed as pycanon does.
+equiv = aux_anonymity.get_equiv_class(data, qi)
+ent = []
+for ec in equiv:
+    t = data.iloc[list(ec)]
+    values = np.unique(t[sa].values)
+    p = [len(t[t[sa] == s]) / len(t) for s in values]
+    ent.append(-np.sum(p * np.log(p)))
+# Floats as repr strings: Rust parses them correctly rounded (serde_json may not).
 out = {
     "records": int(len(data)),
     "k": int(anonymity.k_anonymity(data, qi)),
     "equivalence_classes": len(aux_anonymity.get_equiv_class(data, qi)),
     "l_diversity": int(anonymity.l_diversity(data, qi, [sa])),
     "entropy_l": int(anonymity.entropy_l_diversity(data, qi, [sa])),
-    "t_closeness": float(anonymity.t_closeness(data, qi, [sa])),
-    "average_rir": float(metrics.average_rir(data, qi)),
-    "max_rir": float(metrics.max_rir(data, qi)),
+    "entropy_l_real": repr(float(min(np.exp(1) ** np.array(ent)))),
+    "t_closeness": repr(float(anonymity.t_closeness(data, qi, [sa]))),
+    "average_rir": repr(float(metrics.average_rir(data, qi))),
+    "max_rir": repr(float(metrics.max_rir(data, qi))),
 }
 print(json.dumps(out))
