@@ -66,3 +66,14 @@ fn search_reaches_k5_with_a_minimal_node() {
         );
     }
 }
+
+#[test]
+fn age_hierarchy_is_used_as_given() {
+    // ARX's adult age hierarchy shifts every band by one (85 → 80-84, 90 → 85-89); we keep it.
+    let Some(dir) = arx_corpus() else { return };
+    let h = phiguard_risk::Hierarchy::read(&dir.join("adult_hierarchy_age.csv")).unwrap();
+    assert_eq!(h.height(), 4);
+    assert_eq!(h.generalise("90", 1), Some("85-89"));
+    assert_eq!(h.generalise("85", 1), Some("80-84"));
+    assert_eq!(h.generalise("90", 4), Some("*"));
+}
