@@ -247,14 +247,23 @@ impl RiskReport {
                 sr.nodes_evaluated,
                 sr.nodes_meeting_target
             );
+            let named = |levels: &[usize]| -> String {
+                self.quasi_identifiers
+                    .iter()
+                    .zip(levels)
+                    .map(|(q, l)| format!("{}={l}", md_escape(&q.column)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             match (&sr.chosen_levels, &sr.least_suppression_levels) {
                 (Some(l), _) => {
-                    let _ = writeln!(s, "Chosen levels: {l:?}.\n");
+                    let _ = writeln!(s, "Chosen levels: {}.\n", named(l));
                 }
                 (None, Some(l)) => {
                     let _ = writeln!(
                         s,
-                        "**Target not reached.** The node {l:?} comes closest, needing {} records suppressed.\n",
+                        "**Target not reached.** The node {} comes closest, needing {} records suppressed.\n",
+                        named(l),
                         sr.least_suppression_records.unwrap_or(0)
                     );
                 }

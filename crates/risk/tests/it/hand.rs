@@ -239,6 +239,10 @@ fn report_holds_no_values_unless_asked() {
     }
     let md = assess(&cfg).unwrap().to_markdown();
     assert!(md.contains("| k-anonymity (smallest class) | 3 |"), "{md}");
+    assert!(
+        md.contains("Chosen levels: age=2, gender=0, zipcode=1."),
+        "{md}"
+    );
     assert!(!md.contains("81931"));
     cfg.show_classes = true;
     let json = serde_json::to_string(&assess(&cfg).unwrap()).unwrap();
