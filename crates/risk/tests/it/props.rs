@@ -97,3 +97,21 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The readers never panic on arbitrary bytes: a table, an error, nothing else.
+    #[test]
+    fn readers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400),
+                           text in "[a-c;,\"\t\r\n]{0,80}") {
+        let p = std::path::Path::new("fuzz.csv");
+        let _ = phiguard_risk::Table::from_reader(p, &bytes[..], &["a"]);
+        let _ = phiguard_risk::Table::from_reader(p, text.as_bytes(), &["a", "b"]);
+        let _ = phiguard_risk::Hierarchy::from_bytes(p, &bytes);
+        let _ = phiguard_risk::Hierarchy::from_bytes(p, text.as_bytes());
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            let _ = phiguard_risk::flatten_patient(&v);
+        }
+    }
+}
