@@ -21,7 +21,7 @@ pub enum RiskError {
         file: PathBuf,
     },
     /// A row has more or fewer fields than the header.
-    #[error("{file}: line {line}: {found} fields where the header has {expected}")]
+    #[error("{file}: line {line}: {found} fields where the header has {expected} ({detail})")]
     RaggedRow {
         /// The file.
         file: PathBuf,
@@ -31,6 +31,8 @@ pub enum RiskError {
         expected: usize,
         /// Fields in this record.
         found: usize,
+        /// Which column is missing, or what is extra (header names only).
+        detail: String,
     },
     /// A field (or the header) is not valid UTF-8.
     #[error("{file}: line {line}, column {column}: not valid UTF-8")]
@@ -151,6 +153,23 @@ pub enum RiskError {
     /// An invalid option or combination of options.
     #[error("{0}")]
     Config(String),
+}
+
+/// Describes a ragged row by header names: the first column without a value, or the extra
+/// fields after the last column.
+pub(crate) fn ragged_detail(header: &[String], found: usize) -> String {
+    if found < header.len() {
+        format!(
+            "no value for column '{}'",
+            header.get(found).map(String::as_str).unwrap_or_default()
+        )
+    } else {
+        format!(
+            "{} fields after the last column '{}'",
+            found - header.len(),
+            header.last().map(String::as_str).unwrap_or_default()
+        )
+    }
 }
 
 /// Result alias of this crate.

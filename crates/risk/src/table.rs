@@ -248,6 +248,7 @@ impl Table {
                     line,
                     expected: header.len(),
                     found: rec.len(),
+                    detail: crate::error::ragged_detail(&header, rec.len()),
                 });
             }
             for (j, &i) in idx.iter().enumerate() {
@@ -324,6 +325,7 @@ impl Table {
                     line: *line,
                     expected: header.len(),
                     found: rec.len(),
+                    detail: crate::error::ragged_detail(&header, rec.len()),
                 });
             }
             for (j, &i) in idx.iter().enumerate() {
@@ -395,6 +397,7 @@ fn csv_error(path: &Path, line: u64, e: &csv::Error) -> RiskError {
             line,
             expected: *expected_len as usize,
             found: *len as usize,
+            detail: "unequal record lengths".to_string(),
         },
         _ => RiskError::Csv {
             file: path.to_path_buf(),

@@ -25,9 +25,18 @@ fn ragged_row_and_missing_column() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("r.csv: line 3: 2 fields where the header has 3"),
+        e.contains("r.csv: line 3: 2 fields where the header has 3 (no value for column 'c')"),
         "{e}"
     );
+    std::fs::write(&p, "a,b\n1,2\n3,4,SECRET,x\n").unwrap();
+    let e = assess(&RiskConfig::new(&p, &["a"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 3: 4 fields where the header has 2 (2 fields after the last column 'b')"),
+        "{e}"
+    );
+    assert!(!e.contains("SECRET"), "{e}");
     let e = assess(&RiskConfig::new(&data("test.csv"), &["zip"]))
         .unwrap_err()
         .to_string();
