@@ -62,7 +62,25 @@ fn resources(v: &Json) -> usize {
     }
 }
 
-fn measure(name: &str, inputs: &[Vec<u8>], threads: usize, job: &(dyn Fn(&[u8]) -> usize + Sync)) {
+/// Resources as Python's baseline counts them: Bundle entries (1 for a lone resource), and
+/// NDJSON lines.
+fn count(b: &[u8]) -> usize {
+    match Json::from_slice(b) {
+        Ok(v) => resources(&v),
+        Err(_) => b
+            .split(|c| *c == b'\n')
+            .filter(|l| Json::from_slice(l).is_ok())
+            .count(),
+    }
+}
+
+fn measure(
+    name: &str,
+    inputs: &[Vec<u8>],
+    counts: &[usize],
+    threads: usize,
+    job: &(dyn Fn(&[u8]) + Sync),
+) {
     let bytes: usize = inputs.iter().map(Vec::len).sum();
     let next = AtomicUsize::new(0);
     let total = AtomicUsize::new(0);
@@ -73,7 +91,8 @@ fn measure(name: &str, inputs: &[Vec<u8>], threads: usize, job: &(dyn Fn(&[u8]) 
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(input) = inputs.get(i) else { break };
-                    total.fetch_add(job(input), Ordering::Relaxed);
+                    job(input);
+                    total.fetch_add(counts[i], Ordering::Relaxed);
                 }
             });
         }
@@ -113,33 +132,46 @@ fn main() {
     let fhir = FhirDeid::new(&config).unwrap_or_else(|e| panic_free_exit(&e.to_string()));
     let engine = Engine::new(DeidKey::from_bytes([7; 32]), config.engine_options());
     let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let deid = |b: &[u8]| -> usize {
+    let deid = |b: &[u8]| {
         let mut t = Tally::default();
         let mut out = Vec::with_capacity(b.len());
-        match fhir.deidentify(&engine, b, &mut out, &mut t) {
-            Ok(()) => t.records as usize,
-            Err(_) => 0,
-        }
+        let _ = fhir.deidentify(&engine, b, &mut out, &mut t);
     };
-    let parse = |b: &[u8]| -> usize {
-        match Json::from_slice(b) {
-            Ok(v) => {
-                let n = resources(&v);
-                let _ = serde_json::to_vec_pretty(&v);
-                n
+    let parse = |b: &[u8]| {
+        if let Ok(v) = Json::from_slice(b) {
+            let _ = serde_json::to_vec_pretty(&v);
+        } else {
+            for l in b.split(|c| *c == b'\n') {
+                if let Ok(v) = Json::from_slice(l) {
+                    let _ = serde_json::to_vec(&v);
+                }
             }
-            // NDJSON: count lines.
-            Err(_) => b
-                .split(|c| *c == b'\n')
-                .filter(|l| Json::from_slice(l).is_ok())
-                .count(),
         }
     };
+    let counts: Vec<usize> = inputs.iter().map(|b| count(b)).collect();
     println!("{} files from {:?}", inputs.len(), dirs);
     for threads in [1, parallel] {
-        measure("parse + re-serialise only", &inputs, threads, &parse);
-        measure("safe-harbor, JSON path only", &stripped, threads, &deid);
-        measure("safe-harbor, with narrative+notes", &inputs, threads, &deid);
+        measure(
+            "parse + re-serialise only",
+            &inputs,
+            &counts,
+            threads,
+            &parse,
+        );
+        measure(
+            "safe-harbor, JSON path only",
+            &stripped,
+            &counts,
+            threads,
+            &deid,
+        );
+        measure(
+            "safe-harbor, with narrative+notes",
+            &inputs,
+            &counts,
+            threads,
+            &deid,
+        );
     }
 }
 

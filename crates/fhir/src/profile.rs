@@ -56,6 +56,7 @@ const COMMON: &[(&str, &str)] = &[
     ("Bundle.entry.response.location", "pseudonym"),
     ("Bundle.link.url", "pseudonym"),
     ("id", "pseudonym"),
+    ("uid", "pseudonym"),
 ];
 
 /// Dates, by profile.

@@ -47,6 +47,8 @@ pub enum DType {
     Uri,
     /// A resource's logical id.
     Id,
+    /// A DICOM UID (`ImagingStudy.series.uid`): pseudonymised as DICOM does, `2.25.<n>`.
+    Uid,
     Base64,
     Xhtml,
     Boolean,
@@ -93,6 +95,7 @@ impl DType {
             "code" => DType::Code,
             "uri" | "url" | "canonical" | "oid" | "uuid" => DType::Uri,
             "id" => DType::Id,
+            "uid" => DType::Uid,
             "base64Binary" => DType::Base64,
             "xhtml" => DType::Xhtml,
             "boolean" => DType::Boolean,
@@ -114,6 +117,7 @@ impl DType {
                 | DType::Code
                 | DType::Uri
                 | DType::Id
+                | DType::Uid
                 | DType::Base64
                 | DType::Xhtml
                 | DType::Boolean
@@ -255,7 +259,10 @@ fn resource_member(parent: DType, rtype: &str, name: &str, v: &Json) -> Option<D
         "resource" if rtype == "Bundle" => T::Resource,
         "implicitRules" => T::Uri,
         "language" | "status" | "intent" | "gender" | "use" | "priority" | "criticality"
-        | "mode" | "method" | "outcome" | "kind" | "contentType" => T::Code,
+        | "mode" | "method" | "outcome" | "kind" | "contentType" | "lifecycleStatus"
+        | "periodUnit" | "durationUnit" | "dayOfWeek" | "when" | "severity" | "sex" => T::Code,
+        "category" | "type" if !obj => T::Code,
+        "uid" if rtype == "ImagingStudy" => T::Uid,
         "identifier" => T::Identifier,
         "name" if obj => T::HumanName,
         "telecom" => T::ContactPoint,

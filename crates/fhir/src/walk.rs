@@ -53,6 +53,7 @@ impl Index {
 #[derive(Default, Clone, Copy)]
 struct Siblings<'s> {
     content_type: Option<&'s str>,
+    identifier_system: Option<&'s str>,
     contact_system: Option<&'s str>,
     text_is_display: bool,
 }
@@ -311,6 +312,11 @@ impl<'a> Walker<'a> {
         } else {
             None
         };
+        let identifier_system = if dtype == DType::Identifier {
+            get("system")
+        } else {
+            None
+        };
         let contact_system = if dtype == DType::ContactPoint {
             get("system")
         } else {
@@ -330,6 +336,7 @@ impl<'a> Walker<'a> {
         };
         let sib = Siblings {
             content_type: content_type.as_deref(),
+            identifier_system: identifier_system.as_deref(),
             contact_system: contact_system.as_deref(),
             text_is_display,
         };
@@ -474,7 +481,7 @@ impl<'a> Walker<'a> {
         match dtype {
             DType::Code | DType::Boolean | DType::Number | DType::Time => Action::Keep,
             DType::Date | DType::DateTime | DType::Instant => Action::Generalize(Generalize::Year),
-            DType::Id | DType::RefString => Action::Pseudonym,
+            DType::Id | DType::RefString | DType::Uid => Action::Pseudonym,
             DType::Base64 => Action::Remove,
             _ => Action::Text,
         }
@@ -498,6 +505,7 @@ impl<'a> Walker<'a> {
                 }
             }
             DType::Id | DType::RefString => Kind::Id,
+            DType::Uid => Kind::Uid,
             _ => match parent {
                 Some(DType::HumanName) => Kind::Phi(Category::Name),
                 Some(DType::Address) if name == "postalCode" => Kind::Zip,
@@ -510,7 +518,13 @@ impl<'a> Walker<'a> {
                         _ => Category::Phone,
                     })
                 }
-                Some(DType::Identifier) if name == "value" => Kind::Id,
+                Some(DType::Identifier) if name == "value" => {
+                    if sib.identifier_system == Some("urn:dicom:uid") {
+                        Kind::Uid
+                    } else {
+                        Kind::Id
+                    }
+                }
                 Some(DType::Age) if name == "value" => Kind::Age,
                 _ => Kind::Text,
             },
@@ -554,6 +568,38 @@ impl<'a> Walker<'a> {
                 Some(s) => Outcome::Replace(s),
                 None => Outcome::Keep,
             },
+            (Action::Pseudonym, _) if kind == Kind::Uid => {
+                // `urn:oid:1.2.3` (Identifier.value) keeps its prefix; the UID is pseudonymised
+                // as the DICOM crate does, so ImagingStudy and the DICOM files agree.
+                let (prefix, uid) = match value.strip_prefix("urn:oid:") {
+                    Some(u) => ("urn:oid:", u),
+                    None => ("", value),
+                };
+                Outcome::Replace(format!("{prefix}{}", self.engine.uid(uid)))
+            }
+            (_, _)
+                if kind == Kind::Zip
+                    && value.len() == 4
+                    && value.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                // A US ZIP that lost its leading zero (spreadsheet exports, Synthea).
+                let padded = format!("0{value}");
+                return self
+                    .engine
+                    .apply_counted(
+                        self.tally,
+                        id,
+                        covered,
+                        action,
+                        kind,
+                        &padded,
+                        self.patient.as_ref(),
+                    )
+                    .map_err(|e| FhirError::Rule {
+                        at: self.at(),
+                        what: e.to_string(),
+                    });
+            }
             _ => {
                 return self
                     .engine

@@ -2,6 +2,7 @@
 //! Integration tests for phiguard-fhir: leaks over every corpus file, structure, keys, rules,
 //! malformed input.
 
+mod golden;
 mod keys;
 mod leak;
 mod malformed;

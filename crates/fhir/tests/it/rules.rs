@@ -193,3 +193,26 @@ fn ndjson_is_streamed_line_by_line() {
     assert_eq!(tally.records, 2);
     assert_eq!(tally.files, 1);
 }
+
+#[test]
+fn dicom_uids_match_the_dicom_convention_and_short_zips_are_padded() {
+    let input = br#"{"resourceType":"ImagingStudy","id":"s1","status":"available",
+      "identifier":[{"system":"urn:dicom:uid","value":"urn:oid:1.2.840.99.1.1"}],
+      "subject":{"reference":"Patient/p1"},
+      "series":[{"uid":"1.2.840.99.1.1.1","instance":[{"uid":"1.2.840.99.1.1.1.1","number":1}]}]}"#;
+    let config = Config::builtin(ProfileName::SafeHarbor);
+    let e = super::engine(1, &config);
+    let v: Value = serde_json::from_slice(&run(&config, 1, input).0).unwrap();
+    assert_eq!(
+        v["identifier"][0]["value"],
+        format!("urn:oid:{}", e.uid("1.2.840.99.1.1"))
+    );
+    assert_eq!(v["series"][0]["uid"], e.uid("1.2.840.99.1.1.1"));
+    assert_eq!(
+        v["series"][0]["instance"][0]["uid"],
+        e.uid("1.2.840.99.1.1.1.1")
+    );
+    let org = br#"{"resourceType":"Organization","id":"o","address":[{"city":"Boston","state":"MA","postalCode":"2116"}]}"#;
+    let v: Value = serde_json::from_slice(&run(&config, 1, org).0).unwrap();
+    assert_eq!(v["address"][0]["postalCode"], "021");
+}
