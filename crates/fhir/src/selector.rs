@@ -139,7 +139,7 @@ impl Selector for FhirSelector {
         if let Some(dtype) = DType::parse(head) {
             return Ok(FhirSelector::Type { dtype, steps });
         }
-        if !head.as_bytes()[0].is_ascii_uppercase() || !valid_name(head) {
+        if !head.as_bytes().first().is_some_and(u8::is_ascii_uppercase) || !valid_name(head) {
             return Err(format!(
                 "{head:?} is neither a resource type, a data type (HumanName, Address, \
                  ContactPoint, Identifier, Reference, Attachment, date, dateTime, instant, ...) \

@@ -60,6 +60,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
+    fn any_selector_text_parses_or_errors(text in "[A-Za-z*.()\\[\\]:/_ -]{0,40}") {
+        use phiguard_rules::Selector;
+        let _ = phiguard_fhir::FhirSelector::parse(&text);
+    }
+
+    #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = try_run(&bytes);
     }
