@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use rand::RngCore;
 use serde_json::{Map, Value, json};
@@ -146,6 +147,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // No Nagle delay: SSE chunks and small answers go out at once (otherwise a body written
+    // after the headers can wait for a delayed ACK, ~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, gateway.router())
         .with_graceful_shutdown(shutdown)
         .await
@@ -912,7 +918,11 @@ async fn stream_completion(
                 t.upstream_ttft_ms = Some((pre_upstream + up_start.elapsed()).as_secs_f64() * 1e3);
             }
             let f0 = Instant::now();
-            let res = filters.chunk(&mut chunk);
+            // A panic in the detector must not end the stream without its audit record.
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                filters.chunk(&mut chunk)
+            }))
+            .unwrap_or_else(|_| Err(guard::GuardError("the output filter panicked".into())));
             filter_time += f0.elapsed();
             let visible = match res {
                 Ok(v) => v,
@@ -936,7 +946,12 @@ async fn stream_completion(
             }
         }
         if error.is_none() && disposition == "returned" {
-            match filters.flush_all() {
+            let flushed =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filters.flush_all()))
+                    .unwrap_or_else(|_| {
+                        Err(guard::GuardError("the output filter panicked".into()))
+                    });
+            match flushed {
                 Ok(rest) => {
                     for ((idx, tool), text) in rest {
                         let delta = match tool {

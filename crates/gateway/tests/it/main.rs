@@ -205,3 +205,15 @@ pub fn error_code(body: &str) -> String {
     assert!(v["error"]["type"].is_string(), "{body}");
     v["error"]["code"].as_str().unwrap().to_string()
 }
+
+/// The real detector, except that it panics on text holding `marker` (to check that a
+/// detector crash while filtering an answer fails closed and still leaves an audit record).
+pub struct PanicsOn(pub Detector, pub &'static str);
+impl PhiScanner for PanicsOn {
+    fn scan(&self, text: &str) -> Result<Vec<Span>, GuardError> {
+        if text.contains(self.1) {
+            panic!("test scanner crash");
+        }
+        Ok(self.0.detect(text))
+    }
+}

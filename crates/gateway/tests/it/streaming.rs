@@ -107,3 +107,30 @@ async fn streamed_tool_call_arguments_are_guarded() {
     let v: Value = serde_json::from_str(&args).unwrap();
     assert_no_phi(&v.to_string(), &NOTE_PHI);
 }
+
+#[tokio::test]
+async fn detector_crash_on_the_answer_fails_closed_with_a_record() {
+    let h = start_with(std::sync::Arc::new(PanicsOn(
+        phiguard_detect::Detector::new(),
+        "Follow up",
+    )))
+    .await;
+    let key = h.key("analyst");
+    let body =
+        json!({"model": "leaky", "messages": [{"role": "user", "content": "Any follow-up due?"}]});
+    let (s, _, b) = h.chat(&key, None, body.clone()).await;
+    assert_eq!((s, error_code(&b).as_str()), (500, "guard_failed"));
+    assert_no_phi(&b, &["John Carter", "617-555-0199"]);
+    let mut sbody = body;
+    sbody["stream"] = json!(true);
+    let (s, _, b) = h.chat(&key, None, sbody).await;
+    assert_eq!(s, 200);
+    let (evs, done) = events(&b);
+    assert!(!done, "a failed stream must not end with [DONE]");
+    assert_eq!(evs.last().unwrap()["error"]["code"], "guard_failed", "{b}");
+    assert_no_phi(&b, &["John Carter", "617-555-0199", "03/14/2021"]);
+    let recs = h.completes();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[1]["output"]["disposition"], "partial");
+    assert_eq!(recs[1]["decision"]["code"], "guard_failed");
+}
