@@ -159,50 +159,39 @@ impl FhirDeid {
         out: W,
         tally: &mut Tally,
     ) -> Result<(), FhirError> {
+        self.deidentify_with_threads(engine, input, out, tally, 1)
+    }
+
+    /// As [`FhirDeid::deidentify`], with NDJSON lines spread over `threads` threads (batches
+    /// of lines, written back in input order; memory stays bounded by the batch). Documents
+    /// are processed on the calling thread. Use it for one big export; for many files, spread
+    /// the files instead.
+    pub fn deidentify_with_threads<R: Read, W: Write>(
+        &self,
+        engine: &Engine,
+        input: R,
+        out: W,
+        tally: &mut Tally,
+        threads: usize,
+    ) -> Result<(), FhirError> {
+        let threads = threads.max(1);
         let mut reader = BufReader::with_capacity(1 << 16, input);
         let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
         let mut first = Vec::new();
         reader
             .read_until(b'\n', &mut first)
             .map_err(FhirError::Read)?;
-        let first_body = strip_bom(&first);
+        if let Some(b) = first.strip_prefix(b"\xEF\xBB\xBF") {
+            first = b.to_vec();
+        }
         // NDJSON when the first line is a whole JSON object by itself.
-        let ndjson = first_body.trim_ascii_start().starts_with(b"{")
-            && serde_json::from_slice::<serde::de::IgnoredAny>(first_body).is_ok();
+        let ndjson = first.trim_ascii_start().starts_with(b"{")
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok();
         tally.files += 1;
-        if ndjson {
-            let mut line_no = 1usize;
-            let mut buf = first;
-            loop {
-                let body = if line_no == 1 {
-                    strip_bom(&buf)
-                } else {
-                    &buf[..]
-                };
-                if !body.trim_ascii().is_empty() {
-                    let mut v = Json::from_slice(body).map_err(|e| FhirError::NdjsonLine {
-                        line: line_no,
-                        column: e.column(),
-                        what: json_what(&e),
-                    })?;
-                    self.record(engine, &mut v, tally, Some(line_no))?;
-                    serde_json::to_writer(&mut out, &v).map_err(|e| FhirError::Write(e.into()))?;
-                    out.write_all(b"\n").map_err(FhirError::Write)?;
-                }
-                buf.clear();
-                line_no += 1;
-                if reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(FhirError::Read)?
-                    == 0
-                {
-                    break;
-                }
-            }
-        } else {
+        if !ndjson {
             let mut all = first;
             reader.read_to_end(&mut all).map_err(FhirError::Read)?;
-            let mut v = Json::from_slice(strip_bom(&all)).map_err(|e| FhirError::Json {
+            let mut v = Json::from_slice(&all).map_err(|e| FhirError::Json {
                 line: e.line(),
                 column: e.column(),
                 what: json_what(&e),
@@ -210,10 +199,116 @@ impl FhirDeid {
             self.record(engine, &mut v, tally, None)?;
             serde_json::to_writer_pretty(&mut out, &v).map_err(|e| FhirError::Write(e.into()))?;
             out.write_all(b"\n").map_err(FhirError::Write)?;
+            return out.flush().map_err(FhirError::Write);
+        }
+        let batch_size = if threads == 1 { 1 } else { threads * 64 };
+        let mut batch: Vec<(usize, Vec<u8>)> = vec![(1, first)];
+        let mut line_no = 1usize;
+        loop {
+            let mut eof = false;
+            while batch.len() < batch_size {
+                let mut buf = Vec::new();
+                if reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(FhirError::Read)?
+                    == 0
+                {
+                    eof = true;
+                    break;
+                }
+                line_no += 1;
+                batch.push((line_no, buf));
+            }
+            for line in self.lines(engine, &batch, tally, threads)? {
+                out.write_all(&line).map_err(FhirError::Write)?;
+            }
+            batch.clear();
+            if eof {
+                break;
+            }
         }
         out.flush().map_err(FhirError::Write)
     }
+
+    /// De-identifies a batch of NDJSON lines, in order; blank lines produce nothing.
+    fn lines(
+        &self,
+        engine: &Engine,
+        batch: &[(usize, Vec<u8>)],
+        tally: &mut Tally,
+        threads: usize,
+    ) -> Result<Vec<Vec<u8>>, FhirError> {
+        if threads == 1 || batch.len() < 2 {
+            return batch
+                .iter()
+                .map(|(n, b)| self.line(engine, *n, b, tally))
+                .filter_map(Result::transpose)
+                .collect();
+        }
+        let chunk = batch.len().div_ceil(threads);
+        let results: Vec<(LinesResult, Tally)> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut t = Tally::default();
+                        let r = part
+                            .iter()
+                            .map(|(n, b)| self.line(engine, *n, b, &mut t))
+                            .filter_map(Result::transpose)
+                            .collect();
+                        (r, t)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            Err(FhirError::Structure {
+                                at: "NDJSON batch".into(),
+                                what: "a worker thread failed",
+                            }),
+                            Tally::default(),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(batch.len());
+        for (r, t) in results {
+            tally.merge(t);
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// One NDJSON line: the de-identified resource and a newline, `None` when blank.
+    fn line(
+        &self,
+        engine: &Engine,
+        line_no: usize,
+        body: &[u8],
+        tally: &mut Tally,
+    ) -> Result<Option<Vec<u8>>, FhirError> {
+        if body.trim_ascii().is_empty() {
+            return Ok(None);
+        }
+        let mut v = Json::from_slice(body).map_err(|e| FhirError::NdjsonLine {
+            line: line_no,
+            column: e.column(),
+            what: json_what(&e),
+        })?;
+        self.record(engine, &mut v, tally, Some(line_no))?;
+        let mut out = serde_json::to_vec(&v).map_err(|e| FhirError::Write(e.into()))?;
+        out.push(b'\n');
+        Ok(Some(out))
+    }
 }
+
+/// De-identified NDJSON lines of one chunk, or the first error.
+type LinesResult = Result<Vec<Vec<u8>>, FhirError>;
 
 fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)

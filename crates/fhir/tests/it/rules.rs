@@ -216,3 +216,49 @@ fn dicom_uids_match_the_dicom_convention_and_short_zips_are_padded() {
     let v: Value = serde_json::from_slice(&run(&config, 1, org).0).unwrap();
     assert_eq!(v["address"][0]["postalCode"], "021");
 }
+
+#[test]
+fn ndjson_in_parallel_matches_sequential() {
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(super::data_dir().join("ms-samples/synthea-bundle-with-notes.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut nd = String::new();
+    for e in bundle["entry"].as_array().unwrap() {
+        nd.push_str(&serde_json::to_string(&e["resource"]).unwrap());
+        nd.push('\n');
+    }
+    let config = Config::builtin(ProfileName::Shifted);
+    let fhir = phiguard_fhir::FhirDeid::new(&config).unwrap();
+    let e = super::engine(1, &config);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut ta, mut tb) = (
+        phiguard_rules::Tally::default(),
+        phiguard_rules::Tally::default(),
+    );
+    fhir.deidentify(e, nd.as_bytes(), &mut a, &mut ta).unwrap();
+    fhir.deidentify_with_threads(e, nd.as_bytes(), &mut b, &mut tb, 3)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(ta, tb);
+    assert_eq!(
+        ta.records as usize,
+        bundle["entry"].as_array().unwrap().len() + count_contained(&bundle)
+    );
+    // An error names the first bad line, as sequentially.
+    let mut bad = nd.clone();
+    bad.push_str("{\"resourceType\":\n");
+    let err = fhir
+        .deidentify_with_threads(
+            e,
+            bad.as_bytes(),
+            &mut Vec::new(),
+            &mut phiguard_rules::Tally::default(),
+            3,
+        )
+        .unwrap_err()
+        .to_string();
+    let n = nd.lines().count() + 1;
+    assert!(err.starts_with(&format!("NDJSON line {n}:")), "{err}");
+}
