@@ -38,8 +38,10 @@ pub struct Args {
     /// number, as pandas/pycanon decide).
     #[arg(long, value_enum, value_name = "KIND")]
     pub sensitive_kind: Option<KindArg>,
-    /// ARX hierarchy for a quasi-identifier (`value;level1;...;*`), repeatable: COL=FILE.
-    /// Without one a column has two levels: the value and `*`.
+    /// ARX hierarchy for a quasi-identifier (`value;level1;...;*`), repeatable: COL=FILE, or
+    /// COL=builtin:zip|age|year|date (digits masked from the right; 5/10/20-year bands, ages
+    /// 90+ together; date → month → year → bands). Without one a column has two levels: the
+    /// value and `*`.
     #[arg(long, value_name = "COL=FILE")]
     pub hierarchy: Vec<String>,
     /// Fixed generalisation levels, COL=N, comma-separated or repeated (others 0, or searched

@@ -202,6 +202,12 @@ pub fn read_patients(path: &Path, columns: &[&str]) -> Result<Table> {
     for f in &files {
         read_file(f, &mut rows)?;
     }
+    if files.len() > 1 {
+        // From a folder, "line" numbers count Patient resources in file-name order.
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.0 = i as u64 + 1;
+        }
+    }
     let header: Vec<String> = PATIENT_COLUMNS.iter().map(|c| c.to_string()).collect();
     Table::from_rows(path, header, rows, columns)
 }

@@ -126,6 +126,125 @@ impl Hierarchy {
         })
     }
 
+    /// A built-in hierarchy over the distinct values of `column`, named `builtin:KIND`:
+    ///
+    /// - `zip`: digits masked from the right, `02139` → `0213*` → `021**` → … → `*` (all values
+    ///   the same number of digits);
+    /// - `age`: `85` → `85-89` → `80-89` → `80-99` → `*`, with every age of 90 or more in `90+`
+    ///   at levels 1–3 (HIPAA Safe Harbor's aggregation);
+    /// - `year`: like `age` without the `90+` rule (for birth years);
+    /// - `date`: ISO dates `YYYY-MM-DD`, `YYYY-MM` or `YYYY` → `YYYY-MM` → `YYYY` → 5-year band
+    ///   → 10-year band → `*`.
+    ///
+    /// An empty value (missing) stays empty up to the last level, `*`. Any other value that
+    /// does not fit is an error naming the line where it first appears.
+    pub fn builtin(kind: &str, column: &Column, table_path: &Path) -> Result<Hierarchy> {
+        let path = PathBuf::from(format!("builtin:{kind}"));
+        let bad = |code: usize, why: &str| {
+            RiskError::Config(format!(
+                "column '{}': the value on line {} of {} does not fit builtin:{kind} ({why})",
+                column.name(),
+                column.first_line(code as u32),
+                table_path.display()
+            ))
+        };
+        let band = |v: i64, w: i64| -> String {
+            let lo = v.div_euclid(w) * w;
+            format!("{lo}-{}", lo + w - 1)
+        };
+        let all = column.values();
+        // Missing values get their own chain after the match.
+        let values: Vec<(usize, &String)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let mut rows: Vec<Vec<String>> = Vec::with_capacity(all.len());
+        match kind {
+            "zip" => {
+                let len = values.first().map(|(_, v)| v.len()).unwrap_or(0);
+                for &(c, v) in &values {
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad(c, "not all digits"));
+                    }
+                    if v.len() != len {
+                        return Err(bad(c, "not the same number of digits as the first value"));
+                    }
+                    let mut row = vec![v.clone()];
+                    for i in 1..len {
+                        row.push(format!("{}{}", &v[..len - i], "*".repeat(i)));
+                    }
+                    row.push("*".to_string());
+                    rows.push(row);
+                }
+            }
+            "age" | "year" => {
+                for &(c, v) in &values {
+                    let n: i64 = v.trim().parse().map_err(|_| bad(c, "not a whole number"))?;
+                    let mut row = vec![v.clone()];
+                    if kind == "age" && n >= 90 {
+                        row.extend(["90+".to_string(), "90+".to_string(), "90+".to_string()]);
+                    } else {
+                        row.extend([band(n, 5), band(n, 10), band(n, 20)]);
+                    }
+                    row.push("*".to_string());
+                    rows.push(row);
+                }
+            }
+            "date" => {
+                for &(c, v) in &values {
+                    let b = v.as_bytes();
+                    let digits = |r: std::ops::Range<usize>| {
+                        b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit))
+                    };
+                    let ok = digits(0..4)
+                        && match b.len() {
+                            4 => true,
+                            7 => b[4] == b'-' && digits(5..7),
+                            10 => b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10),
+                            _ => false,
+                        };
+                    if !ok {
+                        return Err(bad(c, "not YYYY-MM-DD, YYYY-MM or YYYY"));
+                    }
+                    let year: i64 = v[..4].parse().map_err(|_| bad(c, "bad year"))?;
+                    rows.push(vec![
+                        v.clone(),
+                        v[..v.len().min(7)].to_string(),
+                        v[..4].to_string(),
+                        band(year, 5),
+                        band(year, 10),
+                        "*".to_string(),
+                    ]);
+                }
+            }
+            other => {
+                return Err(RiskError::Config(format!(
+                    "unknown built-in hierarchy 'builtin:{other}' (zip, age, year, date)"
+                )));
+            }
+        }
+        let height = match kind {
+            "zip" => values.first().map(|(_, v)| v.len()).unwrap_or(1),
+            "date" => 5,
+            _ => 4,
+        };
+        if all.iter().any(String::is_empty) {
+            let mut row = vec![String::new(); height];
+            row.push("*".to_string());
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            return Err(RiskError::HierarchyEmpty { file: path });
+        }
+        let index = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r[0].clone(), i))
+            .collect();
+        Ok(Hierarchy { path, rows, index })
+    }
+
     /// The file it was read from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -331,6 +450,43 @@ mod tests {
         assert_eq!(h.generalise("22", 1), Some("[20,30["));
         assert_eq!(h.generalise("43", 2), Some("*"));
         assert_eq!(h.generalise("44", 1), None);
+    }
+
+    #[test]
+    fn builtin_hierarchies() {
+        let t = crate::table::Table::from_reader(
+            Path::new("t.csv"),
+            "z,a,d\n02139,34,1961-02-03\n10001,92,1961-02\n,,\n".as_bytes(),
+            &["z", "a", "d"],
+        )
+        .unwrap();
+        let p = Path::new("t.csv");
+        let z = Hierarchy::builtin("zip", &t.columns()[0], p).unwrap();
+        assert_eq!(z.height(), 5);
+        assert_eq!(z.generalise("02139", 2), Some("021**"));
+        assert_eq!(z.generalise("02139", 5), Some("*"));
+        assert_eq!(z.generalise("", 4), Some(""));
+        assert_eq!(z.generalise("", 5), Some("*"));
+        let a = Hierarchy::builtin("age", &t.columns()[1], p).unwrap();
+        assert_eq!(a.generalise("34", 1), Some("30-34"));
+        assert_eq!(a.generalise("34", 3), Some("20-39"));
+        assert_eq!(a.generalise("92", 2), Some("90+"));
+        let y = Hierarchy::builtin("year", &t.columns()[1], p).unwrap();
+        assert_eq!(y.generalise("92", 2), Some("90-99"));
+        let d = Hierarchy::builtin("date", &t.columns()[2], p).unwrap();
+        assert_eq!(d.generalise("1961-02-03", 1), Some("1961-02"));
+        assert_eq!(d.generalise("1961-02", 1), Some("1961-02"));
+        assert_eq!(d.generalise("1961-02-03", 3), Some("1960-1964"));
+        assert_eq!(d.generalise("1961-02-03", 4), Some("1960-1969"));
+        let e = Hierarchy::builtin("zip", &t.columns()[2], p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && !e.contains("1961"), "{e}");
+        let e = Hierarchy::builtin("date", &t.columns()[1], p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && !e.contains("34"), "{e}");
+        assert!(Hierarchy::builtin("nope", &t.columns()[0], p).is_err());
     }
 
     #[test]

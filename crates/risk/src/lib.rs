@@ -71,7 +71,8 @@ pub struct RiskConfig {
     /// Force how the sensitive column is compared (default: numerical when every value is a
     /// number, as pandas and so pycanon decide).
     pub sensitive_kind: Option<SensitiveKind>,
-    /// ARX hierarchy file per quasi-identifier.
+    /// ARX hierarchy file per quasi-identifier, or `builtin:zip|age|year|date` (see
+    /// [`Hierarchy::builtin`]).
     pub hierarchies: Vec<(String, PathBuf)>,
     /// Fixed generalisation levels (others are 0, or searched when `target_k` is set).
     pub levels: Vec<(String, usize)>,
@@ -177,11 +178,14 @@ pub fn load(cfg: &RiskConfig) -> Result<Dataset> {
     };
     let mut qis = Vec::with_capacity(cfg.quasi_identifiers.len());
     for (i, q) in cfg.quasi_identifiers.iter().enumerate() {
+        let col = &table.columns()[i];
         let h = match cfg.hierarchies.iter().rev().find(|(c, _)| c == q) {
-            Some((_, p)) => Some(Hierarchy::read(p)?),
+            Some((_, p)) => match p.to_str().and_then(|s| s.strip_prefix("builtin:")) {
+                Some(kind) => Some(Hierarchy::builtin(kind, col, &cfg.input)?),
+                None => Some(Hierarchy::read(p)?),
+            },
             None => None,
         };
-        let col = &table.columns()[i];
         qis.push(QuasiIdentifier::new(col, &cfg.input, h)?);
     }
     let sensitive = match &cfg.sensitive {

@@ -43,6 +43,10 @@ fn synthea_bundles_folder() {
         return;
     }
     let mut cfg = RiskConfig::new(&dir, &["gender", "birthYear", "zip3"]);
+    cfg.hierarchies = vec![
+        ("birthYear".into(), "builtin:year".into()),
+        ("zip3".into(), "builtin:zip".into()),
+    ];
     cfg.target_k = Some(2);
     cfg.max_suppression = 0.05;
     let r = assess(&cfg).unwrap();
