@@ -197,3 +197,43 @@ fn fhir_patients() {
     assert_eq!(v["records_read"], 7);
     assert!(v["measures"]["k"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn builtin_hierarchies_on_fhir() {
+    // gender × birth year × ZIP3 with built-in bands: the two 1975 males (ZIP 100) and the
+    // 1980 pairs already form classes of 2; the lone woman without a birth date needs suppression
+    // or '*'.
+    let out = risk(&[
+        data("patients.ndjson").to_str().unwrap(),
+        "--qi",
+        "gender,birthYear,zip3",
+        "--hierarchy",
+        "birthYear=builtin:year",
+        "--hierarchy",
+        "zip3=builtin:zip",
+        "--k",
+        "2",
+        "--max-suppression",
+        "0.15",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["search"]["chosen_levels"], serde_json::json!([0, 0, 0]));
+    assert_eq!(v["suppressed_records"], 1);
+    assert_eq!(v["measures"]["k"], 2);
+    let out = risk(&[
+        data("test.csv").to_str().unwrap(),
+        "--qi",
+        "gender",
+        "--hierarchy",
+        "gender=builtin:zip",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && !err.contains("male"), "{err}");
+}
