@@ -175,6 +175,19 @@ fn adult_matches_pycanon_raw_generalised_and_suppressed() {
         .chosen_levels
         .unwrap();
     compare("adult k=5 node", &cfg, &chosen, None);
+    // A numerical sensitive attribute (ordered distance over 72 ages) on the big table.
+    let mut num = RiskConfig::new(
+        &cfg.input,
+        &["sex", "race", "marital-status", "native-country"],
+    );
+    num.sensitive = Some("age".into());
+    num.hierarchies = cfg
+        .hierarchies
+        .iter()
+        .filter(|(c, _)| c != "age")
+        .cloned()
+        .collect();
+    compare("adult age as sensitive", &num, &[0, 0, 1, 1], None);
 }
 
 #[test]
