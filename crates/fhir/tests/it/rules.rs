@@ -262,3 +262,43 @@ fn ndjson_in_parallel_matches_sequential() {
     let n = nd.lines().count() + 1;
     assert!(err.starts_with(&format!("NDJSON line {n}:")), "{err}");
 }
+
+#[test]
+fn reference_forms_keep_their_shape() {
+    let input = br#"{"resourceType":"Bundle","type":"transaction","entry":[
+      {"fullUrl":"http://example.org/fhir/Patient/abc","resource":{"resourceType":"Patient","id":"abc"},
+       "request":{"method":"PUT","url":"Patient/abc"}},
+      {"fullUrl":"urn:uuid:0b1a4b5c-1d2e-4f30-8a9b-0c1d2e3f4a5b","resource":{"resourceType":"Observation","status":"final",
+        "subject":{"reference":"http://example.org/fhir/Patient/abc/_history/2"},
+        "performer":[{"reference":"Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999912345"}],
+        "specimen":{"reference":"urn:uuid:0b1a4b5c-1d2e-4f30-8a9b-0c1d2e3f4a5b"}},
+       "request":{"method":"POST","url":"Observation"}}]}"#;
+    let config = Config::builtin(ProfileName::SafeHarbor);
+    let e = super::engine(1, &config);
+    let v: Value = serde_json::from_slice(&run(&config, 1, input).0).unwrap();
+    let p = e.id_pseudonym("abc");
+    assert_eq!(
+        v["entry"][0]["fullUrl"],
+        format!("http://example.org/fhir/Patient/{p}")
+    );
+    assert_eq!(v["entry"][0]["resource"]["id"], p);
+    assert_eq!(v["entry"][0]["request"]["url"], format!("Patient/{p}"));
+    let obs = &v["entry"][1]["resource"];
+    assert_eq!(
+        obs["subject"]["reference"],
+        format!("http://example.org/fhir/Patient/{p}/_history/2")
+    );
+    assert_eq!(
+        obs["performer"][0]["reference"],
+        format!(
+            "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|{}",
+            e.id_pseudonym("9999912345")
+        )
+    );
+    let u = obs["specimen"]["reference"].as_str().unwrap();
+    assert_eq!(v["entry"][1]["fullUrl"], u);
+    assert!(phiguard_rules::is_uuid(
+        u.strip_prefix("urn:uuid:").unwrap()
+    ));
+    assert_eq!(v["entry"][1]["request"]["url"], "Observation");
+}
