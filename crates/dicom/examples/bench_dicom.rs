@@ -10,7 +10,9 @@ use phiguard_dicom::DicomDeid;
 use phiguard_rules::{Config, Engine, EngineOptions, ProfileName, Tally};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {

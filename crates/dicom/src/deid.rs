@@ -2,18 +2,19 @@
 //! items, gets the first matching user rule, else the profile's Annex E action, else a safe
 //! default; the result is written back in the input transfer syntax.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::header::Header;
+use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
+use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::file::ReadPreamble;
 use dicom_object::mem::InMemElement;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_encoding::TransferSyntaxIndex;
 use phiguard_detect::Category;
 use phiguard_rules::{
     Action, Config, ConfigError, DateFormat, Engine, Generalize, Kind, Outcome, PatientRef,
@@ -152,12 +153,21 @@ impl DicomDeid {
         let label = config.profile.as_str();
         let index = Index::new(entries);
         let rule = |e: &profile::Entry| ProfileRule {
-            id: format!("dicom {label}: {} {} ({})", pattern_label(e.pattern), e.name, e.basic),
+            id: format!(
+                "dicom {label}: {} {} ({})",
+                pattern_label(e.pattern),
+                e.name,
+                e.basic
+            ),
             code: e.code,
             temporal: e.temporal,
         };
         let exact = index.exact.iter().map(|(t, e)| (*t, rule(e))).collect();
-        let patterns = index.patterns.iter().map(|e| (e.pattern, rule(e))).collect();
+        let patterns = index
+            .patterns
+            .iter()
+            .map(|e| (e.pattern, rule(e)))
+            .collect();
         let (date_policy, birth_policy) = match config.profile {
             ProfileName::SafeHarbor => (
                 Action::Generalize(Generalize::Year),
@@ -198,7 +208,8 @@ impl DicomDeid {
         let d = self.deidentify_bytes(engine, &bytes, tally)?;
         out.write_all(&d.bytes)
             .map_err(|_| DicomError::Write { stage: "output" })?;
-        out.flush().map_err(|_| DicomError::Write { stage: "output" })
+        out.flush()
+            .map_err(|_| DicomError::Write { stage: "output" })
     }
 
     /// Why the pixels of this file may show burned-in text, without de-identifying it.
@@ -284,7 +295,10 @@ impl DicomDeid {
             VR::LO,
             PrimitiveValue::from(method.as_str()),
         ));
-        let mut items = vec![code_item("113100", "Basic Application Confidentiality Profile")];
+        let mut items = vec![code_item(
+            "113100",
+            "Basic Application Confidentiality Profile",
+        )];
         for o in &self.options {
             let (code, meaning) = o.code();
             items.push(code_item(code, meaning));
@@ -330,9 +344,9 @@ impl DicomDeid {
     }
 
     /// The rule for `tag`: (rule id, covered, op).
-    fn decide(&self, tag: u32, vr: VR, clean: bool) -> (String, bool, Op) {
+    fn decide(&self, tag: u32, vr: VR, clean: bool) -> (Cow<'_, str>, bool, Op) {
         if let Some(r) = self.user.first(|s| s.matches(tag)) {
-            return (r.id.clone(), true, Op::Act(r.action));
+            return (Cow::Borrowed(r.id.as_str()), true, Op::Act(r.action));
         }
         let rule = self.exact.get(&tag).or_else(|| {
             self.patterns
@@ -348,7 +362,7 @@ impl DicomDeid {
                 } else {
                     Op::Act(Action::Remove)
                 };
-                return (r.id.clone(), true, op);
+                return (Cow::Borrowed(r.id.as_str()), true, op);
             }
             let op = match r.code {
                 Code::Keep if tag == PATIENT_AGE && self.profile != ProfileName::LimitedDataSet => {
@@ -366,21 +380,16 @@ impl DicomDeid {
                 Code::Uid => Op::Uid,
                 Code::Clean => Op::Clean,
             };
-            return (r.id.clone(), true, op);
+            return (Cow::Borrowed(r.id.as_str()), true, op);
         }
         let keyword = StandardDataDictionary
             .by_tag(Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))
-            .map(|e| e.alias().to_string());
-        let id = format!(
-            "dicom default: {} {}",
-            tag_label(tag),
-            keyword.as_deref().unwrap_or("(not in the dictionary)")
-        );
+            .map(|e| e.alias());
         let op = match vr {
             VR::PN => Op::Act(Action::Remove),
             VR::DA | VR::DT => Op::Act(self.date_policy),
             VR::UI if self.retain_uids => Op::Act(Action::Keep),
-            VR::UI if keyword.as_deref().is_some_and(is_class_uid) => Op::Act(Action::Keep),
+            VR::UI if keyword.is_some_and(is_class_uid) => Op::Act(Action::Keep),
             VR::UI => Op::UidUnlessStandard,
             VR::ST | VR::LT | VR::UT | VR::UC => Op::Act(Action::Text),
             _ if kind_of(tag, vr) == Kind::Id => Op::Act(Action::Pseudonym),
@@ -389,6 +398,16 @@ impl DicomDeid {
                 Op::Act(Action::Remove)
             }
             _ => Op::Act(Action::Keep),
+        };
+        // Uncovered values that are kept are not counted: only build a label for the others.
+        let id = if op == Op::Act(Action::Keep) {
+            Cow::Borrowed("")
+        } else {
+            Cow::Owned(format!(
+                "dicom default: {} {}",
+                tag_label(tag),
+                keyword.unwrap_or("(not in the dictionary)")
+            ))
         };
         (id, false, op)
     }
@@ -420,19 +439,21 @@ impl DicomDeid {
                 };
                 match action {
                     Action::Remove | Action::Blank => {
-                        let n = seq.items().len();
                         ctx.engine
                             .apply_counted(ctx.tally, &id, covered, action, Kind::Text, "#", None)
                             .map_err(|e| rule_err(path, tag, e))?;
                         if action == Action::Remove {
-                            return Ok(None);
+                            Ok(None)
+                        } else {
+                            Ok(Some(DataElement::new(
+                                header.tag,
+                                VR::SQ,
+                                DataSetSequence::new(
+                                    Vec::<InMemDicomObject>::new(),
+                                    Length::UNDEFINED,
+                                ),
+                            )))
                         }
-                        let _ = n;
-                        return Ok(Some(DataElement::new(
-                            header.tag,
-                            VR::SQ,
-                            DataSetSequence::new(Vec::<InMemDicomObject>::new(), Length::UNDEFINED),
-                        )));
                     }
                     // A rule that keeps a sequence keeps it whole; a sequence no rule covers
                     // is recursed like any other.
@@ -559,8 +580,10 @@ impl DicomDeid {
         };
         // Times carry no date: date actions leave them alone (a dummy replaces them).
         let action = if vr == VR::TM
-            && matches!(action, Action::DateShift | Action::Generalize(Generalize::Year))
-        {
+            && matches!(
+                action,
+                Action::DateShift | Action::Generalize(Generalize::Year)
+            ) {
             Action::Keep
         } else {
             action
@@ -687,7 +710,11 @@ fn tag_u32(t: Tag) -> u32 {
 fn first_string(obj: &InMemDicomObject, tag: u32) -> Option<String> {
     let e = obj.get(Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))?;
     let v = e.value().primitive()?;
-    let s = v.to_multi_str().first()?.trim_matches(['\0', ' ']).to_string();
+    let s = v
+        .to_multi_str()
+        .first()?
+        .trim_matches(['\0', ' '])
+        .to_string();
     (!s.is_empty()).then_some(s)
 }
 
@@ -770,10 +797,17 @@ fn kind_of(tag: u32, vr: VR) -> Kind {
                 .by_tag(Tag((tag >> 16) as u16, (tag & 0xFFFF) as u16))
                 .map(|e| e.alias());
             match keyword {
-                Some(k) if k.ends_with("ID") || k.ends_with("IDs") || k.ends_with("Number")
-                    || k.ends_with("Numbers") || k.ends_with("Identifier") =>
+                Some(k)
+                    if k.ends_with("ID")
+                        || k.ends_with("IDs")
+                        || k.ends_with("Number")
+                        || k.ends_with("Numbers") =>
                 {
-                    if matches!(vr, VR::LO | VR::SH | VR::CS) {
+                    // Code, template and context identifiers are vocabulary, not people.
+                    let vocabulary = ["Code", "Context", "Template", "Mapping", "Version"]
+                        .iter()
+                        .any(|w| k.contains(w));
+                    if matches!(vr, VR::LO | VR::SH | VR::CS) && !vocabulary {
                         Kind::Id
                     } else {
                         Kind::Text
@@ -783,9 +817,7 @@ fn kind_of(tag: u32, vr: VR) -> Kind {
                 Some(k) if k.contains("Address") && !k.contains("Retrieve") => {
                     Kind::Phi(Category::Location)
                 }
-                Some(k) if k.contains("EMail") || k.contains("Email") => {
-                    Kind::Phi(Category::Email)
-                }
+                Some(k) if k.contains("EMail") || k.contains("Email") => Kind::Phi(Category::Email),
                 _ => Kind::Text,
             }
         }
@@ -816,7 +848,11 @@ fn conform(vr: VR, s: String, action: Action) -> String {
             .chars()
             .map(|c| {
                 let c = c.to_ascii_uppercase();
-                if c.is_ascii_alphanumeric() || c == ' ' || c == '_' { c } else { '_' }
+                if c.is_ascii_alphanumeric() || c == ' ' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
             })
             .collect(),
         VR::DS | VR::IS if redacted || s.parse::<f64>().is_err() => "0".to_string(),
@@ -844,7 +880,8 @@ fn safe_private(elements: &[InMemElement]) -> HashSet<u32> {
     let mut creators: HashMap<(u16, u8), String> = HashMap::new();
     for e in elements {
         let t = e.tag();
-        if t.group() & 1 == 1 && (0x0010..=0x00FF).contains(&t.element())
+        if t.group() & 1 == 1
+            && (0x0010..=0x00FF).contains(&t.element())
             && let Some(v) = e.value().primitive()
         {
             let s = v.to_multi_str().join("\\");
@@ -926,10 +963,19 @@ mod tests {
 
     #[test]
     fn conform_keeps_values_valid() {
-        assert_eq!(conform(VR::CS, "[REDACTED]".into(), Action::Redact), "_REDACTED_");
+        assert_eq!(
+            conform(VR::CS, "[REDACTED]".into(), Action::Redact),
+            "_REDACTED_"
+        );
         assert_eq!(conform(VR::TM, "[DATE]".into(), Action::Redact), "000000");
-        assert_eq!(conform(VR::DA, "2020".into(), Action::Generalize(Generalize::Year)), "");
-        assert_eq!(conform(VR::SH, "0123456789abcdef0".into(), Action::Pseudonym).len(), 16);
+        assert_eq!(
+            conform(VR::DA, "2020".into(), Action::Generalize(Generalize::Year)),
+            ""
+        );
+        assert_eq!(
+            conform(VR::SH, "0123456789abcdef0".into(), Action::Pseudonym).len(),
+            16
+        );
         assert_eq!(conform(VR::IS, "[ID]".into(), Action::Redact), "0");
     }
 
@@ -937,7 +983,10 @@ mod tests {
     fn kinds() {
         assert_eq!(kind_of(0x0010_0020, VR::LO), Kind::Id);
         assert_eq!(kind_of(0x0008_0050, VR::SH), Kind::Id);
-        assert_eq!(kind_of(0x0010_0030, VR::DA), Kind::BirthDate(DateFormat::DicomDa));
+        assert_eq!(
+            kind_of(0x0010_0030, VR::DA),
+            Kind::BirthDate(DateFormat::DicomDa)
+        );
         assert_eq!(kind_of(0x0010_1040, VR::LO), Kind::Phi(Category::Location));
         assert_eq!(kind_of(0x0008_1030, VR::LO), Kind::Text);
     }

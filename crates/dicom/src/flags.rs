@@ -24,7 +24,8 @@ pub fn burned_in_reason(obj: &InMemDicomObject) -> Option<&'static str> {
         || obj.get(Tag(0x7FE0, 0x0008)).is_some()
         || obj.get(Tag(0x7FE0, 0x0009)).is_some();
     let sop_class = text(obj, Tag(0x0008, 0x0016)).unwrap_or_default();
-    if sop_class.starts_with("1.2.840.10008.5.1.4.1.1.104.") || obj.get(Tag(0x0042, 0x0011)).is_some()
+    if sop_class.starts_with("1.2.840.10008.5.1.4.1.1.104.")
+        || obj.get(Tag(0x0042, 0x0011)).is_some()
     {
         return Some("encapsulated_document");
     }
@@ -34,7 +35,9 @@ pub fn burned_in_reason(obj: &InMemDicomObject) -> Option<&'static str> {
     let modality = text(obj, Tag(0x0008, 0x0060)).unwrap_or_default();
     let image_type = text(obj, Tag(0x0008, 0x0008));
     let series = text(obj, Tag(0x0008, 0x103E)).unwrap_or_default();
-    if modality == "US" || modality == "IVUS" || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.6.")
+    if modality == "US"
+        || modality == "IVUS"
+        || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.6.")
         || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.3.")
     {
         return Some("ultrasound");
@@ -60,9 +63,15 @@ pub fn burned_in_reason(obj: &InMemDicomObject) -> Option<&'static str> {
     if ct_mr && image_type.as_deref().is_none_or(str::is_empty) {
         return Some("image_type_missing");
     }
-    if ["DOSE REPORT", "SAVE", "PATIENT PROTOCOL", "PACS NOMINATION", "SCREEN"]
-        .iter()
-        .any(|w| series.contains(w))
+    if [
+        "DOSE REPORT",
+        "SAVE",
+        "PATIENT PROTOCOL",
+        "PACS NOMINATION",
+        "SCREEN",
+    ]
+    .iter()
+    .any(|w| series.contains(w))
     {
         return Some("dose_report_or_screen_save");
     }

@@ -52,7 +52,9 @@ pub enum DicomError {
     },
     #[error("unsupported transfer syntax {uid}")]
     UnsupportedTransferSyntax { uid: String },
-    #[error("the DICOM decoder rejected the {stage} (the structure checked out; a value may be invalid for its VR)")]
+    #[error(
+        "the DICOM decoder rejected the {stage} (the structure checked out; a value may be invalid for its VR)"
+    )]
     Decode { stage: &'static str },
     #[error("{path}: the text de-identifier failed: {message}")]
     Rule { path: String, message: String },

@@ -386,7 +386,16 @@ mod tests {
         assert_eq!(resolve_basic("Z/D", false), Some(Code::Zero));
         assert_eq!(resolve_basic("X/Z/U*", true), Some(Code::Uid));
         assert_eq!(resolve_basic("Q", true), None);
-        assert_eq!(AnnexOption::parse("Retain_Long_Modified_Dates_Option"), Some(AnnexOption::RetainLongModifiedDates));
-        assert_eq!(Pattern::parse("(60XX,3000)"), Some(Pattern::Mask { mask: 0xFF00_FFFF, value: 0x6000_3000 }));
+        assert_eq!(
+            AnnexOption::parse("Retain_Long_Modified_Dates_Option"),
+            Some(AnnexOption::RetainLongModifiedDates)
+        );
+        assert_eq!(
+            Pattern::parse("(60XX,3000)"),
+            Some(Pattern::Mask {
+                mask: 0xFF00_FFFF,
+                value: 0x6000_3000
+            })
+        );
     }
 }

@@ -363,10 +363,7 @@ impl Scanner<'_> {
                 self.path.push((h.tag, None));
                 let r = if h.tag == PIXEL_DATA {
                     self.fragments(start, depth)
-                } else if self.is_sequence(&h)
-                    || h.vr.is_none()
-                    || h.vr == Some(*b"UN")
-                {
+                } else if self.is_sequence(&h) || h.vr.is_none() || h.vr == Some(*b"UN") {
                     self.items(start, None, depth)
                 } else {
                     Err(self.err_at(pos, "undefined length on an element that is not a sequence"))
@@ -391,7 +388,12 @@ impl Scanner<'_> {
 
     /// Scans the items of a sequence; `end` is the sequence's end, or `None` for a sequence
     /// delimiter.
-    fn items(&mut self, mut pos: usize, end: Option<usize>, depth: usize) -> Result<usize, DicomError> {
+    fn items(
+        &mut self,
+        mut pos: usize,
+        end: Option<usize>,
+        depth: usize,
+    ) -> Result<usize, DicomError> {
         let mut n = 0usize;
         loop {
             if let Some(e) = end
@@ -468,6 +470,9 @@ mod tests {
         let e = check(&b[..b.len() - 3]).unwrap_err().to_string();
         assert!(e.contains("(0010,0010)") && e.contains("offset 22"), "{e}");
         assert!(!e.contains("Doe"));
-        assert!(matches!(check(b"hello world, not dicom"), Err(DicomError::NotDicom)));
+        assert!(matches!(
+            check(b"hello world, not dicom"),
+            Err(DicomError::NotDicom)
+        ));
     }
 }

@@ -46,8 +46,10 @@ impl Selector for DicomSelector {
             }
             return Err(format!("unknown DICOM keyword {t:?}"));
         }
-        Err("expected a tag like (0010,0010), a keyword like PatientName, (0009,xxxx) or private"
-            .to_string())
+        Err(
+            "expected a tag like (0010,0010), a keyword like PatientName, (0009,xxxx) or private"
+                .to_string(),
+        )
     }
 }
 
@@ -58,10 +60,16 @@ mod tests {
     #[test]
     fn selector_forms() {
         let p = |s: &str| DicomSelector::parse(s);
-        assert_eq!(p("(0010,0010)"), Ok(DicomSelector(Pattern::Tag(0x0010_0010))));
+        assert_eq!(
+            p("(0010,0010)"),
+            Ok(DicomSelector(Pattern::Tag(0x0010_0010)))
+        );
         assert_eq!(p("00100010"), Ok(DicomSelector(Pattern::Tag(0x0010_0010))));
         assert_eq!(p("0010,0010"), Ok(DicomSelector(Pattern::Tag(0x0010_0010))));
-        assert_eq!(p("PatientName"), Ok(DicomSelector(Pattern::Tag(0x0010_0010))));
+        assert_eq!(
+            p("PatientName"),
+            Ok(DicomSelector(Pattern::Tag(0x0010_0010)))
+        );
         let g = p("(0009,xxxx)").unwrap_or(DicomSelector(Pattern::Private));
         assert!(g.matches(0x0009_1001) && !g.matches(0x0011_1001));
         assert!(p("private").is_ok_and(|s| s.matches(0x0029_1010) && !s.matches(0x0028_0010)));

@@ -10,12 +10,18 @@ use phiguard_dicom::DicomDeid;
 use phiguard_rules::{Config, Engine, EngineOptions, ProfileName, Tally};
 
 pub fn data(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Every `.dcm` of the shared corpus (expected outputs excluded), or `None` when absent.
 pub fn corpus() -> Option<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/structured/dicom");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/structured/dicom");
     if !dir.is_dir() {
         eprintln!("note: {} absent, corpus test skipped", dir.display());
         return None;
@@ -64,7 +70,10 @@ pub fn parse(bytes: &[u8]) -> (InMemDicomObject, Option<dicom_object::FileMetaTa
         let ts = dicom_transfer_syntax_registry::TransferSyntaxRegistry
             .get("1.2.840.10008.1.2")
             .unwrap();
-        (InMemDicomObject::read_dataset_with_ts(bytes, ts).unwrap(), None)
+        (
+            InMemDicomObject::read_dataset_with_ts(bytes, ts).unwrap(),
+            None,
+        )
     }
 }
 
@@ -91,7 +100,12 @@ fn walk_into(obj: &InMemDicomObject, path: &mut Vec<u32>, out: &mut Vec<Seen>) {
         path.push(tag);
         match e.value() {
             Value::Sequence(s) => {
-                out.push(Seen { path: path.clone(), vr: VR::SQ, strings: vec![], bytes: vec![] });
+                out.push(Seen {
+                    path: path.clone(),
+                    vr: VR::SQ,
+                    strings: vec![],
+                    bytes: vec![],
+                });
                 for item in s.items() {
                     walk_into(item, path, out);
                 }
@@ -111,7 +125,12 @@ fn walk_into(obj: &InMemDicomObject, path: &mut Vec<u32>, out: &mut Vec<Seen>) {
                         .collect(),
                     _ => vec![],
                 };
-                out.push(Seen { path: path.clone(), vr: e.vr(), strings, bytes: v.to_bytes().to_vec() });
+                out.push(Seen {
+                    path: path.clone(),
+                    vr: e.vr(),
+                    strings,
+                    bytes: v.to_bytes().to_vec(),
+                });
             }
         }
         path.pop();
@@ -119,8 +138,11 @@ fn walk_into(obj: &InMemDicomObject, path: &mut Vec<u32>, out: &mut Vec<Seen>) {
 }
 
 pub fn top_string(obj: &InMemDicomObject, g: u16, e: u16) -> Option<String> {
-    obj.get(Tag(g, e))
-        .and_then(|el| el.value().primitive().map(|v| v.to_str().trim_matches(['\0', ' ']).to_string()))
+    obj.get(Tag(g, e)).and_then(|el| {
+        el.value()
+            .primitive()
+            .map(|v| v.to_str().trim_matches(['\0', ' ']).to_string())
+    })
 }
 
 /// One safe-harbor de-identifier and one engine for the whole test binary (building the

@@ -2,11 +2,11 @@
 //! identifying values of the input, found by structure (VR and attribute), appear nowhere in
 //! the output; codes, measurements and pixel data survive.
 
+use crate::common::*;
+use dicom_core::Tag;
 use dicom_core::VR;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-use dicom_core::Tag;
 use dicom_dictionary_std::StandardDataDictionary;
-use crate::common::*;
 
 fn keyword(tag: u32) -> String {
     StandardDataDictionary
@@ -37,26 +37,58 @@ fn identifiers(input: &[u8]) -> Vec<(String, String)> {
                         }
                     }
                 }
-                VR::DA if v.len() == 8 && !v.ends_with("0101") => out.push((label.clone(), v.clone())),
-                VR::DT if v.len() >= 8 && !v[..8].ends_with("0101") && v[..8].bytes().all(|b| b.is_ascii_digit()) => {
-                    out.push((label.clone(), v[..8].to_string()))
-                }
-                VR::AS if v.ends_with('Y') && v[..v.len() - 1].parse::<u32>().is_ok_and(|n| n >= 90) && v != "090Y" => {
+                VR::DA if v.len() == 8 && !v.ends_with("0101") => {
                     out.push((label.clone(), v.clone()))
                 }
-                VR::UI if kw.ends_with("InstanceUID") || kw == "FrameOfReferenceUID" || kw == "UID" => {
-                    if !v.starts_with("1.2.840.10008.") && v.len() >= 8 && v.contains('.') {
-                        out.push((label.clone(), v.clone()))
-                    }
+                VR::DT
+                    if v.len() >= 8
+                        && !v[..8].ends_with("0101")
+                        && v[..8].bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    out.push((label.clone(), v[..8].to_string()))
+                }
+                VR::AS
+                    if v.ends_with('Y')
+                        && v[..v.len() - 1].parse::<u32>().is_ok_and(|n| n >= 90)
+                        && v != "090Y" =>
+                {
+                    out.push((label.clone(), v.clone()))
+                }
+                VR::UI
+                    if (kw.ends_with("InstanceUID")
+                        || kw == "FrameOfReferenceUID"
+                        || kw == "UID")
+                        && !v.starts_with("1.2.840.10008.")
+                        && v.len() >= 8
+                        && v.contains('.') =>
+                {
+                    out.push((label.clone(), v.clone()))
                 }
                 VR::LO | VR::SH | VR::ST | VR::LT if v.len() >= 4 => {
-                    let id_like = (kw.ends_with("ID") || kw.ends_with("IDs") || kw == "AccessionNumber")
-                        && !kw.contains("Content") && !kw.contains("Code");
-                    let who = ["Address", "Telephone", "Institution", "Station", "Physician", "Operator", "Patient"]
-                        .iter()
-                        .any(|w| kw.contains(w))
-                        && !["PatientPosition", "PatientOrientation", "PatientSex", "PatientSize", "PatientWeight", "PatientIdentityRemoved"]
-                            .contains(&kw.as_str());
+                    let id_like =
+                        (kw.ends_with("ID") || kw.ends_with("IDs") || kw == "AccessionNumber")
+                            && !kw.contains("Content")
+                            && !kw.contains("Code");
+                    let who = [
+                        "Address",
+                        "Telephone",
+                        "Institution",
+                        "Station",
+                        "Physician",
+                        "Operator",
+                        "Patient",
+                    ]
+                    .iter()
+                    .any(|w| kw.contains(w))
+                        && ![
+                            "PatientPosition",
+                            "PatientOrientation",
+                            "PatientSex",
+                            "PatientSize",
+                            "PatientWeight",
+                            "PatientIdentityRemoved",
+                        ]
+                        .contains(&kw.as_str());
                     if id_like || who {
                         out.push((label.clone(), v.clone()));
                     }
@@ -125,11 +157,16 @@ fn check_file(name: &str, input: &[u8]) {
     };
     let (text, raw) = haystack(&out);
     assert!(
-        walk(&parse(&out).0).iter().all(|s| s.path.iter().all(|t| (t >> 16) & 1 == 0)),
+        walk(&parse(&out).0)
+            .iter()
+            .all(|s| s.path.iter().all(|t| (t >> 16) & 1 == 0)),
         "{name}: a private attribute survives"
     );
     for (label, v) in identifiers(input) {
-        assert!(!contains_word(&text, &v), "{name}: {label} survives in the output text");
+        assert!(
+            !contains_word(&text, &v),
+            "{name}: {label} survives in the output text"
+        );
         if v.is_ascii() && v.len() >= 5 {
             assert!(
                 !raw.windows(v.len()).any(|w| w == v.as_bytes()),
@@ -140,17 +177,35 @@ fn check_file(name: &str, input: &[u8]) {
     // What must survive: modality, class, geometry, codes and the pixels, byte for byte.
     let (a, _) = parse(input);
     let (b, _) = parse(&out);
-    for (g, el) in [(0x0008, 0x0060), (0x0008, 0x0016), (0x0028, 0x0010), (0x0028, 0x0011), (0x0018, 0x0050), (0x0008, 0x0008)] {
-        assert_eq!(top_string(&a, g, el), top_string(&b, g, el), "{name}: ({g:04X},{el:04X}) changed");
+    for (g, el) in [
+        (0x0008, 0x0060),
+        (0x0008, 0x0016),
+        (0x0028, 0x0010),
+        (0x0028, 0x0011),
+        (0x0018, 0x0050),
+        (0x0008, 0x0008),
+    ] {
+        assert_eq!(
+            top_string(&a, g, el),
+            top_string(&b, g, el),
+            "{name}: ({g:04X},{el:04X}) changed"
+        );
     }
     let pixels = |o: &dicom_object::InMemDicomObject| {
-        walk(o).into_iter().find(|s| s.path == [0x7FE0_0010]).map(|s| s.bytes)
+        walk(o)
+            .into_iter()
+            .find(|s| s.path == [0x7FE0_0010])
+            .map(|s| s.bytes)
     };
     assert_eq!(pixels(&a), pixels(&b), "{name}: pixel data changed");
     let codes = |o: &dicom_object::InMemDicomObject| {
         let mut v: Vec<String> = walk(o)
             .into_iter()
-            .filter(|s| s.path.len() >= 2 && s.path[s.path.len() - 2] == 0x0040_A043 && s.path.last() == Some(&0x0008_0100))
+            .filter(|s| {
+                s.path.len() >= 2
+                    && s.path[s.path.len() - 2] == 0x0040_A043
+                    && s.path.last() == Some(&0x0008_0100)
+            })
             .flat_map(|s| s.strings)
             .collect();
         v.sort();
@@ -159,7 +214,10 @@ fn check_file(name: &str, input: &[u8]) {
     // Concept codes survive, except inside sequences the profile empties (Acquisition Context
     // Sequence is X/Z in Annex E).
     let (ca, cb) = (codes(&a), codes(&b));
-    assert!(cb.iter().all(|c| ca.contains(c)), "{name}: concept codes changed");
+    assert!(
+        cb.iter().all(|c| ca.contains(c)),
+        "{name}: concept codes changed"
+    );
     assert!(cb.len() * 10 >= ca.len() * 9, "{name}: concept codes lost");
     assert_eq!(top_string(&b, 0x0012, 0x0062).as_deref(), Some("YES"));
 }
@@ -196,7 +254,17 @@ fn the_identifier_collector_finds_identifiers() {
     // The leak test is only as good as its collector: it must find the patient's name, id,
     // birth date and instance UIDs of a plain MR image.
     let ids = identifiers(&data("MR_small.dcm"));
-    for kw in ["PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID", "StudyDate"] {
-        assert!(ids.iter().any(|(l, _)| l.starts_with(&format!("{kw} "))), "{kw} not collected: {:?}", ids.iter().map(|x| &x.0).collect::<Vec<_>>());
+    for kw in [
+        "PatientName",
+        "PatientID",
+        "StudyInstanceUID",
+        "SOPInstanceUID",
+        "StudyDate",
+    ] {
+        assert!(
+            ids.iter().any(|(l, _)| l.starts_with(&format!("{kw} "))),
+            "{kw} not collected: {:?}",
+            ids.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
     }
 }

@@ -6,4 +6,5 @@ mod common;
 mod keys;
 mod leak;
 mod malformed;
+mod options;
 mod structure;

@@ -8,7 +8,12 @@ use crate::common::*;
 #[test]
 fn truncated_files_fail_with_an_offset() {
     let (d, e) = (safe_harbor(), shared_engine());
-    for name in ["MR_small.dcm", "test-SR.dcm", "image_dfl.dcm", "rtstruct.dcm"] {
+    for name in [
+        "MR_small.dcm",
+        "test-SR.dcm",
+        "image_dfl.dcm",
+        "rtstruct.dcm",
+    ] {
         let input = data(name);
         let (obj, _) = parse(&input);
         let name_value = top_string(&obj, 0x0010, 0x0010).unwrap_or_default();
@@ -45,9 +50,17 @@ fn error_names_the_tag_path() {
         .deidentify_bytes(shared_engine(), &input[..cut], &mut Tally::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("(0040,A730)") && err.contains("offset"), "{err}");
+    assert!(
+        err.contains("(0040,A730)") && err.contains("offset"),
+        "{err}"
+    );
     let mut w = Vec::new();
-    let r = safe_harbor().deidentify(shared_engine(), &input[..cut], &mut w, &mut Tally::default());
+    let r = safe_harbor().deidentify(
+        shared_engine(),
+        &input[..cut],
+        &mut w,
+        &mut Tally::default(),
+    );
     assert!(r.is_err() && w.is_empty(), "nothing written on error");
 }
 

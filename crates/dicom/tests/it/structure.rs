@@ -8,7 +8,14 @@ use crate::common::*;
 fn round_trip_keeps_structure_and_transfer_syntax() {
     let d = deid(ProfileName::SafeHarbor);
     let e = engine(8);
-    for name in ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "rtstruct.dcm", "test-SR.dcm"] {
+    for name in [
+        "MR_small.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "image_dfl.dcm",
+        "rtstruct.dcm",
+        "test-SR.dcm",
+    ] {
         let input = data(name);
         let out = run(&d, &e, &input);
         let (a, ma) = parse(&input);
@@ -16,10 +23,18 @@ fn round_trip_keeps_structure_and_transfer_syntax() {
         assert_eq!(ma.is_some(), mb.is_some(), "{name}");
         if let (Some(x), Some(y)) = (&ma, &mb) {
             assert_eq!(x.transfer_syntax(), y.transfer_syntax(), "{name}");
-            assert_eq!(x.media_storage_sop_class_uid(), y.media_storage_sop_class_uid());
+            assert_eq!(
+                x.media_storage_sop_class_uid(),
+                y.media_storage_sop_class_uid()
+            );
         }
         // Sequences keep their item structure unless the profile removes them.
-        let seqs = |o: &dicom_object::InMemDicomObject| walk(o).into_iter().filter(|s| s.vr == dicom_core::VR::SQ).count();
+        let seqs = |o: &dicom_object::InMemDicomObject| {
+            walk(o)
+                .into_iter()
+                .filter(|s| s.vr == dicom_core::VR::SQ)
+                .count()
+        };
         assert!(seqs(&b) >= 1 || seqs(&a) == 0, "{name}");
         // De-identifying twice changes nothing more than the first pass (idempotent markers,
         // same pseudonyms for already pseudonymised values are not required, but the
@@ -36,14 +51,17 @@ fn flags_burned_in_pixels_without_touching_them() {
     let e = engine(8);
     let mut t = Tally::default();
     // An original MR image, not flagged.
-    let out = d.deidentify_bytes(&e, &data("dicomdirtests_98892003_MR1_4919.dcm"), &mut t).unwrap();
+    let out = d
+        .deidentify_bytes(&e, &data("dicomdirtests_98892003_MR1_4919.dcm"), &mut t)
+        .unwrap();
     assert_eq!(out.pixel_flag, None);
     let Some(files) = corpus() else { return };
     let mut flagged = 0;
     for p in files {
         let input = std::fs::read(&p).unwrap();
         let (obj, _) = parse(&input);
-        let burned = top_string(&obj, 0x0028, 0x0301).is_some_and(|v| v.eq_ignore_ascii_case("YES"));
+        let burned =
+            top_string(&obj, 0x0028, 0x0301).is_some_and(|v| v.eq_ignore_ascii_case("YES"));
         let us = top_string(&obj, 0x0008, 0x0060).as_deref() == Some("US");
         let flag = d.pixel_flag(&input).unwrap();
         if burned || us {
@@ -52,7 +70,12 @@ fn flags_burned_in_pixels_without_touching_them() {
         flagged += usize::from(flag.is_some());
     }
     assert!(flagged >= 2);
-    let n: u64 = t.notes.iter().filter(|(k, _)| k.starts_with("dicom_pixels_flagged")).map(|(_, v)| v).sum();
+    let n: u64 = t
+        .notes
+        .iter()
+        .filter(|(k, _)| k.starts_with("dicom_pixels_flagged"))
+        .map(|(_, v)| v)
+        .sum();
     assert_eq!(n, 0);
 }
 
@@ -78,7 +101,12 @@ fn ms_anonymizer_expected_attributes_are_deidentified_too() {
     for el in a.iter() {
         use dicom_core::header::Header;
         let t = el.tag();
-        let ms = x.get(t).map(|e| e.value().primitive().map(|v| v.to_str().trim().is_empty()).unwrap_or(false));
+        let ms = x.get(t).map(|e| {
+            e.value()
+                .primitive()
+                .map(|v| v.to_str().trim().is_empty())
+                .unwrap_or(false)
+        });
         let ms_cleared = ms.is_none() || ms == Some(true);
         if !ms_cleared || el.vr() == dicom_core::VR::SQ {
             continue;
@@ -89,7 +117,10 @@ fn ms_anonymizer_expected_attributes_are_deidentified_too() {
         }
         let ours = top_string(&b, t.group(), t.element());
         let year_only = el.vr() == dicom_core::VR::DA && orig.ends_with("0101");
-        assert!(ours.as_deref() != Some(orig.as_str()) || year_only, "{t} kept");
+        assert!(
+            ours.as_deref() != Some(orig.as_str()) || year_only,
+            "{t} kept"
+        );
         checked += 1;
     }
     assert!(checked > 5, "{checked}");
