@@ -1,0 +1,727 @@
+//! The de-identification walker: message by message, segment by segment, leaf by leaf.
+
+use std::io::{BufWriter, Read, Write};
+
+use phiguard_rules::tally::RuleCount;
+use phiguard_rules::{
+    Action, Config, ConfigError, Engine, Outcome, PatientRef, ProfileName, Rule, RuleSet, Selector,
+    Tally,
+};
+use rustc_hash::FxHashMap;
+
+use crate::Hl7Error;
+use crate::delims::Delimiters;
+use crate::parse::{is_blank, segment_id, split};
+use crate::profile;
+use crate::reader::{Ending, SegmentReader};
+use crate::selector::{Hl7Selector, SegmentPattern, is_header};
+use crate::types::{self, Role, Type};
+
+/// De-identifies HL7 v2 with the rules of one config. Built once per run; `Send + Sync`.
+pub struct Hl7Deid {
+    profile: ProfileName,
+    rules: Vec<Rule<Hl7Selector>>,
+    /// Field types per segment id, indexed by field number.
+    table: FxHashMap<[u8; 3], Vec<Option<Type>>>,
+    patient: Hl7Selector,
+}
+
+impl std::fmt::Debug for Hl7Deid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hl7Deid")
+            .field("profile", &self.profile)
+            .field("rules", &self.rules.len())
+            .field("patient", &self.patient.to_string())
+            .finish()
+    }
+}
+
+/// The default patient key: PID-3.1 of the first repetition.
+pub const DEFAULT_PATIENT: &str = "PID-3.1";
+
+fn table() -> Result<FxHashMap<[u8; 3], Vec<Option<Type>>>, String> {
+    let mut map = FxHashMap::default();
+    for line in types::TABLE.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let seg = words.next().unwrap_or_default();
+        let id = <[u8; 3]>::try_from(seg.as_bytes()).map_err(|_| format!("segment {seg:?}"))?;
+        let mut fields: Vec<Option<Type>> = Vec::new();
+        for w in words {
+            let (n, t) = w.split_once(':').ok_or_else(|| format!("{seg} {w:?}"))?;
+            let n: usize = n.parse().map_err(|_| format!("{seg} {w:?}"))?;
+            let ty = types::by_code(t).ok_or_else(|| format!("{seg} {w:?}: unknown type"))?;
+            if fields.len() <= n {
+                fields.resize(n + 1, None);
+            }
+            fields[n] = Some(ty);
+        }
+        map.insert(id, fields);
+    }
+    Ok(map)
+}
+
+impl Hl7Deid {
+    /// Compiles `config.hl7.rules` (user rules first), the built-in profile `config.profile`
+    /// and the patient selector (`config.hl7.patient`, default `PID-3.1`).
+    pub fn new(config: &Config) -> Result<Hl7Deid, ConfigError> {
+        let rules = RuleSet::<Hl7Selector>::compile("hl7", &config.hl7.rules)?
+            .iter()
+            .cloned()
+            .collect();
+        let table = table().map_err(|message| ConfigError::Rule {
+            at: "built-in HL7 field table".into(),
+            message,
+        })?;
+        let patient_text = config.hl7.patient.as_deref().unwrap_or(DEFAULT_PATIENT);
+        let patient = Hl7Selector::parse(patient_text)
+            .and_then(|s| match (&s.segment, s.field) {
+                (SegmentPattern::Exact(_), Some(_)) => Ok(s),
+                _ => Err("the patient selector must name one segment and one field".into()),
+            })
+            .map_err(|message| ConfigError::Rule {
+                at: format!("hl7.patient ({patient_text:?})"),
+                message,
+            })?;
+        Ok(Hl7Deid {
+            profile: config.profile,
+            rules,
+            table,
+            patient,
+        })
+    }
+
+    /// The user rules, in order.
+    pub fn rules(&self) -> &[Rule<Hl7Selector>] {
+        &self.rules
+    }
+
+    /// Streams one input to `out`, message by message. Counts into `tally` (one file, one record
+    /// per message). On error the caller discards `out`.
+    pub fn deidentify<R: Read, W: Write>(
+        &self,
+        engine: &Engine,
+        input: R,
+        out: W,
+        tally: &mut Tally,
+    ) -> Result<(), Hl7Error> {
+        let mut reader = SegmentReader::new(input);
+        let mut w = BufWriter::with_capacity(64 * 1024, out);
+        let mut walker = Walker {
+            deid: self,
+            engine,
+            counts: FxHashMap::default(),
+            scratch: Tally::default(),
+            seg_rules: Vec::new(),
+            field_rules: Vec::new(),
+            out: Vec::with_capacity(4096),
+            dict: FxHashMap::default(),
+        };
+        let mut message = Message::default();
+        let mut buf = Vec::new();
+        let mut delims: Option<Delimiters> = None;
+        let mut messages = 0u64;
+        let mut first = true;
+        while let Some(ending) = reader.next_segment(&mut buf)? {
+            if first {
+                first = false;
+                if reader.bom {
+                    w.write_all(b"\xEF\xBB\xBF")?;
+                }
+            }
+            if is_blank(&buf) {
+                if message.open {
+                    message.push(&buf, ending, reader.line);
+                } else {
+                    w.write_all(&buf)?;
+                    w.write_all(ending.bytes())?;
+                }
+                continue;
+            }
+            let id = segment_id(&buf, delims.as_ref(), reader.line, reader.offset)?;
+            let header = |buf: &[u8]| {
+                Delimiters::from_header(buf).map_err(|message| Hl7Error::Syntax {
+                    line: reader.line,
+                    offset: reader.offset,
+                    message,
+                })
+            };
+            match &id {
+                b"MSH" => {
+                    walker.message(&message, &mut w)?;
+                    let d = header(&buf)?;
+                    delims = Some(d);
+                    message.start(d);
+                    message.push(&buf, ending, reader.line);
+                    messages += 1;
+                }
+                b"FHS" | b"BHS" | b"BTS" | b"FTS" => {
+                    walker.message(&message, &mut w)?;
+                    message.open = false;
+                    let d = if is_header(&id) {
+                        header(&buf)?
+                    } else {
+                        delims.ok_or(Hl7Error::Syntax {
+                            line: reader.line,
+                            offset: reader.offset,
+                            message: "batch trailer before any header",
+                        })?
+                    };
+                    delims = Some(d);
+                    walker.segment(&d, &buf, reader.line, None)?;
+                    w.write_all(&walker.out)?;
+                    w.write_all(ending.bytes())?;
+                }
+                _ => {
+                    if !message.open {
+                        return Err(Hl7Error::Syntax {
+                            line: reader.line,
+                            offset: reader.offset,
+                            message: "segment outside a message (no MSH before it)",
+                        });
+                    }
+                    message.push(&buf, ending, reader.line);
+                }
+            }
+        }
+        walker.message(&message, &mut w)?;
+        if delims.is_none() {
+            return Err(Hl7Error::Empty);
+        }
+        w.flush()?;
+        walker.finish(tally);
+        tally.files += 1;
+        tally.records += messages;
+        Ok(())
+    }
+
+    fn patient_id(&self, message: &Message) -> Option<String> {
+        let s = &self.patient;
+        let SegmentPattern::Exact(id) = &s.segment else {
+            return None;
+        };
+        let field = usize::from(s.field?);
+        let d = &message.delims;
+        let seg = message.segments[..message.len]
+            .iter()
+            .find(|m| m.bytes.starts_with(id))?;
+        let header = is_header(id);
+        let k = if header { field.checked_sub(1)? } else { field };
+        let raw = split(&seg.bytes, Some(d.field)).nth(k)?;
+        let rep = split(raw, d.repetition).nth(usize::from(s.repetition.unwrap_or(1)) - 1)?;
+        let comp = split(rep, Some(d.component)).nth(usize::from(s.component.unwrap_or(1)) - 1)?;
+        let sub = split(comp, d.subcomponent).nth(usize::from(s.subcomponent.unwrap_or(1)) - 1)?;
+        let v = d.decode(sub);
+        let v = v.trim();
+        (!v.is_empty()).then(|| v.to_string())
+    }
+}
+
+/// One buffered message (segment buffers are reused).
+#[derive(Default)]
+struct Message {
+    open: bool,
+    delims: Delimiters,
+    segments: Vec<Buffered>,
+    len: usize,
+}
+
+#[derive(Default)]
+struct Buffered {
+    bytes: Vec<u8>,
+    ending: Option<Ending>,
+    line: u64,
+}
+
+impl Message {
+    fn start(&mut self, d: Delimiters) {
+        self.open = true;
+        self.delims = d;
+        self.len = 0;
+    }
+
+    fn push(&mut self, bytes: &[u8], ending: Ending, line: u64) {
+        if self.len == self.segments.len() {
+            self.segments.push(Buffered::default());
+        }
+        let b = &mut self.segments[self.len];
+        b.bytes.clear();
+        b.bytes.extend_from_slice(bytes);
+        b.ending = Some(ending);
+        b.line = line;
+        self.len += 1;
+    }
+}
+
+/// What a value was counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counter {
+    User(usize),
+    Builtin([u8; 3], u16, Role),
+    Uncovered([u8; 3], u16),
+}
+
+struct Walker<'a> {
+    deid: &'a Hl7Deid,
+    engine: &'a Engine,
+    counts: FxHashMap<Counter, RuleCount>,
+    /// Receives the engine's detections and notes (its rule counts are replaced by `counts`).
+    scratch: Tally,
+    seg_rules: Vec<usize>,
+    field_rules: Vec<usize>,
+    out: Vec<u8>,
+    /// The message's identifying values (names, addresses, phones, identifiers found in typed
+    /// fields), removed wherever else they appear: in a kept component or inside free text.
+    dict: FxHashMap<String, Role>,
+}
+
+/// A full date in a field the table says holds a code: handled as a date.
+pub const NOTE_DATE_IN_CODE: &str = "hl7_date_in_code_field";
+
+/// A kept value equal to an identifying value of the same message: removed.
+pub const NOTE_RECORD_VALUE: &str = "hl7_record_value_removed";
+
+/// Where a value is, for errors and the plan.
+#[derive(Clone, Copy)]
+struct At<'p> {
+    line: u64,
+    id: [u8; 3],
+    field: u16,
+    ty: Option<Type>,
+    patient: Option<&'p PatientRef>,
+}
+
+impl Walker<'_> {
+    /// De-identifies and writes the buffered message, then closes it.
+    fn message<W: Write>(&mut self, message: &Message, w: &mut W) -> Result<(), Hl7Error> {
+        if !message.open || message.len == 0 {
+            return Ok(());
+        }
+        let patient = self
+            .deid
+            .patient_id(message)
+            .map(|p| self.engine.patient(&p));
+        self.dict.clear();
+        for seg in &message.segments[..message.len] {
+            if !is_blank(&seg.bytes) {
+                self.collect(&message.delims, &seg.bytes);
+            }
+        }
+        for seg in &message.segments[..message.len] {
+            if is_blank(&seg.bytes) {
+                w.write_all(&seg.bytes)?;
+            } else {
+                self.segment(&message.delims, &seg.bytes, seg.line, patient.as_ref())?;
+                w.write_all(&self.out)?;
+            }
+            w.write_all(seg.ending.unwrap_or(Ending::None).bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Adds the identifying values of one segment's typed fields to the message dictionary.
+    fn collect(&mut self, d: &Delimiters, seg: &[u8]) {
+        let id = [seg[0], seg[1], seg[2]];
+        let Some(table) = self.deid.table.get(&id) else {
+            return;
+        };
+        let header = is_header(&id);
+        let profile = self.deid.profile;
+        for (k, raw) in split(seg, Some(d.field)).enumerate().skip(1) {
+            let n = if header { k + 1 } else { k };
+            let Some(ty) = table.get(n).copied().flatten() else {
+                continue;
+            };
+            if ty.all_keep() || raw.is_empty() {
+                continue;
+            }
+            for rep in split(raw, d.repetition) {
+                for (c, comp) in split(rep, Some(d.component)).enumerate() {
+                    for (s, sub) in split(comp, d.subcomponent).enumerate() {
+                        let role = ty.role(to16(c), to16(s));
+                        if sub.len() < 3
+                            || !matches!(
+                                role,
+                                Role::Name
+                                    | Role::Street
+                                    | Role::City
+                                    | Role::County
+                                    | Role::Zip
+                                    | Role::Phone
+                                    | Role::Email
+                                    | Role::Id
+                            )
+                            || profile::action(profile, role) == Action::Keep
+                        {
+                            continue;
+                        }
+                        let v = d.decode(sub);
+                        let v = v.trim();
+                        if v.chars().count() >= 3 && v.chars().any(char::is_alphanumeric) {
+                            self.dict.entry(v.to_string()).or_insert(role);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces whole-word occurrences of the message's identifying values in `text`.
+    fn scrub(&self, text: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for (v, role) in &self.dict {
+            let cur = out.as_deref().unwrap_or(text);
+            if !cur.contains(v.as_str()) {
+                continue;
+            }
+            let tag = match role {
+                Role::Name => "[NAME]",
+                Role::Street | Role::City | Role::County | Role::Zip => "[LOCATION]",
+                Role::Phone => "[PHONE]",
+                Role::Email => "[EMAIL]",
+                _ => "[ID]",
+            };
+            let replaced = replace_words(cur, v, tag);
+            if let Some(r) = replaced {
+                out = Some(r);
+            }
+        }
+        out
+    }
+
+    /// De-identifies one segment into `self.out`.
+    fn segment(
+        &mut self,
+        d: &Delimiters,
+        seg: &[u8],
+        line: u64,
+        patient: Option<&PatientRef>,
+    ) -> Result<(), Hl7Error> {
+        self.out.clear();
+        let id = [seg[0], seg[1], seg[2]];
+        let header = is_header(&id);
+        self.seg_rules.clear();
+        for (i, r) in self.deid.rules.iter().enumerate() {
+            if r.selector.segment.matches(&id) {
+                self.seg_rules.push(i);
+            }
+        }
+        let table = self.deid.table.get(&id);
+        let mut obx2: Option<String> = None;
+        if &id == b"OBX" {
+            obx2 = split(seg, Some(d.field))
+                .nth(2)
+                .map(|v| d.decode(v).trim().to_string());
+        }
+        for (k, raw) in split(seg, Some(d.field)).enumerate() {
+            if k == 0 {
+                self.out.extend_from_slice(raw);
+                continue;
+            }
+            self.out.push(d.field);
+            if header && k == 1 {
+                self.out.extend_from_slice(raw);
+                continue;
+            }
+            let n = u16::try_from(if header { k + 1 } else { k }).unwrap_or(u16::MAX);
+            let (ty, covered) = match (&obx2, n) {
+                (Some(vt), 5) => {
+                    let (t, known) = types::obx5(vt);
+                    (Some(t), known)
+                }
+                _ => {
+                    let t = table.and_then(|f| f.get(usize::from(n)).copied().flatten());
+                    (t, t.is_some())
+                }
+            };
+            self.field_rules.clear();
+            for &i in &self.seg_rules {
+                if self.deid.rules[i].selector.field.is_none_or(|f| f == n) {
+                    self.field_rules.push(i);
+                }
+            }
+            if raw.is_empty() {
+                self.out.extend_from_slice(raw);
+                continue;
+            }
+            let at = At {
+                line,
+                id,
+                field: n,
+                ty: if covered { ty } else { None },
+                patient,
+            };
+            self.field(d, raw, at)?;
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, d: &Delimiters, raw: &[u8], at: At<'_>) -> Result<(), Hl7Error> {
+        let start = self.out.len();
+        let mut changed = false;
+        let mut any = false;
+        for (r, rep) in split(raw, d.repetition).enumerate() {
+            if r > 0 {
+                self.out.extend(d.repetition);
+            }
+            let rep_start = self.out.len();
+            let mut rep_any = false;
+            for (c, comp) in split(rep, Some(d.component)).enumerate() {
+                if c > 0 {
+                    self.out.push(d.component);
+                }
+                let comp_start = self.out.len();
+                let mut comp_any = false;
+                for (s, sub) in split(comp, d.subcomponent).enumerate() {
+                    if s > 0 {
+                        self.out.extend(d.subcomponent);
+                    }
+                    if sub.is_empty() {
+                        continue;
+                    }
+                    let pos = (to16(r), to16(c), to16(s));
+                    match self.leaf(d, sub, pos, at)? {
+                        Outcome::Keep => {
+                            self.out.extend_from_slice(sub);
+                            comp_any = true;
+                        }
+                        Outcome::Remove => changed = true,
+                        Outcome::Replace(v) => {
+                            changed = true;
+                            comp_any |= !v.is_empty();
+                            d.encode(&v, &mut self.out);
+                        }
+                    }
+                }
+                if !comp_any {
+                    self.out.truncate(comp_start);
+                }
+                rep_any |= comp_any;
+            }
+            if !rep_any {
+                self.out.truncate(rep_start);
+            }
+            any |= rep_any;
+        }
+        if !changed {
+            self.out.truncate(start);
+            self.out.extend_from_slice(raw);
+        } else if !any {
+            self.out.truncate(start);
+        }
+        Ok(())
+    }
+
+    fn leaf(
+        &mut self,
+        d: &Delimiters,
+        raw: &[u8],
+        (rep, comp, sub): (u16, u16, u16),
+        at: At<'_>,
+    ) -> Result<Outcome, Hl7Error> {
+        let deid = self.deid;
+        let user = self
+            .field_rules
+            .iter()
+            .copied()
+            .find(|&i| deid.rules[i].selector.matches_leaf(rep, comp, sub));
+        let (counter, action, kind) = match (user, at.ty) {
+            (Some(i), ty) => {
+                let action = deid.rules[i].action;
+                let kind = match ty.map(|t| t.role(comp, sub)) {
+                    Some(Role::Keep | Role::Code | Role::Text | Role::Remove) | None => {
+                        profile::kind_for_action(action)
+                    }
+                    Some(role) => role.kind(),
+                };
+                (Counter::User(i), action, kind)
+            }
+            (None, Some(t)) => {
+                let role = t.role(comp, sub);
+                (
+                    Counter::Builtin(at.id, at.field, role),
+                    profile::action(deid.profile, role),
+                    role.kind(),
+                )
+            }
+            (None, None) => (
+                Counter::Uncovered(at.id, at.field),
+                Action::Text,
+                phiguard_rules::Kind::Text,
+            ),
+        };
+        let builtin = matches!(counter, Counter::Builtin(_, _, Role::Keep | Role::Text))
+            || matches!(counter, Counter::Uncovered(..));
+        let dict_applies = builtin && !self.dict.is_empty();
+        let (action, kind) = if builtin && action == Action::Keep && looks_like_date(raw) {
+            // A full date where the standard expects a code: handled as a date (fail safe).
+            self.scratch.note(NOTE_DATE_IN_CODE);
+            (profile::action(deid.profile, Role::Date), Role::Date.kind())
+        } else {
+            (action, kind)
+        };
+        let outcome = if action == Action::Keep {
+            if dict_applies && raw.len() >= 3 && self.dict.contains_key(d.decode(raw).trim()) {
+                self.scratch.note(NOTE_RECORD_VALUE);
+                Outcome::Remove
+            } else {
+                Outcome::Keep
+            }
+        } else {
+            let value = d.decode(raw);
+            let outcome = self
+                .engine
+                .apply_counted(
+                    &mut self.scratch,
+                    "",
+                    true,
+                    action,
+                    kind,
+                    &value,
+                    at.patient,
+                )
+                .map_err(|e| Hl7Error::Value {
+                    line: at.line,
+                    segment: String::from_utf8_lossy(&at.id).into_owned(),
+                    field: at.field,
+                    message: e.to_string(),
+                })?;
+            if dict_applies && action == Action::Text {
+                let after = match &outcome {
+                    Outcome::Replace(t) => self.scrub(t),
+                    Outcome::Keep => self.scrub(&value),
+                    Outcome::Remove => None,
+                };
+                match after {
+                    Some(t) => {
+                        self.scratch.note(NOTE_RECORD_VALUE);
+                        Outcome::Replace(t)
+                    }
+                    None => outcome,
+                }
+            } else {
+                outcome
+            }
+        };
+        let e = self.counts.entry(counter).or_insert_with(|| RuleCount {
+            action: action.as_str().to_string(),
+            ..RuleCount::default()
+        });
+        e.values += 1;
+        e.changed += u64::from(!matches!(outcome, Outcome::Keep));
+        e.removed += u64::from(matches!(outcome, Outcome::Remove));
+        Ok(outcome)
+    }
+
+    /// Moves the counts into `tally`.
+    fn finish(mut self, tally: &mut Tally) {
+        let profile = self.deid.profile.as_str();
+        for (counter, count) in self.counts.drain() {
+            let (map, key) = match counter {
+                Counter::User(i) => (&mut tally.rules, self.deid.rules[i].id.clone()),
+                Counter::Builtin(id, n, role) => (
+                    &mut tally.rules,
+                    format!(
+                        "{profile}: {}-{n} {}",
+                        String::from_utf8_lossy(&id),
+                        role.as_str()
+                    ),
+                ),
+                Counter::Uncovered(id, n) => (
+                    &mut tally.uncovered,
+                    format!("{}-{n}", String::from_utf8_lossy(&id)),
+                ),
+            };
+            let e = map.entry(key).or_insert_with(|| RuleCount {
+                action: count.action.clone(),
+                ..RuleCount::default()
+            });
+            e.values += count.values;
+            e.changed += count.changed;
+            e.removed += count.removed;
+        }
+        self.scratch.rules.clear();
+        self.scratch.uncovered.clear();
+        tally.merge(self.scratch);
+    }
+}
+
+fn to16(i: usize) -> u16 {
+    u16::try_from(i + 1).unwrap_or(u16::MAX)
+}
+
+/// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7
+/// time and zone characters.
+fn looks_like_date(raw: &[u8]) -> bool {
+    if raw.len() < 8 || !raw[..8].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if !raw[8..]
+        .iter()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'+' | b'-'))
+    {
+        return false;
+    }
+    let n = |a: usize, b: usize| {
+        raw[a..b]
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let (y, m, d) = (n(0, 4), n(4, 6), n(6, 8));
+    (1800..2200).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)
+}
+
+/// `text` with every whole-word occurrence of `word` replaced by `tag`; `None` if none.
+fn replace_words(text: &str, word: &str, tag: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    let mut last = 0;
+    let mut hit = false;
+    while let Some(i) = text[from..].find(word) {
+        let s = from + i;
+        let e = s + word.len();
+        let before = text[..s]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let after = text[e..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if before && after {
+            out.push_str(&text[last..s]);
+            out.push_str(tag);
+            last = e;
+            hit = true;
+        }
+        from = e;
+    }
+    if !hit {
+        return None;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_shapes() {
+        assert!(looks_like_date(b"20141006092900+0700"));
+        assert!(looks_like_date(b"19800101"));
+        assert!(!looks_like_date(b"76164006"));
+        assert!(!looks_like_date(b"2014100"));
+        assert!(!looks_like_date(b"20141306"));
+        assert!(!looks_like_date(b"20141006X"));
+    }
+
+    #[test]
+    fn replaces_whole_words_only() {
+        assert_eq!(
+            replace_words("Duck met DUCK and Ducky DUCK.", "DUCK", "[NAME]").as_deref(),
+            Some("Duck met [NAME] and Ducky [NAME].")
+        );
+        assert_eq!(replace_words("DUCKS", "DUCK", "[NAME]"), None);
+    }
+}

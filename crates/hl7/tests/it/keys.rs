@@ -1,0 +1,101 @@
+//! Same key, same output; another key, other pseudonyms and shifts; a patient's dates keep
+//! their intervals under `shifted`; the patient key is configurable.
+
+use phiguard_hl7::parse_segments;
+use phiguard_rules::{Config, ProfileName};
+
+use crate::{fixtures, run, run_with};
+
+const TWO_VISITS: &[u8] = b"MSH|^~\\&|A|B|C|D|20200301080000||ADT^A01|1|P|2.5\rEVN|A01|20200301080000\rPID|1||PAT-1^^^H^MR||DOE^JANE||19800214|F\rPV1|1|I|||||||||||||||||V1|||||||||||||||||||||||||20200301080000|20200310120000\rMSH|^~\\&|A|B|C|D|20200401080000||ADT^A03|2|P|2.5\rPID|1||PAT-1^^^H^MR||DOE^JANE||19800214|F\rPV1|1|I|||||||||||||||||V2|||||||||||||||||||||||||20200401080000|20200415120000\r";
+
+fn days(d: &str) -> i32 {
+    let y: i32 = d[..4].parse().unwrap();
+    let m: u8 = d[4..6].parse().unwrap();
+    let dd: u8 = d[6..8].parse().unwrap();
+    time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), dd)
+        .unwrap()
+        .to_julian_day()
+}
+
+#[test]
+fn same_key_same_output_other_key_other_output() {
+    for path in fixtures() {
+        let input = std::fs::read(&path).unwrap();
+        for p in [ProfileName::SafeHarbor, ProfileName::Shifted] {
+            let (a, _) = run(p, 1, &input);
+            let (b, _) = run(p, 1, &input);
+            assert_eq!(a, b, "{}", path.display());
+        }
+    }
+    let (a, _) = run(ProfileName::Shifted, 1, TWO_VISITS);
+    let (b, _) = run(ProfileName::Shifted, 2, TWO_VISITS);
+    let (sa, sb) = (
+        parse_segments(a.as_slice()).unwrap(),
+        parse_segments(b.as_slice()).unwrap(),
+    );
+    assert_ne!(
+        sa[2].field(3),
+        sb[2].field(3),
+        "pseudonyms differ between keys"
+    );
+    assert_ne!(
+        sa[3].field(44),
+        sb[3].field(44),
+        "shifts differ between keys"
+    );
+}
+
+#[test]
+fn shifted_dates_keep_intervals_and_pseudonyms_link_messages() {
+    let (out, _) = run(ProfileName::Shifted, 3, TWO_VISITS);
+    let segs = parse_segments(out.as_slice()).unwrap();
+    let val = |i: usize, f: usize| String::from_utf8(segs[i].field(f).unwrap().to_vec()).unwrap();
+    let original = [("20200301", "20200310"), ("20200401", "20200415")];
+    let shifted = [(val(3, 44), val(3, 45)), (val(6, 44), val(6, 45))];
+    for ((a, b), (x, y)) in original.iter().zip(&shifted) {
+        assert_ne!(*a, &x[..8]);
+        assert_eq!(days(b) - days(a), days(y) - days(x));
+        assert!(x.ends_with("080000") && y.ends_with("120000"), "time kept");
+    }
+    assert_eq!(
+        days(&shifted[1].0) - days(&shifted[0].0),
+        days("20200401") - days("20200301")
+    );
+    assert_eq!(
+        days(&val(0, 7)) - days(&val(3, 44)),
+        0,
+        "MSH-7 shifted with the patient"
+    );
+    assert_eq!(val(2, 3), val(5, 3), "same MRN, same pseudonym");
+    assert_ne!(val(3, 19), val(6, 19));
+}
+
+#[test]
+fn the_patient_key_is_configurable() {
+    let mut config = Config::builtin(ProfileName::Shifted);
+    let first = &TWO_VISITS[..TWO_VISITS.iter().rposition(|&b| b == b'M').unwrap()];
+    let text = String::from_utf8(first.to_vec()).unwrap();
+    let input_a = text.replace("|1||PAT-1^", "|1|SAME|ID-A^").into_bytes();
+    let input_b = text.replace("|1||PAT-1^", "|1|SAME|ID-B^").into_bytes();
+    let (input_a, input_b) = (input_a.as_slice(), input_b.as_slice());
+    let shift = |config: &Config, input: &[u8]| {
+        let (out, _) = run_with(config, 4, input);
+        parse_segments(out.as_slice()).unwrap()[3]
+            .field(44)
+            .unwrap()
+            .to_vec()
+    };
+    assert_ne!(
+        shift(&config, input_a),
+        shift(&config, input_b),
+        "PID-3 differs: different shifts"
+    );
+    config.hl7.patient = Some("PID-2.1".into());
+    assert_eq!(
+        shift(&config, input_a),
+        shift(&config, input_b),
+        "PID-2 equal: same shift"
+    );
+    config.hl7.patient = Some("*-*".into());
+    assert!(phiguard_hl7::Hl7Deid::new(&config).is_err());
+}
