@@ -146,6 +146,7 @@ impl FhirDeid {
         let index = walk::Index::of(value);
         let mut w = walk::Walker::new(&self.rules, engine, tally, &dict, &index);
         w.line = line;
+        w.cap_ages = self.profile != ProfileName::LimitedDataSet;
         w.walk_root(value)
     }
 

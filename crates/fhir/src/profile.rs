@@ -48,7 +48,6 @@ const COMMON: &[(&str, &str)] = &[
     ("Annotation.text", "text"),
     ("CodeableConcept.text", "text"),
     ("Coding", "keep"),
-    ("Age.value", "generalize:age"),
     ("Quantity", "keep"),
     ("Observation.valueString", "text"),
     ("Bundle.entry.fullUrl", "pseudonym"),

@@ -275,6 +275,7 @@ fn resource_member(parent: DType, rtype: &str, name: &str, v: &Json) -> Option<D
         "dosage" | "dosageInstruction" => T::Dosage,
         "timing" if obj => T::Timing,
         "birthDate" => T::Date,
+        "div" if !obj => T::Xhtml,
         "name" => T::Str,
         "fullUrl" => T::RefString,
         "url" if rtype == "Bundle" => T::RefString,
@@ -445,6 +446,8 @@ pub fn shape(v: &Json) -> DType {
                 || (has("url") && m.iter().any(|(n, _)| n.starts_with("value")))
             {
                 DType::Extension
+            } else if has("div") && only(&["id", "extension", "status", "div"]) {
+                DType::Narrative
             } else if attachment_shape(v) && (has("data") || has("contentType")) {
                 DType::Attachment
             } else {

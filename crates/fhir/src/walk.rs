@@ -71,6 +71,8 @@ pub struct Walker<'a> {
     patient: Option<PatientRef>,
     /// Set for the NDJSON line being walked, for errors.
     pub line: Option<usize>,
+    /// Cap quantities in years at 90 (Safe Harbor ages over 89).
+    pub cap_ages: bool,
 }
 
 /// Sanitised path label for the report: element names only.
@@ -113,6 +115,7 @@ impl<'a> Walker<'a> {
             rtype: String::new(),
             patient: None,
             line: None,
+            cap_ages: true,
         }
     }
 
@@ -385,6 +388,9 @@ impl<'a> Walker<'a> {
     ) -> Result<(), FhirError> {
         if dtype == DType::Resource && matches!(v, Json::Obj(_)) {
             return self.resource(v, inherited);
+        }
+        if self.cap_ages && matches!(dtype, DType::Quantity | DType::Age) {
+            cap_age(v, self.tally);
         }
         let url_owned;
         let extension_url = if dtype == DType::Extension {
@@ -765,6 +771,40 @@ impl<'a> Walker<'a> {
             _ => Outcome::Replace(p(t)),
         }
     }
+}
+
+/// A quantity in years (UCUM `a`, or a unit spelled as years) of 90 or more is an age over 89
+/// under Safe Harbor: it becomes `>= 90`, which is still valid FHIR and still says "old".
+fn cap_age(v: &mut Json, tally: &mut Tally) {
+    let Json::Obj(m) = v else { return };
+    let text = |k: &str| {
+        m.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, x)| x.as_str())
+            .map(|s| s.trim().to_ascii_lowercase())
+    };
+    let years = text("code").is_some_and(|c| c == "a")
+        || text("unit")
+            .is_some_and(|u| matches!(u.as_str(), "a" | "yr" | "yrs" | "year" | "years"));
+    if !years {
+        return;
+    }
+    let Some(value) = m.iter_mut().find(|(n, _)| n == "value").map(|(_, x)| x) else {
+        return;
+    };
+    let old = match value {
+        Json::Num(n) => n.as_f64().is_some_and(|x| x >= 90.0),
+        _ => false,
+    };
+    if !old {
+        return;
+    }
+    *value = Json::Num(90u64.into());
+    match m.iter_mut().find(|(n, _)| n == "comparator") {
+        Some((_, c)) => *c = Json::Str(">=".into()),
+        None => m.push(("comparator".into(), Json::Str(">=".into()))),
+    }
+    tally.note("age_over_89_capped");
 }
 
 /// Collects the record's identifying values for scrubbing its free text.

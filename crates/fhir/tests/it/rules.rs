@@ -302,3 +302,33 @@ fn reference_forms_keep_their_shape() {
     ));
     assert_eq!(v["entry"][1]["request"]["url"], "Observation");
 }
+
+#[test]
+fn ages_over_89_are_capped_and_section_narratives_keep_markup() {
+    let input = br#"{"resourceType":"Composition","status":"final","subject":{"reference":"Patient/p"},
+      "extension":[{"url":"http://example.org/age","valueAge":{"value":93,"unit":"years","system":"http://unitsofmeasure.org","code":"a"}}],
+      "section":[{"title":"Story","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><b>Jane Roe</b> was seen.</div>"}}],
+      "contained":[{"resourceType":"Observation","id":"o","status":"final","code":{"text":"Age"},
+        "valueQuantity":{"value":95,"unit":"a","system":"http://unitsofmeasure.org","code":"a"}},
+        {"resourceType":"Observation","id":"w","status":"final","code":{"text":"Weight"},
+        "valueQuantity":{"value":95,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}]}"#;
+    let v: Value =
+        serde_json::from_slice(&run(&Config::builtin(ProfileName::SafeHarbor), 1, input).0)
+            .unwrap();
+    assert_eq!(v["extension"][0]["valueAge"]["value"], 90);
+    assert_eq!(v["extension"][0]["valueAge"]["comparator"], ">=");
+    assert_eq!(v["contained"][0]["valueQuantity"]["value"], 90);
+    assert_eq!(
+        v["contained"][1]["valueQuantity"]["value"], 95,
+        "kilograms are not ages"
+    );
+    let div = v["section"][0]["text"]["div"].as_str().unwrap();
+    assert!(
+        div.starts_with("<div xmlns=\"http://www.w3.org/1999/xhtml\"><b>") && !div.contains("Roe"),
+        "{div}"
+    );
+    let lds: Value =
+        serde_json::from_slice(&run(&Config::builtin(ProfileName::LimitedDataSet), 1, input).0)
+            .unwrap();
+    assert_eq!(lds["extension"][0]["valueAge"]["value"], 93);
+}
