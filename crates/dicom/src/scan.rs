@@ -470,6 +470,17 @@ mod tests {
         let e = check(&b[..b.len() - 3]).unwrap_err().to_string();
         assert!(e.contains("(0010,0010)") && e.contains("offset 22"), "{e}");
         assert!(!e.contains("Doe"));
+        // Inside an undefined-length sequence the path names the item.
+        let mut b = el((0x0008, 0x0016), b"UI", b"1.2.3\0");
+        b.extend([
+            0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        b.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        b.extend(el((0x0040, 0xA123), b"PN", b"Doe^Jane"));
+        let e = check(&b[..b.len() - 2]).unwrap_err().to_string();
+        assert!(e.contains("(0040,A730)[0]/(0040,A123)"), "{e}");
+        let e = check(&b).unwrap_err().to_string();
+        assert!(e.contains("delimiter missing"), "{e}");
         assert!(matches!(
             check(b"hello world, not dicom"),
             Err(DicomError::NotDicom)

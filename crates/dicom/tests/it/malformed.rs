@@ -50,6 +50,7 @@ fn error_names_the_tag_path() {
         .deidentify_bytes(shared_engine(), &input[..cut], &mut Tally::default())
         .unwrap_err()
         .to_string();
+    eprintln!("{err}");
     assert!(
         err.contains("(0040,A730)") && err.contains("offset"),
         "{err}"
