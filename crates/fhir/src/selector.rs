@@ -28,6 +28,7 @@ pub enum Step {
 }
 
 impl Step {
+    #[inline]
     fn matches(&self, name: &str) -> bool {
         match self {
             Step::Name(n) => n == name,
@@ -159,6 +160,7 @@ impl Selector for FhirSelector {
 
 impl FhirSelector {
     /// True if this selector selects `node`.
+    #[inline]
     pub fn matches(&self, node: &Node<'_>) -> bool {
         match self {
             FhirSelector::Resource(r) => node.is_resource && node.resource == r,

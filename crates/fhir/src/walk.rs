@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use phiguard_detect::Category;
+use phiguard_rules::tally::RuleCount;
 use phiguard_rules::{
     Action, DateFormat, Engine, Generalize, Kind, Outcome, PatientRef, Rule, Tally,
 };
@@ -73,6 +74,8 @@ pub struct Walker<'a> {
     pub line: Option<usize>,
     /// Cap quantities in years at 90 (Safe Harbor ages over 89).
     pub cap_ages: bool,
+    /// Per rule: values, changed, removed (flushed into the tally per record).
+    counts: Vec<[u64; 3]>,
 }
 
 /// Sanitised path label for the report: element names only.
@@ -116,6 +119,7 @@ impl<'a> Walker<'a> {
             patient: None,
             line: None,
             cap_ages: true,
+            counts: vec![[0; 3]; rules.len()],
         }
     }
 
@@ -192,7 +196,9 @@ impl<'a> Walker<'a> {
     pub fn walk_root(&mut self, root: &mut Json) -> Result<(), FhirError> {
         self.depth = 0;
         self.root = 0;
-        self.resource(root, None)
+        let r = self.resource(root, None);
+        self.flush_counts();
+        r
     }
 
     fn resource(&mut self, v: &mut Json, inherited: Option<usize>) -> Result<(), FhirError> {
@@ -233,10 +239,8 @@ impl<'a> Walker<'a> {
         if let Some(i) = effective
             && self.wholesale(&node, i)
         {
-            let rule = &self.rules[i];
-            let remove = rule.action == Action::Remove;
-            self.tally
-                .count(&rule.id, true, rule.action, remove, remove);
+            let remove = self.rules[i].action == Action::Remove;
+            self.count_rule(i, remove, remove);
             if remove {
                 *v = Json::Gone;
             }
@@ -424,10 +428,8 @@ impl<'a> Walker<'a> {
         match v {
             Json::Obj(_) | Json::Arr(_) if whole => {
                 if let Some(i) = m {
-                    let rule = &self.rules[i];
-                    let remove = rule.action == Action::Remove;
-                    self.tally
-                        .count(&rule.id, true, rule.action, remove, remove);
+                    let remove = self.rules[i].action == Action::Remove;
+                    self.count_rule(i, remove, remove);
                     if remove {
                         *v = Json::Gone;
                     }
@@ -546,18 +548,14 @@ impl<'a> Walker<'a> {
     ) -> Result<Outcome, FhirError> {
         let rules = self.rules;
         let uncovered;
-        let (id, covered, action) = match rule {
-            Some(i) => (rules[i].id.as_str(), true, rules[i].action),
+        let (id, action) = match rule {
+            Some(i) => (rules[i].id.as_str(), rules[i].action),
             None => {
                 uncovered = label(&self.rtype, &self.frames[self.root..self.depth]);
-                (uncovered.as_str(), false, Self::default_action(dtype))
+                (uncovered.as_str(), Self::default_action(dtype))
             }
         };
         let kind = self.kind(dtype, sib);
-        let count = |t: &mut Tally, out: &Outcome| {
-            let removed = matches!(out, Outcome::Remove);
-            t.count(id, covered, action, !matches!(out, Outcome::Keep), removed);
-        };
         let out = match (action, dtype) {
             (Action::Pseudonym, DType::RefString) => self.reference(value),
             (Action::Text, DType::Xhtml) => self.narrative(value)?,
@@ -590,41 +588,102 @@ impl<'a> Walker<'a> {
             {
                 // A US ZIP that lost its leading zero (spreadsheet exports, Synthea).
                 let padded = format!("0{value}");
-                return self
-                    .engine
-                    .apply_counted(
-                        self.tally,
-                        id,
-                        covered,
-                        action,
-                        kind,
-                        &padded,
-                        self.patient.as_ref(),
-                    )
-                    .map_err(|e| FhirError::Rule {
-                        at: self.at(),
-                        what: e.to_string(),
-                    });
+                return self.engine_apply(rule, id, action, kind, &padded);
             }
-            _ => {
-                return self
-                    .engine
-                    .apply_counted(
-                        self.tally,
-                        id,
-                        covered,
-                        action,
-                        kind,
-                        value,
-                        self.patient.as_ref(),
-                    )
-                    .map_err(|e| FhirError::Rule {
-                        at: self.at(),
-                        what: e.to_string(),
-                    });
-            }
+            _ => return self.engine_apply(rule, id, action, kind, value),
         };
-        count(self.tally, &out);
+        match rule {
+            Some(i) => self.count_rule(
+                i,
+                !matches!(out, Outcome::Keep),
+                matches!(out, Outcome::Remove),
+            ),
+            None => self.tally.count(
+                id,
+                false,
+                action,
+                !matches!(out, Outcome::Keep),
+                matches!(out, Outcome::Remove),
+            ),
+        }
+        Ok(out)
+    }
+
+    /// Counts one value for rule `i` (added to the tally when the record is done).
+    fn count_rule(&mut self, i: usize, changed: bool, removed: bool) {
+        if let Some(c) = self.counts.get_mut(i) {
+            c[0] += 1;
+            c[1] += u64::from(changed);
+            c[2] += u64::from(removed);
+        }
+    }
+
+    /// Adds the per-rule counts of this record to the tally.
+    fn flush_counts(&mut self) {
+        for (i, c) in self.counts.iter_mut().enumerate() {
+            if c[0] == 0 {
+                continue;
+            }
+            let rule = &self.rules[i];
+            let e = self
+                .tally
+                .rules
+                .entry(rule.id.clone())
+                .or_insert_with(|| RuleCount {
+                    action: rule.action.as_str().to_string(),
+                    ..RuleCount::default()
+                });
+            e.values += c[0];
+            e.changed += c[1];
+            e.removed += c[2];
+            *c = [0; 3];
+        }
+    }
+
+    /// The engine's action on a value. Covered values are counted locally (a map update per
+    /// value costs more than the action); the engine's notes (dates it could not read, birth
+    /// dates over 89, ZIPs removed, shifts without a patient) are taken from a counted re-run
+    /// on the rare values that can carry one.
+    fn engine_apply(
+        &mut self,
+        rule: Option<usize>,
+        id: &str,
+        action: Action,
+        kind: Kind,
+        value: &str,
+    ) -> Result<Outcome, FhirError> {
+        let patient = self.patient.as_ref();
+        let err = |w: &Walker<'_>, e: phiguard_rules::RuleError| FhirError::Rule {
+            at: w.at(),
+            what: e.to_string(),
+        };
+        let Some(i) = rule else {
+            return self
+                .engine
+                .apply_counted(self.tally, id, false, action, kind, value, patient)
+                .map_err(|e| err(self, e));
+        };
+        let out = self
+            .engine
+            .apply(action, kind, value, patient)
+            .map_err(|e| err(self, e))?;
+        let dated = matches!(kind, Kind::Date(_) | Kind::BirthDate(_));
+        let may_note = (action != Action::Remove && out == Outcome::Remove)
+            || (dated && patient.is_none() && !matches!(action, Action::Keep | Action::Remove));
+        if may_note {
+            let mut scratch = Tally::default();
+            self.engine
+                .apply_counted(&mut scratch, id, true, action, kind, value, patient)
+                .map_err(|e| err(self, e))?;
+            for (k, n) in scratch.notes {
+                *self.tally.notes.entry(k).or_default() += n;
+            }
+        }
+        self.count_rule(
+            i,
+            !matches!(out, Outcome::Keep),
+            matches!(out, Outcome::Remove),
+        );
         Ok(out)
     }
 

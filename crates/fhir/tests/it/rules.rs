@@ -332,3 +332,25 @@ fn ages_over_89_are_capped_and_section_narratives_keep_markup() {
             .unwrap();
     assert_eq!(lds["extension"][0]["valueAge"]["value"], 93);
 }
+
+#[test]
+fn tally_counts_rules_and_keeps_the_engine_notes() {
+    let input = br#"{"resourceType":"Patient","id":"old","birthDate":"1920-02-03","address":[{"postalCode":"N/A","state":"MA"}],"name":[{"family":"Roe","given":["Jane","Q"]}]}"#;
+    let (o, t) = run(&Config::builtin(ProfileName::SafeHarbor), 1, input);
+    let v: Value = serde_json::from_slice(&o).unwrap();
+    assert!(v.get("birthDate").is_none());
+    assert_eq!(t.notes.get("birth_date_over_89_removed"), Some(&1));
+    assert_eq!(t.notes.get("zip_not_parsed_removed"), Some(&1));
+    let names = &t.rules["safe-harbor: HumanName"];
+    assert_eq!(
+        (names.values, names.removed, names.action.as_str()),
+        (3, 3, "remove")
+    );
+    assert_eq!(t.rules["safe-harbor: id"].changed, 1);
+    let (_, t) = run(
+        &Config::builtin(ProfileName::Shifted),
+        1,
+        br#"{"resourceType":"Device","id":"d","manufactureDate":"2020-01-02"}"#,
+    );
+    assert_eq!(t.notes.get("date_shift_without_patient"), Some(&1));
+}
