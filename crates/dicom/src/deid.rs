@@ -238,6 +238,13 @@ impl DicomDeid {
         let mut path = Vec::new();
         let mut dataset = self.dataset(&mut ctx, dataset, false, &mut path, 0)?;
         self.mark(&mut dataset);
+        // Overlays kept (clean-graphics or a user rule) are bitmaps that may hold text too.
+        let pixel_flag = pixel_flag.or_else(|| {
+            dataset
+                .tags()
+                .any(|t| t.group() & 0xFF01 == 0x6000 && t.element() == 0x3000)
+                .then_some("overlay_data_kept")
+        });
         let mut out = Vec::with_capacity(input.len() + 512);
         match meta {
             Some(mut meta) => {

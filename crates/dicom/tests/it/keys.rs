@@ -102,6 +102,12 @@ fn shifted_keeps_intervals_and_limited_keeps_dates() {
         }
     }
     assert!(offsets.len() >= 2, "{offsets:?}");
+    let other = parse(&run(&deid(ProfileName::Shifted), &engine(4), &input)).0;
+    assert_ne!(
+        top_string(&other, 0x0008, 0x0020),
+        top_string(&shifted, 0x0008, 0x0020),
+        "another key, another shift"
+    );
     assert!(
         offsets.iter().all(|o| *o == offsets[0] && *o != 0),
         "{offsets:?}"

@@ -125,3 +125,37 @@ fn ms_anonymizer_expected_attributes_are_deidentified_too() {
     }
     assert!(checked > 5, "{checked}");
 }
+
+#[test]
+fn kept_overlays_are_flagged() {
+    let Some(files) = corpus() else { return };
+    let Some(overlay) = files
+        .iter()
+        .find(|p| p.to_string_lossy().contains("examples_overlay"))
+    else {
+        eprintln!("note: examples_overlay.dcm absent");
+        return;
+    };
+    let input = std::fs::read(overlay).unwrap();
+    let cfg =
+        phiguard_rules::Config::from_toml("[dicom]\noptions = [\"clean-graphics\"]\n").unwrap();
+    let d = phiguard_dicom::DicomDeid::new(&cfg).unwrap();
+    let mut t = Tally::default();
+    let out = d.deidentify_bytes(shared_engine(), &input, &mut t).unwrap();
+    let (b, _) = parse(&out.bytes);
+    assert!(
+        b.get(dicom_core::Tag(0x6000, 0x3000)).is_some(),
+        "overlay kept under clean-graphics"
+    );
+    assert!(out.pixel_flag.is_some());
+    let plain = safe_harbor()
+        .deidentify_bytes(shared_engine(), &input, &mut t)
+        .unwrap();
+    assert!(
+        parse(&plain.bytes)
+            .0
+            .get(dicom_core::Tag(0x6000, 0x3000))
+            .is_none(),
+        "overlay removed by the Basic Profile"
+    );
+}
