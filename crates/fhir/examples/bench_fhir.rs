@@ -150,6 +150,7 @@ fn main() {
     };
     let counts: Vec<usize> = inputs.iter().map(|b| count(b)).collect();
     println!("{} files from {:?}", inputs.len(), dirs);
+    let stripped_counts: Vec<usize> = stripped.iter().map(|b| count(b)).collect();
     for threads in [1, parallel] {
         measure(
             "parse + re-serialise only",
@@ -161,7 +162,7 @@ fn main() {
         measure(
             "safe-harbor, JSON path only",
             &stripped,
-            &counts,
+            &stripped_counts,
             threads,
             &deid,
         );
@@ -171,6 +172,38 @@ fn main() {
             &counts,
             threads,
             &deid,
+        );
+    }
+    // The same resources as one NDJSON export, lines spread over threads inside the file.
+    let mut ndjson = Vec::new();
+    let mut lines = 0usize;
+    for b in &inputs {
+        if let Ok(v) = Json::from_slice(b)
+            && let Some(Json::Arr(entries)) = v.get("entry")
+        {
+            for e in entries {
+                if let Some(r) = e.get("resource")
+                    && serde_json::to_writer(&mut ndjson, r).is_ok()
+                {
+                    ndjson.push(b'\n');
+                    lines += 1;
+                }
+            }
+        }
+    }
+    let one = [ndjson];
+    for threads in [1, parallel] {
+        let nd = |b: &[u8]| {
+            let mut t = Tally::default();
+            let mut out = Vec::with_capacity(b.len());
+            let _ = fhir.deidentify_with_threads(&engine, b, &mut out, &mut t, threads);
+        };
+        measure(
+            &format!("NDJSON export, {threads} line thread(s)"),
+            &one,
+            &[lines],
+            1,
+            &nd,
         );
     }
 }
