@@ -1,4 +1,5 @@
-//! De-identifies one CSV file to stdout (safe-harbor, a fixed demo key): `deid_csv FILE [PROFILE]`.
+//! De-identifies one CSV file to stdout with a fixed demo key: `deid_csv FILE [PROFILE]`, or
+//! prints the `--suggest` proposal: `deid_csv FILE PROFILE suggest`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -15,6 +16,12 @@ fn main() {
     let path = std::path::Path::new(&args[1]);
     let table = phiguard_tabular::table_name(path);
     let input = std::fs::File::open(path).unwrap();
+    if args.get(3).is_some_and(|a| a == "suggest") {
+        let text = phiguard_tabular::suggest_table(&engine, &config, table.as_deref(), input, 200)
+            .unwrap();
+        print!("{text}");
+        return;
+    }
     let mut tally = phiguard_rules::Tally::default();
     deid.deidentify_table(
         &engine,
