@@ -35,10 +35,13 @@ furosemide 40 mg daily, insulin glargine 18 units nightly. Pending results at di
 struct StoreSink(Mutex<phiguard_audit::AuditStore>);
 impl AuditSink for StoreSink {
     fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
+        self.append_batch(std::slice::from_ref(record))
+    }
+    fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
         self.0
             .lock()
             .unwrap()
-            .append(record)
+            .append_batch(records)
             .map(|_| ())
             .map_err(|_| AuditSinkError("append failed".into()))
     }
@@ -176,9 +179,11 @@ async fn main() {
     let key = keys.create("clinician", &[], None).unwrap().token;
     let sink: Arc<dyn AuditSink> = if audit == "sqlite" {
         let url = phiguard_audit::StoreUrl::Sqlite(dir.path().join("audit.db"));
-        Arc::new(StoreSink(Mutex::new(
+        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(
             phiguard_audit::AuditStore::open(&url, phiguard_audit::Options::default()).unwrap(),
-        )))
+        )));
+        // Group commit, as `phiguard serve` wires it.
+        Arc::new(phiguard_gateway::GroupCommit::new(store, 256))
     } else {
         Arc::new(MemorySink::default())
     };

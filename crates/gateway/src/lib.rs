@@ -21,7 +21,7 @@ pub mod routing;
 pub mod server;
 pub mod stream;
 
-pub use audit::{AuditSink, AuditSinkError, MemorySink};
+pub use audit::{AuditSink, AuditSinkError, GroupCommit, MemorySink};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use guard::{PhiScanner, Vault};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use phiguard_audit::{AuditStore, StoreUrl};
-use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, KeyStore};
+use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, GroupCommit, KeyStore};
 
 use crate::audit_trail;
 use crate::home::phiguard_home;
@@ -24,12 +24,17 @@ struct TrailSink(Mutex<AuditStore>);
 
 impl AuditSink for TrailSink {
     fn append(&self, record: &serde_json::Value) -> Result<(), AuditSinkError> {
+        self.append_batch(std::slice::from_ref(record))
+    }
+
+    /// One transaction (one fsync) for the batch; all or none.
+    fn append_batch(&self, records: &[serde_json::Value]) -> Result<(), AuditSinkError> {
         let mut store = self
             .0
             .lock()
             .map_err(|_| AuditSinkError("the audit store lock is poisoned".into()))?;
         store
-            .append(record)
+            .append_batch(records)
             .map(|_| ())
             .map_err(|_| AuditSinkError("the audit store refused the append".into()))
     }
@@ -50,14 +55,17 @@ pub fn load_config(path: &std::path::Path) -> Result<Config> {
 
 pub fn run(args: Args) -> Result<u8> {
     let config = load_config(&args.config)?;
-    let addr = config.listen_addr().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+    let addr = config
+        .listen_addr()
+        .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
     let keys = KeyStore::open(&key_store_path(&config)?).map_err(|e| anyhow!("{e}"))?;
     let url = match &config.audit.store {
         Some(u) => StoreUrl::parse(u).context("audit.store")?,
         None => audit_trail::default_url()?,
     };
     let store = audit_trail::open(&url)?;
-    let sink = TrailSink(Mutex::new(store));
+    // Group commit: concurrent requests share one durable write.
+    let sink = GroupCommit::new(Arc::new(TrailSink(Mutex::new(store))), 256);
     eprintln!("phiguard serve: loading the PHI detector");
     let detector = phiguard_detect::Detector::new();
     let gateway = Gateway::new(config, Arc::new(detector), Arc::new(keys), Arc::new(sink))
@@ -71,7 +79,10 @@ pub fn run(args: Args) -> Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().context("no local address")?;
-        eprintln!("phiguard serve: listening on http://{local} (audit store {})", url.describe());
+        eprintln!(
+            "phiguard serve: listening on http://{local} (audit store {})",
+            url.describe()
+        );
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
