@@ -720,8 +720,20 @@ fn filter_answer(
         if let Some(m) = c.get_mut("message") {
             n += filter_leaves(scanner, vault, mode, "", m)?;
         }
+        drop_token_detail(mode, c);
     }
     Ok(n)
+}
+
+/// Log-probabilities list the answer's tokens one by one, where a detector cannot see PHI
+/// split across tokens: callers who may not see PHI get them removed.
+fn drop_token_detail(mode: OutputMode, choice: &mut Value) {
+    if mode == OutputMode::Scrub
+        && let Some(obj) = choice.as_object_mut()
+        && obj.get("logprobs").is_some_and(|l| !l.is_null())
+    {
+        obj.insert("logprobs".into(), Value::Null);
+    }
 }
 
 fn filter_leaves(
@@ -801,6 +813,7 @@ impl StreamFilters {
         for c in choices {
             let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
+            drop_token_detail(self.mode, c);
             let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };

@@ -76,7 +76,8 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
         };
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": if tool { "tool_calls" } else { "stop" }}],
+            "choices": [{"index": 0, "message": message, "finish_reason": if tool { "tool_calls" } else { "stop" },
+                "logprobs": {"content": text.split(' ').map(|t| json!({"token": t, "logprob": -0.1})).collect::<Vec<_>>()}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         }))
         .into_response();
