@@ -870,15 +870,31 @@ fn cap_age(v: &mut Json, tally: &mut Tally) {
 pub fn collect(v: &Json, parent: DType, rtype: &str, keep_city: bool, dict: &mut Dictionary) {
     match v {
         Json::Obj(members) => {
-            let rtype = match v.get("resourceType") {
-                Some(Json::Str(t)) => t.as_str(),
-                _ => rtype,
+            let (rtype, resource) = match v.get("resourceType") {
+                Some(Json::Str(t)) => (t.as_str(), true),
+                _ => (rtype, false),
             };
+            // Names, addresses and telecoms live in the resources about people and places;
+            // elsewhere only identifiers and contained resources are looked at.
+            let people = matches!(
+                rtype,
+                "Patient"
+                    | "Practitioner"
+                    | "PractitionerRole"
+                    | "RelatedPerson"
+                    | "Person"
+                    | "Organization"
+                    | "Location"
+                    | "Bundle"
+            );
             let is_maiden = parent == DType::Extension
                 && v.get("url")
                     .and_then(Json::as_str)
                     .is_some_and(|u| u.ends_with("patient-mothersMaidenName"));
             for (name, x) in members {
+                if resource && !people && name != "identifier" && name != "contained" {
+                    continue;
+                }
                 let items: &[Json] = match x {
                     Json::Arr(a) => a,
                     one => std::slice::from_ref(one),
