@@ -426,3 +426,73 @@ async fn rate_limit_per_key_and_metrics_without_phi() {
     assert_no_phi(&m, &NOTE_PHI);
     assert!(!m.contains("p-1") && !m.contains(&key[..12]), "{m}");
 }
+
+#[tokio::test]
+async fn concurrent_requests_never_share_placeholders() {
+    let h = start().await;
+    let key = h.key("clinician");
+    let names = [
+        "Maria Lopez",
+        "John Carter",
+        "Emily Chen",
+        "Robert Miller",
+        "Aisha Khan",
+        "David Brown",
+        "Laura Smith",
+        "James Wilson",
+        "Sofia Garcia",
+        "Peter Novak",
+    ];
+    let mut tasks = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let client = h.client.clone();
+        let url = format!("{}/v1/chat/completions", h.base);
+        let key = key.clone();
+        let body = json!({"model": "echo", "messages": [{"role": "user", "content": format!("Patient {name} was seen by the nurse today.")}]});
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(key)
+                .header("X-Patient-Ref", format!("p-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (s, b) = t.await.unwrap();
+        assert_eq!(s, 200, "{b}");
+        let v: Value = serde_json::from_str(&b).unwrap();
+        let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+        assert!(content.contains(names[i]), "{content}");
+        for (j, other) in names.iter().enumerate() {
+            if j != i {
+                assert!(
+                    !content.contains(other),
+                    "request {i} got {other}: {content}"
+                );
+            }
+        }
+    }
+    assert_no_phi(&h.mock.all_text(), &names);
+}
+
+#[tokio::test]
+async fn upstream_timeout_is_a_clear_error_with_a_record() {
+    let h = start().await;
+    let key = h.key("analyst");
+    let t = std::time::Instant::now();
+    let (s, _, b) = h
+        .chat(
+            &key,
+            None,
+            json!({"model": "slow", "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
+    assert_eq!((s, error_code(&b).as_str()), (504, "upstream_timeout"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(8));
+    let rec = h.completes().pop().unwrap();
+    assert_eq!(rec["decision"]["code"], "upstream_timeout");
+}

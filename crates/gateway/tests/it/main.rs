@@ -44,7 +44,7 @@ burst_per_key = 40
 [providers.private]
 kind = "openai_compatible"
 endpoint = "{upstream}"
-models = ["echo", "leaky"]
+models = ["echo", "leaky", "slow"]
 private = true
 
 [providers.baa_ok]

@@ -60,6 +60,9 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap();
     mock.received.lock().unwrap().push(body.clone());
     let model = body["model"].as_str().unwrap_or("").to_string();
+    if model == "slow" {
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    }
     let text = if model.starts_with("leaky") {
         LEAKY_TEXT.to_string()
     } else {
