@@ -83,8 +83,21 @@ pub fn run(args: Args) -> Result<u8> {
             "phiguard serve: listening on http://{local} (audit store {})",
             url.describe()
         );
+        // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term => {},
+            }
+            eprintln!("phiguard serve: shutting down");
         };
         phiguard_gateway::serve(gateway, listener, shutdown)
             .await

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const NOTE: &str = "Summarize: Maria Lopez was seen on 03/14/2021, MRN 4839201, phone 617-555-0199.";
+const NOTE: &str =
+    "Summarize: Maria Lopez was seen on 03/14/2021, MRN 4839201, phone 617-555-0199.";
 const NOTE_PHI: [&str; 4] = ["Maria Lopez", "03/14/2021", "4839201", "617-555-0199"];
 
 fn bin() -> PathBuf {
@@ -71,7 +72,11 @@ fn create_key(home: &Path, upstream: &str, config: &Path, role: &str) -> String 
         .arg(config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout.lines().last().unwrap().trim().to_string();
     assert!(key.starts_with("pg_"), "{stdout}");
@@ -131,7 +136,11 @@ fn audit_records(home: &Path) -> Vec<Value> {
         .args(["audit", "query", "--field", "kind=gateway.chat_completions"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let text = text.trim();
     if text.starts_with('[') {
@@ -163,7 +172,9 @@ fn openai_python() -> Option<String> {
     if std::env::var("PHIGUARD_REQUIRE_OPENAI").as_deref() == Ok("1") {
         panic!("PHIGUARD_REQUIRE_OPENAI=1 but `import openai` fails with {py}");
     }
-    eprintln!("note: skipping the openai SDK part: `import openai` fails (run .ci/setup.d/50-openai.sh)");
+    eprintln!(
+        "note: skipping the openai SDK part: `import openai` fails (run .ci/setup.d/50-openai.sh)"
+    );
     None
 }
 
@@ -242,7 +253,11 @@ fn serve_end_to_end() {
             .args([&server.base, &clinician, NOTE])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         requests += 4;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         for p in NOTE_PHI {
@@ -258,10 +273,32 @@ fn serve_end_to_end() {
     }
     assert_no_phi_reached_upstream(&mock);
 
+    // SIGTERM: a clean shutdown (exit 0).
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
     drop(server);
     // Every request has a completion record in the real audit trail, without PHI.
     let records = audit_records(home.path());
-    let completes: Vec<&Value> = records.iter().filter(|r| r["phase"] == "complete").collect();
+    let completes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["phase"] == "complete")
+        .collect();
     assert_eq!(completes.len(), requests, "{records:#?}");
     let all = serde_json::to_string(&records).unwrap();
     for p in NOTE_PHI {
@@ -275,7 +312,10 @@ fn serve_end_to_end() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
-    assert!(log.contains("listening on"), "{log}");
+    assert!(
+        log.contains("listening on") && log.contains("shutting down"),
+        "{log}"
+    );
     for p in NOTE_PHI {
         assert!(!log.contains(p), "{p} in the server log");
     }
@@ -306,11 +346,15 @@ fn serve_refuses_to_start_without_a_working_audit_store() {
         home.path(),
         Some(&format!("sqlite:{}", blocker.join("audit.db").display())),
     );
-    let out = cmd(home.path(), "http://127.0.0.1:9/v1", &format!("127.0.0.1:{}", free_port()))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = cmd(
+        home.path(),
+        "http://127.0.0.1:9/v1",
+        &format!("127.0.0.1:{}", free_port()),
+    )
+    .args(["serve", "--config"])
+    .arg(&config)
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("audit"), "{err}");
@@ -320,7 +364,9 @@ fn serve_refuses_to_start_without_a_working_audit_store() {
 fn serve_config_errors_name_the_line_and_key() {
     let home = tempfile::tempdir().unwrap();
     let config = write_config(home.path(), None);
-    let text = std::fs::read_to_string(&config).unwrap().replace("plain_http = true", "plain_http = true\nlisten_tls = 1");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("plain_http = true", "plain_http = true\nlisten_tls = 1");
     std::fs::write(&config, text).unwrap();
     let out = cmd(home.path(), "http://127.0.0.1:9/v1", "127.0.0.1:1")
         .args(["serve", "--config"])
@@ -329,7 +375,10 @@ fn serve_config_errors_name_the_line_and_key() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("listen_tls") && err.contains("phiguard.toml:"), "{err}");
+    assert!(
+        err.contains("listen_tls") && err.contains("phiguard.toml:"),
+        "{err}"
+    );
     // Non-loopback listen addresses are refused (no TLS yet).
     let out = cmd(home.path(), "http://127.0.0.1:9/v1", "0.0.0.0:8080")
         .args(["keys", "create", "--role", "clinician", "--config"])
