@@ -35,6 +35,37 @@ use crate::stream::StreamFilter;
 
 /// The service name BAAs must cover for chat completions.
 pub const SERVICE_CHAT: &str = "chat.completions";
+/// The service name BAAs must cover for embeddings.
+pub const SERVICE_EMBEDDINGS: &str = "embeddings";
+
+/// Which operation a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Chat,
+    Embeddings,
+}
+
+impl Op {
+    fn service(self) -> &'static str {
+        match self {
+            Op::Chat => SERVICE_CHAT,
+            Op::Embeddings => SERVICE_EMBEDDINGS,
+        }
+    }
+    fn kind(self) -> &'static str {
+        match self {
+            Op::Chat => "gateway.chat_completions",
+            Op::Embeddings => "gateway.embeddings",
+        }
+    }
+    fn default_action(self) -> &'static str {
+        match self {
+            Op::Chat => "chat",
+            Op::Embeddings => "embedding",
+        }
+    }
+}
+
 /// The header naming the patient a request is about.
 pub const PATIENT_REF_HEADER: &str = "x-patient-ref";
 /// The header naming the action (default `chat`).
@@ -136,6 +167,7 @@ impl Gateway {
             .route("/v1/models", get(models))
             .route("/metrics", get(metrics))
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/embeddings", post(embeddings))
             .fallback(not_found)
             .with_state(state)
     }
@@ -251,6 +283,7 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
 
 /// What one request did, for its audit records and its log line.
 struct Trace {
+    op: Op,
     request_id: String,
     started: OffsetDateTime,
     clock: Instant,
@@ -274,8 +307,9 @@ struct Trace {
 }
 
 impl Trace {
-    fn new() -> Trace {
+    fn new(op: Op) -> Trace {
         Trace {
+            op,
             request_id: new_request_id(),
             started: OffsetDateTime::now_utc(),
             clock: Instant::now(),
@@ -307,7 +341,7 @@ impl Trace {
             .map(|(c, n)| (c.as_str().to_string(), json!(n)))
             .collect();
         json!({
-            "kind": "gateway.chat_completions",
+            "kind": self.op.kind(),
             "phase": phase,
             "request_id": self.request_id,
             "user": self.user.clone().unwrap_or_else(|| "anonymous".into()),
@@ -451,7 +485,7 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
     t.policy = Some(role.input);
 
     let action = match parts.headers.get(ACTION_HEADER) {
-        None => "chat".to_string(),
+        None => t.op.default_action().to_string(),
         Some(v) => match v.to_str() {
             Ok(s) if valid_action(s) => s.to_string(),
             _ => {
@@ -523,14 +557,30 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
             "the body must be a JSON object",
         ));
     };
-    if !obj.get("messages").is_some_and(Value::is_array) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::INVALID_REQUEST,
-            "`messages` must be an array",
-        ));
+    match t.op {
+        Op::Chat => {
+            if !obj.get("messages").is_some_and(Value::is_array) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_REQUEST,
+                    "`messages` must be an array",
+                ));
+            }
+            t.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        }
+        Op::Embeddings => {
+            if !obj
+                .get("input")
+                .is_some_and(|i| i.is_string() || i.is_array())
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_REQUEST,
+                    "`input` must be a string or an array",
+                ));
+            }
+        }
     }
-    t.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let Some(model) = obj.get("model").and_then(Value::as_str) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -616,7 +666,7 @@ async fn guard_and_route(
         .as_deref()
         .and_then(|p| gw.config.providers.get(p))
         .ok_or_else(guard_failed)?;
-    let eligibility = phi_eligibility(provider, SERVICE_CHAT, (gw.today)());
+    let eligibility = phi_eligibility(provider, t.op.service(), (gw.today)());
     t.routing = Some(eligibility.as_str());
     if phi && !eligibility.allows_phi() {
         // Deny by default: even redacted or tokenized, a request that carried PHI goes only
@@ -634,8 +684,40 @@ async fn guard_and_route(
     Ok((body, vault))
 }
 
+/// `POST /v1/embeddings`: the input is guarded and routed like a chat request (the BAA must
+/// cover `embeddings`); the answer holds vectors only, so nothing is restored or scrubbed.
+async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let mut t = Trace::new(Op::Embeddings);
+    let admitted = match admit(&gw, &mut t, req).await {
+        Ok(a) => a,
+        Err(e) => return refuse(&gw, &t, e).await,
+    };
+    let (body, _vault) = match guard_and_route(&gw, &mut t, &admitted.role, admitted.body).await {
+        Ok(x) => x,
+        Err(e) => return refuse(&gw, &t, e).await,
+    };
+    if let Err(e) = append(&gw, t.record("dispatch", None, "pending")).await {
+        return refuse(&gw, &t, e).await;
+    }
+    let up_start = Instant::now();
+    let result = admitted.provider.embeddings(body).await;
+    let upstream_time = up_start.elapsed();
+    let answer = match result {
+        Ok(v) => v,
+        Err(e) => return refuse(&gw, &t, upstream_error(&e)).await,
+    };
+    t.upstream_status = Some(200);
+    t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
+    if let Err(e) = append(&gw, t.record("complete", None, "returned")).await {
+        log_line(&gw, &t, e.status.as_u16(), Some(e.code));
+        return with_request_id(e.into_response(), &t.request_id);
+    }
+    log_line(&gw, &t, 200, None);
+    with_request_id(axum::Json(answer).into_response(), &t.request_id)
+}
+
 async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let mut t = Trace::new();
+    let mut t = Trace::new(Op::Chat);
     let admitted = match admit(&gw, &mut t, req).await {
         Ok(a) => a,
         Err(e) => return refuse(&gw, &t, e).await,

@@ -35,4 +35,6 @@ pub trait ProviderAdapter: Send + Sync {
     fn chat(&self, body: Value) -> BoxFuture<'_, Result<Value, UpstreamError>>;
     /// A streaming chat completion: chunks in order, ending when the upstream is done.
     fn chat_stream(&self, body: Value) -> BoxFuture<'_, Result<ChunkStream, UpstreamError>>;
+    /// An embeddings request (OpenAI's shape in and out).
+    fn embeddings(&self, body: Value) -> BoxFuture<'_, Result<Value, UpstreamError>>;
 }

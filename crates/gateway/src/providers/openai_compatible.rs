@@ -13,6 +13,7 @@ use super::{BoxFuture, ChunkStream, ProviderAdapter, UpstreamError};
 pub struct OpenAiCompatible {
     client: reqwest::Client,
     url: String,
+    embeddings_url: String,
     api_key: Option<String>,
     timeout: Duration,
 }
@@ -34,13 +35,18 @@ impl OpenAiCompatible {
         OpenAiCompatible {
             client,
             url: format!("{}/chat/completions", endpoint.trim_end_matches('/')),
+            embeddings_url: format!("{}/embeddings", endpoint.trim_end_matches('/')),
             api_key: api_key.filter(|k| !k.is_empty()),
             timeout,
         }
     }
 
     fn request(&self, body: &Value) -> reqwest::RequestBuilder {
-        let mut rb = self.client.post(&self.url).json(body);
+        self.request_to(&self.url, body)
+    }
+
+    fn request_to(&self, url: &str, body: &Value) -> reqwest::RequestBuilder {
+        let mut rb = self.client.post(url).json(body);
         if let Some(k) = &self.api_key {
             rb = rb.bearer_auth(k);
         }
@@ -58,7 +64,33 @@ fn transport(e: &reqwest::Error) -> UpstreamError {
     }
 }
 
+async fn json_answer(resp: reqwest::Response) -> Result<Value, UpstreamError> {
+    if !resp.status().is_success() {
+        return Err(UpstreamError::Status(resp.status().as_u16()));
+    }
+    let v: Value = resp
+        .json()
+        .await
+        .map_err(|_| UpstreamError::BadResponse("not JSON"))?;
+    if !v.is_object() {
+        return Err(UpstreamError::BadResponse("not a JSON object"));
+    }
+    Ok(v)
+}
+
 impl ProviderAdapter for OpenAiCompatible {
+    fn embeddings(&self, body: Value) -> BoxFuture<'_, Result<Value, UpstreamError>> {
+        Box::pin(async move {
+            let resp = self
+                .request_to(&self.embeddings_url, &body)
+                .timeout(self.timeout)
+                .send()
+                .await
+                .map_err(|e| transport(&e))?;
+            json_answer(resp).await
+        })
+    }
+
     fn chat(&self, mut body: Value) -> BoxFuture<'_, Result<Value, UpstreamError>> {
         Box::pin(async move {
             if let Some(m) = body.as_object_mut() {

@@ -496,3 +496,48 @@ async fn upstream_timeout_is_a_clear_error_with_a_record() {
     let rec = h.completes().pop().unwrap();
     assert_eq!(rec["decision"]["code"], "upstream_timeout");
 }
+
+#[tokio::test]
+async fn embeddings_are_guarded_and_routed_by_the_embeddings_baa() {
+    let h = start().await;
+    let key = h.key("clinician");
+    let post = |model: &str, patient: Option<&str>| {
+        let mut rb = h
+            .client
+            .post(format!("{}/v1/embeddings", h.base))
+            .bearer_auth(&key)
+            .json(&json!({"model": model, "input": [NOTE, "no identifiers here"]}));
+        if let Some(p) = patient {
+            rb = rb.header("X-Patient-Ref", p);
+        }
+        rb.send()
+    };
+    // The chat-only BAA does not cover embeddings.
+    let r = post("baa-model", Some("p-17")).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(&r.text().await.unwrap()), "phi_route_denied");
+    assert_eq!(h.mock.count(), 0);
+    let r = post("embed-only-model", None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post("embed-only-model", Some("p-17")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_no_phi(&h.mock.all_text(), &NOTE_PHI);
+    let rec = h.completes().pop().unwrap();
+    assert_eq!(rec["kind"], "gateway.embeddings");
+    assert_eq!(rec["action"], "embedding");
+    assert_eq!(rec["decision"]["routing"], "baa_active");
+    // The analyst role does not allow the embedding action.
+    let ana = h.key("analyst");
+    let r = h
+        .client
+        .post(format!("{}/v1/embeddings", h.base))
+        .bearer_auth(&ana)
+        .json(&json!({"model": "echo", "input": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(&r.text().await.unwrap()), "action_not_allowed");
+}

@@ -94,7 +94,7 @@ expires = "{future}"
 services = ["chat.completions"]
 
 [roles.clinician]
-actions = ["chat", "summarization"]
+actions = ["chat", "summarization", "embedding"]
 models = ["*"]
 phi = "full"
 input = "tokenize"

@@ -135,11 +135,26 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
     ([("content-type", "text/event-stream")], out).into_response()
 }
 
+async fn embed(State(mock): State<Mock>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    mock.received.lock().unwrap().push(body.clone());
+    let n = match &body["input"] {
+        Value::Array(a) => a.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125]}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}))
+        .into_response()
+}
+
 /// Starts the mock on a loopback port; returns its base URL (`http://127.0.0.1:P/v1`).
 pub async fn start() -> (Mock, String) {
     let mock = Mock::default();
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embed))
         .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
