@@ -43,7 +43,8 @@ fn files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Removes `text.div` and attachment `data` (the JSON path without free text).
+/// Removes `text.div` and attachment `data` (the JSON path without free text); written
+/// pretty-printed again like the originals, so only the free text differs.
 fn strip(v: &mut Json) {
     match v {
         Json::Obj(m) => {
@@ -125,7 +126,7 @@ fn main() {
         .filter_map(|b| {
             let mut v = Json::from_slice(b).ok()?;
             strip(&mut v);
-            serde_json::to_vec(&v).ok()
+            serde_json::to_vec_pretty(&v).ok()
         })
         .collect();
     let config = Config::builtin(ProfileName::SafeHarbor);
