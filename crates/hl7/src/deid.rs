@@ -24,6 +24,8 @@ pub struct Hl7Deid {
     /// Field types per segment id, indexed by field number.
     table: FxHashMap<[u8; 3], Vec<Option<Type>>>,
     patient: Hl7Selector,
+    /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once.
+    builtin_ids: FxHashMap<([u8; 3], u16, Role), String>,
 }
 
 impl std::fmt::Debug for Hl7Deid {
@@ -82,11 +84,25 @@ impl Hl7Deid {
                 at: format!("hl7.patient ({patient_text:?})"),
                 message,
             })?;
+        let mut builtin_ids = FxHashMap::default();
+        let name = config.profile.as_str();
+        for (id, fields) in &table {
+            let seg = String::from_utf8_lossy(id);
+            let numbers = fields.iter().enumerate().filter(|(_, t)| t.is_some());
+            let numbers = numbers.map(|(n, _)| n).chain((id == b"OBX").then_some(5));
+            for n in numbers {
+                for role in Role::ALL {
+                    let key = (*id, u16::try_from(n).unwrap_or(u16::MAX), role);
+                    builtin_ids.insert(key, format!("{name}: {seg}-{n} {}", role.as_str()));
+                }
+            }
+        }
         Ok(Hl7Deid {
             profile: config.profile,
             rules,
             table,
             patient,
+            builtin_ids,
         })
     }
 
@@ -105,7 +121,7 @@ impl Hl7Deid {
         tally: &mut Tally,
     ) -> Result<(), Hl7Error> {
         let mut reader = SegmentReader::new(input);
-        let mut w = BufWriter::with_capacity(64 * 1024, out);
+        let mut w = BufWriter::with_capacity(16 * 1024, out);
         let mut walker = Walker {
             deid: self,
             engine,
@@ -115,6 +131,8 @@ impl Hl7Deid {
             field_rules: Vec::new(),
             out: Vec::with_capacity(4096),
             dict: FxHashMap::default(),
+            first_words: FxHashMap::default(),
+            categories: FxHashMap::default(),
         };
         let mut message = Message::default();
         let mut buf = Vec::new();
@@ -272,6 +290,10 @@ struct Walker<'a> {
     /// The message's identifying values (names, addresses, phones, identifiers found in typed
     /// fields), removed wherever else they appear: in a kept component or inside free text.
     dict: FxHashMap<String, Role>,
+    /// Detections inside text, per category.
+    categories: FxHashMap<phiguard_detect::Category, u64>,
+    /// The dictionary's values by their first word (lower-cased), for scanning text.
+    first_words: FxHashMap<String, Vec<String>>,
 }
 
 /// A full date in a field the table says holds a code: handled as a date.
@@ -301,6 +323,7 @@ impl Walker<'_> {
             .patient_id(message)
             .map(|p| self.engine.patient(&p));
         self.dict.clear();
+        self.first_words.clear();
         for seg in &message.segments[..message.len] {
             if !is_blank(&seg.bytes) {
                 self.collect(&message.delims, &seg.bytes);
@@ -334,58 +357,100 @@ impl Walker<'_> {
             if ty.all_keep() || raw.is_empty() {
                 continue;
             }
-            for rep in split(raw, d.repetition) {
-                for (c, comp) in split(rep, Some(d.component)).enumerate() {
-                    for (s, sub) in split(comp, d.subcomponent).enumerate() {
-                        let role = ty.role(to16(c), to16(s));
-                        if sub.len() < 3
-                            || !matches!(
-                                role,
-                                Role::Name
-                                    | Role::Street
-                                    | Role::City
-                                    | Role::County
-                                    | Role::Zip
-                                    | Role::Phone
-                                    | Role::Email
-                                    | Role::Id
-                            )
-                            || profile::action(profile, role) == Action::Keep
-                        {
-                            continue;
-                        }
-                        let v = d.decode(sub);
-                        let v = v.trim();
-                        if v.chars().count() >= 3 && v.chars().any(char::is_alphanumeric) {
-                            self.dict.entry(v.to_string()).or_insert(role);
-                        }
-                    }
+            let dict = &mut self.dict;
+            let first_words = &mut self.first_words;
+            each_leaf(d, raw, |(_, c, s), sub| {
+                let role = ty.role(c, s);
+                if sub.len() < 3
+                    || !matches!(
+                        role,
+                        Role::Name
+                            | Role::Street
+                            | Role::City
+                            | Role::County
+                            | Role::Zip
+                            | Role::Phone
+                            | Role::Email
+                            | Role::Id
+                    )
+                    || profile::action(profile, role) == Action::Keep
+                {
+                    return;
                 }
-            }
+                let v = d.decode(sub);
+                let v = v.trim();
+                if v.chars().count() >= 3
+                    && v.chars().any(char::is_alphanumeric)
+                    && !dict.contains_key(v)
+                {
+                    dict.insert(v.to_string(), role);
+                    let first = v
+                        .split(|c: char| !c.is_alphanumeric())
+                        .find(|w| !w.is_empty())
+                        .unwrap_or(v);
+                    first_words
+                        .entry(first.to_lowercase())
+                        .or_default()
+                        .push(v.to_string());
+                }
+            });
         }
     }
 
-    /// Replaces whole-word occurrences of the message's identifying values in `text`.
+    /// Replaces whole-word occurrences of the message's identifying values in `text`: each
+    /// word of the text is looked up by its first word, then the whole value compared there.
     fn scrub(&self, text: &str) -> Option<String> {
-        let mut out: Option<String> = None;
-        for (v, role) in &self.dict {
-            let cur = out.as_deref().unwrap_or(text);
-            if !cur.contains(v.as_str()) {
+        let mut out = String::new();
+        let mut last = 0;
+        let mut i = 0;
+        let mut lower = String::new();
+        while i < text.len() {
+            let Some(c) = text[i..].chars().next() else {
+                break;
+            };
+            if !c.is_alphanumeric() {
+                i += c.len_utf8();
                 continue;
             }
-            let tag = match role {
-                Role::Name => "[NAME]",
-                Role::Street | Role::City | Role::County | Role::Zip => "[LOCATION]",
-                Role::Phone => "[PHONE]",
-                Role::Email => "[EMAIL]",
-                _ => "[ID]",
-            };
-            let replaced = replace_words(cur, v, tag);
-            if let Some(r) = replaced {
-                out = Some(r);
+            let end = text[i..]
+                .char_indices()
+                .find(|(_, c)| !c.is_alphanumeric())
+                .map_or(text.len(), |(k, _)| i + k);
+            lower.clear();
+            lower.extend(text[i..end].chars().flat_map(char::to_lowercase));
+            let mut next = end;
+            if let Some(values) = self.first_words.get(lower.as_str()) {
+                let hit = values.iter().filter(|v| {
+                    let e = i + v.len();
+                    e <= text.len()
+                        && text.is_char_boundary(e)
+                        && text[i..e].eq_ignore_ascii_case(v)
+                        && text[e..]
+                            .chars()
+                            .next()
+                            .is_none_or(|c| !c.is_alphanumeric())
+                });
+                if let Some(v) = hit.max_by_key(|v| v.len()) {
+                    let tag = match self.dict.get(v.as_str()) {
+                        Some(Role::Name) => "[NAME]",
+                        Some(Role::Street | Role::City | Role::County | Role::Zip) => "[LOCATION]",
+                        Some(Role::Phone) => "[PHONE]",
+                        Some(Role::Email) => "[EMAIL]",
+                        _ => "[ID]",
+                    };
+                    out.push_str(&text[last..i]);
+                    out.push_str(tag);
+                    last = i + v.len();
+                    next = last;
+                }
             }
+            i = next;
         }
-        out
+        if last == 0 {
+            return None;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
     }
 
     /// De-identifies one segment into `self.out`.
@@ -455,52 +520,70 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// De-identifies one field in a single pass over its bytes. Components and repetitions
+    /// left with no value are written empty; an unchanged field is copied as it was.
     fn field(&mut self, d: &Delimiters, raw: &[u8], at: At<'_>) -> Result<(), Hl7Error> {
         let start = self.out.len();
-        let mut changed = false;
-        let mut any = false;
-        for (r, rep) in split(raw, d.repetition).enumerate() {
-            if r > 0 {
-                self.out.extend(d.repetition);
+        let (mut changed, mut any, mut rep_any, mut comp_any) = (false, false, false, false);
+        let (mut r, mut c, mut s) = (1u16, 1u16, 1u16);
+        let (mut rep_start, mut comp_start, mut leaf_start) = (start, start, 0usize);
+        let mut i = 0;
+        loop {
+            let sep = match raw.get(i) {
+                None => Sep::End,
+                Some(&b) if b == d.component => Sep::Component,
+                Some(&b) if Some(b) == d.repetition => Sep::Repetition,
+                Some(&b) if Some(b) == d.subcomponent => Sep::Subcomponent,
+                Some(_) => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let leaf = &raw[leaf_start..i];
+            if !leaf.is_empty() {
+                match self.leaf(d, leaf, (r, c, s), at)? {
+                    Outcome::Keep => {
+                        self.out.extend_from_slice(leaf);
+                        comp_any = true;
+                    }
+                    Outcome::Remove => changed = true,
+                    Outcome::Replace(v) => {
+                        changed = true;
+                        comp_any |= !v.is_empty();
+                        d.encode(&v, &mut self.out);
+                    }
+                }
             }
-            let rep_start = self.out.len();
-            let mut rep_any = false;
-            for (c, comp) in split(rep, Some(d.component)).enumerate() {
-                if c > 0 {
-                    self.out.push(d.component);
-                }
-                let comp_start = self.out.len();
-                let mut comp_any = false;
-                for (s, sub) in split(comp, d.subcomponent).enumerate() {
-                    if s > 0 {
-                        self.out.extend(d.subcomponent);
-                    }
-                    if sub.is_empty() {
-                        continue;
-                    }
-                    let pos = (to16(r), to16(c), to16(s));
-                    match self.leaf(d, sub, pos, at)? {
-                        Outcome::Keep => {
-                            self.out.extend_from_slice(sub);
-                            comp_any = true;
-                        }
-                        Outcome::Remove => changed = true,
-                        Outcome::Replace(v) => {
-                            changed = true;
-                            comp_any |= !v.is_empty();
-                            d.encode(&v, &mut self.out);
-                        }
-                    }
-                }
+            if sep == Sep::Subcomponent {
+                self.out.extend(d.subcomponent);
+                s = s.saturating_add(1);
+            } else {
                 if !comp_any {
                     self.out.truncate(comp_start);
                 }
                 rep_any |= comp_any;
+                comp_any = false;
+                if sep == Sep::Component {
+                    self.out.push(d.component);
+                    (c, s) = (c.saturating_add(1), 1);
+                    comp_start = self.out.len();
+                } else {
+                    if !rep_any {
+                        self.out.truncate(rep_start);
+                    }
+                    any |= rep_any;
+                    rep_any = false;
+                    if sep == Sep::End {
+                        break;
+                    }
+                    self.out.extend(d.repetition);
+                    (r, c, s) = (r.saturating_add(1), 1, 1);
+                    rep_start = self.out.len();
+                    comp_start = rep_start;
+                }
             }
-            if !rep_any {
-                self.out.truncate(rep_start);
-            }
-            any |= rep_any;
+            i += 1;
+            leaf_start = i;
         }
         if !changed {
             self.out.truncate(start);
@@ -568,23 +651,43 @@ impl Walker<'_> {
             }
         } else {
             let value = d.decode(raw);
-            let outcome = self
-                .engine
-                .apply_counted(
-                    &mut self.scratch,
-                    "",
-                    true,
-                    action,
-                    kind,
-                    &value,
-                    at.patient,
-                )
-                .map_err(|e| Hl7Error::Value {
-                    line: at.line,
-                    segment: String::from_utf8_lossy(&at.id).into_owned(),
-                    field: at.field,
-                    message: e.to_string(),
-                })?;
+            let err = |e: phiguard_rules::RuleError| Hl7Error::Value {
+                line: at.line,
+                segment: String::from_utf8_lossy(&at.id).into_owned(),
+                field: at.field,
+                message: e.to_string(),
+            };
+            let outcome = match action {
+                // The engine's answer for these is fixed or needs no notes: skip its bookkeeping.
+                Action::Remove => Outcome::Remove,
+                Action::Pseudonym | Action::Blank | Action::Redact => self
+                    .engine
+                    .apply(action, kind, &value, at.patient)
+                    .map_err(err)?,
+                Action::Text if value.trim().is_empty() => Outcome::Keep,
+                Action::Text => {
+                    let (text, counts) = self.engine.text(&value, at.patient).map_err(err)?;
+                    for (c, n) in counts {
+                        *self.categories.entry(c).or_default() += n;
+                    }
+                    match text {
+                        Some(t) if t != value => Outcome::Replace(t),
+                        _ => Outcome::Keep,
+                    }
+                }
+                _ => self
+                    .engine
+                    .apply_counted(
+                        &mut self.scratch,
+                        "",
+                        true,
+                        action,
+                        kind,
+                        &value,
+                        at.patient,
+                    )
+                    .map_err(err)?,
+            };
             if dict_applies && action == Action::Text {
                 let after = match &outcome {
                     Outcome::Replace(t) => self.scrub(t),
@@ -602,6 +705,12 @@ impl Walker<'_> {
                 outcome
             }
         };
+        if matches!(outcome, Outcome::Keep)
+            && matches!(counter, Counter::Builtin(_, _, Role::Keep | Role::Code))
+        {
+            // Kept codes and table values are not counted (they are most of a message).
+            return Ok(outcome);
+        }
         let e = self.counts.entry(counter).or_insert_with(|| RuleCount {
             action: action.as_str().to_string(),
             ..RuleCount::default()
@@ -620,11 +729,14 @@ impl Walker<'_> {
                 Counter::User(i) => (&mut tally.rules, self.deid.rules[i].id.clone()),
                 Counter::Builtin(id, n, role) => (
                     &mut tally.rules,
-                    format!(
-                        "{profile}: {}-{n} {}",
-                        String::from_utf8_lossy(&id),
-                        role.as_str()
-                    ),
+                    match self.deid.builtin_ids.get(&(id, n, role)) {
+                        Some(s) => s.clone(),
+                        None => format!(
+                            "{profile}: {}-{n} {}",
+                            String::from_utf8_lossy(&id),
+                            role.as_str()
+                        ),
+                    },
                 ),
                 Counter::Uncovered(id, n) => (
                     &mut tally.uncovered,
@@ -639,14 +751,48 @@ impl Walker<'_> {
             e.changed += count.changed;
             e.removed += count.removed;
         }
+        for (c, n) in self.categories.drain() {
+            tally.category(c, n);
+        }
         self.scratch.rules.clear();
         self.scratch.uncovered.clear();
         tally.merge(self.scratch);
     }
 }
 
-fn to16(i: usize) -> u16 {
-    u16::try_from(i + 1).unwrap_or(u16::MAX)
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    Subcomponent,
+    Component,
+    Repetition,
+    End,
+}
+
+/// Calls `f` with the position (repetition, component, subcomponent; 1-based) of every
+/// non-empty leaf of a field, in one pass.
+fn each_leaf(d: &Delimiters, raw: &[u8], mut f: impl FnMut((u16, u16, u16), &[u8])) {
+    let (mut r, mut c, mut s) = (1u16, 1u16, 1u16);
+    let mut leaf_start = 0;
+    for i in 0..=raw.len() {
+        let b = raw.get(i).copied();
+        let sep = match b {
+            None => Sep::End,
+            Some(b) if b == d.component => Sep::Component,
+            Some(b) if Some(b) == d.repetition => Sep::Repetition,
+            Some(b) if Some(b) == d.subcomponent => Sep::Subcomponent,
+            Some(_) => continue,
+        };
+        if i > leaf_start {
+            f((r, c, s), &raw[leaf_start..i]);
+        }
+        match sep {
+            Sep::Subcomponent => s = s.saturating_add(1),
+            Sep::Component => (c, s) = (c.saturating_add(1), 1),
+            Sep::Repetition => (r, c, s) = (r.saturating_add(1), 1, 1),
+            Sep::End => {}
+        }
+        leaf_start = i + 1;
+    }
 }
 
 /// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7
@@ -670,38 +816,6 @@ fn looks_like_date(raw: &[u8]) -> bool {
     (1800..2200).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)
 }
 
-/// `text` with every whole-word occurrence of `word` replaced by `tag`; `None` if none.
-fn replace_words(text: &str, word: &str, tag: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    let mut last = 0;
-    let mut hit = false;
-    while let Some(i) = text[from..].find(word) {
-        let s = from + i;
-        let e = s + word.len();
-        let before = text[..s]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
-        let after = text[e..]
-            .chars()
-            .next()
-            .is_none_or(|c| !c.is_alphanumeric());
-        if before && after {
-            out.push_str(&text[last..s]);
-            out.push_str(tag);
-            last = e;
-            hit = true;
-        }
-        from = e;
-    }
-    if !hit {
-        return None;
-    }
-    out.push_str(&text[last..]);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,14 +828,5 @@ mod tests {
         assert!(!looks_like_date(b"2014100"));
         assert!(!looks_like_date(b"20141306"));
         assert!(!looks_like_date(b"20141006X"));
-    }
-
-    #[test]
-    fn replaces_whole_words_only() {
-        assert_eq!(
-            replace_words("Duck met DUCK and Ducky DUCK.", "DUCK", "[NAME]").as_deref(),
-            Some("Duck met [NAME] and Ducky [NAME].")
-        );
-        assert_eq!(replace_words("DUCKS", "DUCK", "[NAME]"), None);
     }
 }

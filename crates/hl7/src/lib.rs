@@ -64,9 +64,8 @@ pub enum Hl7Error {
     Empty,
 }
 
-/// True if these first bytes look like HL7 v2: an optional byte order mark, blank lines or an
-/// MLLP start byte, then `MSH`, `FHS` or `BHS` and a field separator followed by encoding
-/// characters.
+/// True if these first bytes look like HL7 v2: an optional byte order mark and blank lines,
+/// then `MSH`, `FHS` or `BHS` and a field separator followed by encoding characters.
 pub fn sniff(first_bytes: &[u8]) -> bool {
     let mut b = first_bytes;
     if let Some(rest) = b.strip_prefix(b"\xEF\xBB\xBF") {
@@ -74,7 +73,7 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
     }
     let start = b
         .iter()
-        .position(|c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0x0b))
+        .position(|c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t'))
         .unwrap_or(b.len());
     let b = &b[start..];
     b.len() >= 8 && selector::is_header(&b[..3]) && Delimiters::from_header(b).is_ok()
@@ -94,5 +93,11 @@ mod tests {
         assert!(!sniff(b"MSHX^~\\&"));
         assert!(!sniff(b"PID|1||x"));
         assert!(!sniff(b""));
+    }
+
+    #[test]
+    fn deid_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Hl7Deid>();
     }
 }

@@ -42,7 +42,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 impl<R: Read> SegmentReader<R> {
     pub fn new(input: R) -> Self {
         SegmentReader {
-            inner: BufReader::with_capacity(64 * 1024, input),
+            inner: BufReader::with_capacity(16 * 1024, input),
             line: 0,
             offset: 0,
             next_offset: 0,

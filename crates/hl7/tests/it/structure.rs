@@ -161,3 +161,18 @@ rules = [
     let e = phiguard_hl7::Hl7Deid::new(&bad).unwrap_err().to_string();
     assert!(e.contains("hl7.rules[0]"), "{e}");
 }
+
+#[test]
+fn the_message_dictionary_catches_what_the_detector_misses() {
+    let input = b"MSH|^~\\&|A|B|C|D|20200101||ADT^A01|1|P|2.5\rPID|1||QX9917^^^H||ZYXWVU^QQQQRT||19800214|F|||12 Orchard Row^^Plimpton^IL^62704\rPV1|1|I||||||||||||||||QX9917\rNTE|1||note about zyxwvu qqqqrt from Plimpton, ref QX9917\r";
+    let (out, tally) = run(ProfileName::SafeHarbor, 1, input);
+    let out = String::from_utf8(out).unwrap();
+    for s in ["ZYXWVU", "zyxwvu", "QQQQRT", "qqqqrt", "Plimpton", "QX9917"] {
+        assert!(!out.contains(s), "{s}: {out}");
+    }
+    assert!(
+        out.contains("note about [NAME] [NAME] from [LOCATION], ref ["),
+        "{out}"
+    );
+    assert!(tally.notes.contains_key("hl7_record_value_removed"));
+}
