@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p phiguard-fhir --example bench_fhir [DIR...]`
 //!
-//! Prints resources/s and MB/s with one thread and with `available_parallelism()` threads
+//! Prints resources/s and MB/s (best of three runs) with one thread and with `available_parallelism()` threads
 //! (files spread over threads with `std::thread::scope`), for the safe-harbor profile as is
 //! (narrative and base64 notes through the text detector) and for the same inputs with
 //! narratives and attachment data stripped first (the JSON path alone), plus parse and
@@ -83,23 +83,25 @@ fn measure(
     job: &(dyn Fn(&[u8]) + Sync),
 ) {
     let bytes: usize = inputs.iter().map(Vec::len).sum();
-    let next = AtomicUsize::new(0);
-    let total = AtomicUsize::new(0);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(input) = inputs.get(i) else { break };
-                    job(input);
-                    total.fetch_add(counts[i], Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    let secs = start.elapsed().as_secs_f64();
-    let n = total.load(Ordering::Relaxed);
+    let n: usize = counts.iter().sum();
+    // Best of three: the machine is shared, and the best run is the least disturbed one.
+    let mut secs = f64::INFINITY;
+    for _ in 0..3 {
+        let next = AtomicUsize::new(0);
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else { break };
+                        job(input);
+                    }
+                });
+            }
+        });
+        secs = secs.min(start.elapsed().as_secs_f64());
+    }
     println!(
         "{name:<34} {threads:>2} thread(s): {:>9.0} resources/s {:>7.1} MB/s  ({n} resources, {:.1} MB, {secs:.2}s)",
         n as f64 / secs,
