@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::builtin(ProfileName::SafeHarbor);
     let deid = Hl7Deid::new(&config)?;
     let engine = Engine::new(DeidKey::from_bytes([7; 32]), config.engine_options());
+    // One tally per file, as the binary keeps them (merged into the run's report).
     let run = |input: &[u8]| -> u64 {
         let mut tally = Tally::default();
         let mut out = Vec::with_capacity(input.len() + 64);

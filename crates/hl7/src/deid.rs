@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use crate::Hl7Error;
 use crate::delims::Delimiters;
+use crate::dict::Dict;
 use crate::parse::{is_blank, segment_id, split};
 use crate::profile;
 use crate::reader::{Ending, SegmentReader};
@@ -130,8 +131,7 @@ impl Hl7Deid {
             seg_rules: Vec::new(),
             field_rules: Vec::new(),
             out: Vec::with_capacity(4096),
-            dict: FxHashMap::default(),
-            first_words: FxHashMap::default(),
+            dict: Dict::default(),
             categories: FxHashMap::default(),
         };
         let mut message = Message::default();
@@ -281,7 +281,7 @@ enum Counter {
 struct Walker<'a> {
     deid: &'a Hl7Deid,
     engine: &'a Engine,
-    counts: FxHashMap<Counter, RuleCount>,
+    counts: FxHashMap<Counter, Count>,
     /// Receives the engine's detections and notes (its rule counts are replaced by `counts`).
     scratch: Tally,
     seg_rules: Vec<usize>,
@@ -289,11 +289,9 @@ struct Walker<'a> {
     out: Vec<u8>,
     /// The message's identifying values (names, addresses, phones, identifiers found in typed
     /// fields), removed wherever else they appear: in a kept component or inside free text.
-    dict: FxHashMap<String, Role>,
+    dict: Dict,
     /// Detections inside text, per category.
     categories: FxHashMap<phiguard_detect::Category, u64>,
-    /// The dictionary's values by their first word (lower-cased), for scanning text.
-    first_words: FxHashMap<String, Vec<String>>,
 }
 
 /// A full date in a field the table says holds a code: handled as a date.
@@ -323,7 +321,6 @@ impl Walker<'_> {
             .patient_id(message)
             .map(|p| self.engine.patient(&p));
         self.dict.clear();
-        self.first_words.clear();
         for seg in &message.segments[..message.len] {
             if !is_blank(&seg.bytes) {
                 self.collect(&message.delims, &seg.bytes);
@@ -358,7 +355,6 @@ impl Walker<'_> {
                 continue;
             }
             let dict = &mut self.dict;
-            let first_words = &mut self.first_words;
             each_leaf(d, raw, |(_, c, s), sub| {
                 let role = ty.role(c, s);
                 if sub.len() < 3
@@ -379,78 +375,11 @@ impl Walker<'_> {
                 }
                 let v = d.decode(sub);
                 let v = v.trim();
-                if v.chars().count() >= 3
-                    && v.chars().any(char::is_alphanumeric)
-                    && !dict.contains_key(v)
-                {
-                    dict.insert(v.to_string(), role);
-                    let first = v
-                        .split(|c: char| !c.is_alphanumeric())
-                        .find(|w| !w.is_empty())
-                        .unwrap_or(v);
-                    first_words
-                        .entry(first.to_lowercase())
-                        .or_default()
-                        .push(v.to_string());
+                if v.chars().count() >= 3 && v.chars().any(char::is_alphanumeric) {
+                    dict.insert(v, role);
                 }
             });
         }
-    }
-
-    /// Replaces whole-word occurrences of the message's identifying values in `text`: each
-    /// word of the text is looked up by its first word, then the whole value compared there.
-    fn scrub(&self, text: &str) -> Option<String> {
-        let mut out = String::new();
-        let mut last = 0;
-        let mut i = 0;
-        let mut lower = String::new();
-        while i < text.len() {
-            let Some(c) = text[i..].chars().next() else {
-                break;
-            };
-            if !c.is_alphanumeric() {
-                i += c.len_utf8();
-                continue;
-            }
-            let end = text[i..]
-                .char_indices()
-                .find(|(_, c)| !c.is_alphanumeric())
-                .map_or(text.len(), |(k, _)| i + k);
-            lower.clear();
-            lower.extend(text[i..end].chars().flat_map(char::to_lowercase));
-            let mut next = end;
-            if let Some(values) = self.first_words.get(lower.as_str()) {
-                let hit = values.iter().filter(|v| {
-                    let e = i + v.len();
-                    e <= text.len()
-                        && text.is_char_boundary(e)
-                        && text[i..e].eq_ignore_ascii_case(v)
-                        && text[e..]
-                            .chars()
-                            .next()
-                            .is_none_or(|c| !c.is_alphanumeric())
-                });
-                if let Some(v) = hit.max_by_key(|v| v.len()) {
-                    let tag = match self.dict.get(v.as_str()) {
-                        Some(Role::Name) => "[NAME]",
-                        Some(Role::Street | Role::City | Role::County | Role::Zip) => "[LOCATION]",
-                        Some(Role::Phone) => "[PHONE]",
-                        Some(Role::Email) => "[EMAIL]",
-                        _ => "[ID]",
-                    };
-                    out.push_str(&text[last..i]);
-                    out.push_str(tag);
-                    last = i + v.len();
-                    next = last;
-                }
-            }
-            i = next;
-        }
-        if last == 0 {
-            return None;
-        }
-        out.push_str(&text[last..]);
-        Some(out)
     }
 
     /// De-identifies one segment into `self.out`.
@@ -643,7 +572,7 @@ impl Walker<'_> {
             (action, kind)
         };
         let outcome = if action == Action::Keep {
-            if dict_applies && raw.len() >= 3 && self.dict.contains_key(d.decode(raw).trim()) {
+            if dict_applies && raw.len() >= 3 && self.dict.contains(d.decode(raw).trim()) {
                 self.scratch.note(NOTE_RECORD_VALUE);
                 Outcome::Remove
             } else {
@@ -690,8 +619,8 @@ impl Walker<'_> {
             };
             if dict_applies && action == Action::Text {
                 let after = match &outcome {
-                    Outcome::Replace(t) => self.scrub(t),
-                    Outcome::Keep => self.scrub(&value),
+                    Outcome::Replace(t) => self.dict.scrub(t),
+                    Outcome::Keep => self.dict.scrub(&value),
                     Outcome::Remove => None,
                 };
                 match after {
@@ -711,9 +640,11 @@ impl Walker<'_> {
             // Kept codes and table values are not counted (they are most of a message).
             return Ok(outcome);
         }
-        let e = self.counts.entry(counter).or_insert_with(|| RuleCount {
-            action: action.as_str().to_string(),
-            ..RuleCount::default()
+        let e = self.counts.entry(counter).or_insert(Count {
+            action,
+            values: 0,
+            changed: 0,
+            removed: 0,
         });
         e.values += 1;
         e.changed += u64::from(!matches!(outcome, Outcome::Keep));
@@ -723,30 +654,34 @@ impl Walker<'_> {
 
     /// Moves the counts into `tally`.
     fn finish(mut self, tally: &mut Tally) {
+        use std::borrow::Cow;
         let profile = self.deid.profile.as_str();
         for (counter, count) in self.counts.drain() {
-            let (map, key) = match counter {
-                Counter::User(i) => (&mut tally.rules, self.deid.rules[i].id.clone()),
+            let (map, key): (_, Cow<'_, str>) = match counter {
+                Counter::User(i) => (&mut tally.rules, Cow::Borrowed(&self.deid.rules[i].id)),
                 Counter::Builtin(id, n, role) => (
                     &mut tally.rules,
                     match self.deid.builtin_ids.get(&(id, n, role)) {
-                        Some(s) => s.clone(),
-                        None => format!(
+                        Some(s) => Cow::Borrowed(s.as_str()),
+                        None => Cow::Owned(format!(
                             "{profile}: {}-{n} {}",
                             String::from_utf8_lossy(&id),
                             role.as_str()
-                        ),
+                        )),
                     },
                 ),
                 Counter::Uncovered(id, n) => (
                     &mut tally.uncovered,
-                    format!("{}-{n}", String::from_utf8_lossy(&id)),
+                    Cow::Owned(format!("{}-{n}", String::from_utf8_lossy(&id))),
                 ),
             };
-            let e = map.entry(key).or_insert_with(|| RuleCount {
-                action: count.action.clone(),
-                ..RuleCount::default()
-            });
+            let e = match map.get_mut(key.as_ref()) {
+                Some(e) => e,
+                None => map.entry(key.into_owned()).or_insert_with(|| RuleCount {
+                    action: count.action.as_str().to_string(),
+                    ..RuleCount::default()
+                }),
+            };
             e.values += count.values;
             e.changed += count.changed;
             e.removed += count.removed;
@@ -758,6 +693,14 @@ impl Walker<'_> {
         self.scratch.uncovered.clear();
         tally.merge(self.scratch);
     }
+}
+
+/// Local counts for one rule or path.
+struct Count {
+    action: Action,
+    values: u64,
+    changed: u64,
+    removed: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

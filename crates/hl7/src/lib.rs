@@ -30,6 +30,7 @@
 
 mod deid;
 pub mod delims;
+mod dict;
 pub mod parse;
 pub mod profile;
 pub mod reader;
