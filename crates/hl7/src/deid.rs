@@ -294,6 +294,9 @@ struct Walker<'a> {
     categories: FxHashMap<phiguard_detect::Category, u64>,
 }
 
+/// A coded field whose coding systems are not codes: not understood, removed.
+pub const NOTE_CODE_NOT_CODED: &str = "hl7_code_field_not_coded_removed";
+
 /// A full date in a field the table says holds a code: handled as a date.
 pub const NOTE_DATE_IN_CODE: &str = "hl7_date_in_code_field";
 
@@ -437,6 +440,15 @@ impl Walker<'_> {
                 self.out.extend_from_slice(raw);
                 continue;
             }
+            let ty = match ty {
+                Some(Type::Prim(Role::Code | Role::Keep)) if !plausible_coded(d, raw) => {
+                    // A coded field whose coding-system components are not codes holds
+                    // something else (a name, a misplaced field): not understood, removed.
+                    self.scratch.note(NOTE_CODE_NOT_CODED);
+                    Some(Type::Prim(Role::Remove))
+                }
+                t => t,
+            };
             let at = At {
                 line,
                 id,
@@ -703,6 +715,21 @@ struct Count {
     removed: u64,
 }
 
+/// False when a coding-system component (3 and 6 of CWE/CE/CNE) of `raw` reads like a person's
+/// name (letters with a space, or more than 20 letters) rather than a coding system.
+fn plausible_coded(d: &Delimiters, raw: &[u8]) -> bool {
+    let mut ok = true;
+    each_leaf(d, raw, |(_, c, _), leaf| {
+        let name_like = leaf
+            .iter()
+            .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'.' | b'\'' | b'-'));
+        if (c == 3 || c == 6) && name_like && (leaf.len() > 20 || leaf.contains(&b' ')) {
+            ok = false;
+        }
+    });
+    ok
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sep {
     Subcomponent,
@@ -762,6 +789,20 @@ fn looks_like_date(raw: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coded_shapes() {
+        let d = Delimiters::default();
+        assert!(plausible_coded(&d, b"1554-5^GLUCOSE^LN"));
+        assert!(plausible_coded(
+            &d,
+            b"I21^Acute myocardial infarction^I10~X^Y^HL70005"
+        ));
+        assert!(!plausible_coded(
+            &d,
+            b"555-55-5555^PRIMARY^PATRICIA P^^^^MD"
+        ));
+    }
 
     #[test]
     fn date_shapes() {

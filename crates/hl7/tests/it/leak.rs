@@ -341,3 +341,25 @@ fn limited_data_set_keeps_dates_and_places_but_not_names() {
         "{out}"
     );
 }
+
+#[test]
+fn misplaced_people_in_coded_fields_are_removed() {
+    // The HL7 v2.4 normative ORU example puts the providers in OBR-15 and OBR-30 (coded fields).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/python-hl7/ORU-R01_normative_sample.hl7");
+    let input = std::fs::read(path).unwrap();
+    let (out, tally) = run(ProfileName::SafeHarbor, 1, &input);
+    let out = String::from_utf8_lossy(&out);
+    for s in [
+        "HIPPOCRATES",
+        "PATRICIA",
+        "444-44-4444",
+        "555-55-5555",
+        "EVERYWOMAN",
+        "FERNWOOD",
+    ] {
+        assert!(!out.contains(s), "{s}");
+    }
+    assert!(out.contains("1554-5^GLUCOSE"));
+    assert_eq!(tally.notes["hl7_code_field_not_coded_removed"], 2);
+}
