@@ -18,6 +18,7 @@ use parquet::file::reader::ChunkReader;
 use phiguard_rules::{Action, Engine, Kind, Outcome, Tally};
 
 use crate::plan::{ColumnPlan, patient_column};
+use crate::profile::Class;
 use crate::{TabularDeid, TabularError};
 
 const BATCH: usize = 8192;
@@ -136,6 +137,15 @@ pub(crate) fn run<R: ChunkReader + 'static, W: Write + Send>(
         plans.push(deid.rules.plan(engine, table, field.name(), &names, || {
             sample.iter().map(String::as_str)
         }));
+    }
+    for (plan, field) in plans.iter_mut().zip(schema.fields().iter()) {
+        // A typed date or timestamp is a date, whatever its values look like as text.
+        if !plan.covered && is_temporal(field.data_type()) {
+            plan.class = Some(Class::Date);
+            plan.action = Class::Date.action(deid.rules.profile);
+            plan.kind = Class::Date.kind();
+            plan.label = format!("column {} (date or timestamp type: date)", plan.name);
+        }
     }
     let modes: Vec<Mode> = schema
         .fields()

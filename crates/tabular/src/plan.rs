@@ -35,6 +35,9 @@ pub struct Sample {
     pub long_ints: usize,
     /// Distinct values.
     pub distinct: usize,
+    /// Values that are ISO dates or timestamps with at least a month (`2020-03`, `2020-03-14`,
+    /// `2020-03-14T09:30:00Z`).
+    pub dates: usize,
 }
 
 impl Sample {
@@ -49,6 +52,10 @@ impl Sample {
             }
             s.values += 1;
             s.uuids += usize::from(is_uuid(v));
+            s.dates += usize::from(
+                v.len() >= 7
+                    && phiguard_rules::dates::year(v, phiguard_rules::DateFormat::Iso).is_some(),
+            );
             if is_number(v) {
                 s.numbers += 1;
                 if v.len() >= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
@@ -116,6 +123,15 @@ pub fn decide(sample: &Sample) -> Decision {
     }
     if sample.uuids * 10 >= sample.values * 9 {
         return d(Some(Class::Id), "UUIDs: pseudonym".to_string());
+    }
+    if sample.dates * 2 >= sample.values {
+        return d(
+            Some(Class::Date),
+            format!(
+                "ISO dates ({:.0}%): date",
+                sample.dates as f64 * 100.0 / sample.values as f64
+            ),
+        );
     }
     if let Some((c, share)) = sample.dominant()
         && share >= 0.5

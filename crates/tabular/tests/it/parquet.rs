@@ -94,16 +94,19 @@ fn encounters_parquet() -> (Table, Vec<u8>) {
         Field::new("PATIENT", DataType::Utf8, false),
         Field::new("CODE", DataType::Utf8, true),
         Field::new("DESCRIPTION", DataType::Utf8, true),
+        // No name rule covers it: a typed timestamp is still a date.
+        Field::new("SEEN", ts.clone(), true),
     ]));
     let start = cast(&strings(&t, "START"), &ts).unwrap();
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
             strings(&t, "Id"),
-            start,
+            start.clone(),
             strings(&t, "PATIENT"),
             strings(&t, "CODE"),
             strings(&t, "DESCRIPTION"),
+            start,
         ],
     )
     .unwrap();
@@ -275,6 +278,14 @@ fn shifted_parquet_keeps_date_types_and_csv_offsets() {
         "same shift as the CSV path"
     );
     assert_eq!(starts.len(), et.rows.len());
+    let seen: Vec<i64> = column::<TimestampSecondArray>(&eb, "SEEN")
+        .iter()
+        .flat_map(|a| a.values().to_vec())
+        .collect();
+    assert_eq!(
+        seen, starts,
+        "an uncovered timestamp column is shifted like START"
+    );
     let descriptions = string_values(&eb, "DESCRIPTION");
     let same = descriptions
         .iter()

@@ -115,7 +115,7 @@ fn uncovered_columns_are_decided_from_content_and_reported() {
     assert!(
         labels
             .iter()
-            .any(|l| l.starts_with("column WHEN (mostly DATE"))
+            .any(|l| l.starts_with("column WHEN (ISO dates"))
     );
     assert!(labels.iter().any(|l| l.starts_with("column AMT (numbers")));
     // Labels hold column names and reasons, never values.
@@ -191,4 +191,35 @@ fn sniffing() {
     assert!(!phiguard_tabular::sniff(b"{\"resourceType\":\"Patient\"}"));
     assert!(!phiguard_tabular::sniff(b"MSH|^~\\&|SND|FAC\nPID|1||123\n"));
     assert!(phiguard_tabular::sniff(b"PAR1\x15\x04"));
+}
+
+#[test]
+fn limited_data_set_keeps_dates_city_state_zip_and_removes_direct_identifiers() {
+    let input = std::fs::read(data_dir().join("synthea/patients.csv")).unwrap();
+    let (out, _) = run(
+        &config(ProfileName::LimitedDataSet),
+        2,
+        Some("patients"),
+        &input,
+    )
+    .unwrap();
+    let a = Table::parse(std::str::from_utf8(&input).unwrap());
+    let b = Table::parse(&out);
+    for keep in ["BIRTHDATE", "DEATHDATE", "CITY", "STATE", "ZIP", "GENDER"] {
+        assert_eq!(a.column(keep), b.column(keep), "{keep}");
+    }
+    for gone in [
+        "SSN", "DRIVERS", "PASSPORT", "FIRST", "LAST", "ADDRESS", "LAT", "LON",
+    ] {
+        assert!(b.column(gone).iter().all(|v| v.is_empty()), "{gone}");
+    }
+    for (x, y) in a.column("Id").iter().zip(b.column("Id")) {
+        assert_ne!(x, &y);
+    }
+}
+
+#[test]
+fn the_deidentifier_is_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<phiguard_tabular::TabularDeid>();
 }
