@@ -133,9 +133,14 @@ pub fn decide(sample: &Sample) -> Decision {
             ),
         );
     }
+    // A bare number gives the detector no context: in a column of numbers, its "identifier"
+    // findings (MRN, account, other id) are as likely codes (SNOMED, quantities); the
+    // uniqueness test below decides those. Phones, SSNs, dates and ages still count.
+    let numeric = sample.numbers == sample.values;
     if let Some((c, share)) = sample.dominant()
         && share >= 0.5
         && let Some(class) = Class::of_category(c)
+        && !(numeric && class == Class::Id)
     {
         return d(
             Some(class),
@@ -147,7 +152,7 @@ pub fn decide(sample: &Sample) -> Decision {
             ),
         );
     }
-    if sample.numbers == sample.values {
+    if numeric {
         if sample.values >= 10
             && sample.long_ints == sample.values
             && sample.distinct * 10 >= sample.values * 9
@@ -436,6 +441,39 @@ mod tests {
         assert!(trivially_clean("1.0"));
         assert!(trivially_clean("174"));
         assert!(!trivially_clean("5082225200"));
+    }
+
+    fn sample(values: &[&str]) -> Sample {
+        let engine = Engine::new(
+            phiguard_deid::DeidKey::from_bytes([1; 32]),
+            phiguard_rules::EngineOptions::default(),
+        );
+        Sample::of(&engine, values.iter().copied())
+    }
+
+    #[test]
+    fn content_decisions() {
+        // SNOMED codes repeat: kept (text action, numbers skip the detector).
+        let codes = [
+            "418290006",
+            "76067001",
+            "418290006",
+            "271807003",
+            "76067001",
+        ];
+        assert_eq!(decide(&sample(&codes)).class, None);
+        // Unique long integers: identifiers.
+        let ids: Vec<String> = (0..20)
+            .map(|i| format!("{}", 4_812_337 + i * 7919))
+            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(decide(&sample(&ids)).class, Some(Class::Id));
+        let uuids = ["0b1a4b5c-1d2e-4f30-8a9b-0c1d2e3f4a5b"; 3];
+        assert_eq!(decide(&sample(&uuids)).class, Some(Class::Id));
+        let dates = ["2020-03-14", "2021-01-02T10:00:00Z", ""];
+        assert_eq!(decide(&sample(&dates)).class, Some(Class::Date));
+        assert_eq!(decide(&sample(&["1.5", "2", "3.25"])).class, None);
+        assert_eq!(decide(&sample(&[])).class, None);
     }
 
     #[test]
