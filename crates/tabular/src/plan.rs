@@ -164,7 +164,7 @@ pub fn decide(sample: &Sample) -> Decision {
         }
         return d(
             None,
-            "numbers: text (numbers are kept unless the detector finds an identifier)".to_string(),
+            "numbers: kept, any other value through text".to_string(),
         );
     }
     if sample.categories.is_empty() {
