@@ -223,3 +223,14 @@ fn the_deidentifier_is_shared_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<phiguard_tabular::TabularDeid>();
 }
+
+#[test]
+fn ages_over_89_and_birth_dates_revealing_them() {
+    let input = "sex;age;zipcode;BIRTHDATE\nMale;95;02155;1930-05-01\nFemale;42;03601;1980-02-03\n";
+    let (out, tally) = run(&config(ProfileName::SafeHarbor), 1, None, input.as_bytes()).unwrap();
+    assert_eq!(
+        out,
+        "sex;age;zipcode;BIRTHDATE\nMale;90+;021;\nFemale;42;000;1980\n"
+    );
+    assert_eq!(tally.notes["birth_date_over_89_removed"], 1);
+}
