@@ -194,8 +194,7 @@ fn trivially_clean(v: &str) -> bool {
     t.contains('.') || t.trim_start_matches(['-', '+']).len() <= 4
 }
 
-/// The plan for one column.
-#[derive(Debug)]
+/// The plan for one column. `Debug` leaves out the cache of values.
 pub struct ColumnPlan {
     /// The column name as in the header (`colN` without one).
     pub name: String,
@@ -213,6 +212,20 @@ pub struct ColumnPlan {
     numbers_kept: bool,
     /// Values the detector found clean, for the `text` action.
     clean: HashSet<Box<str>>,
+}
+
+impl std::fmt::Debug for ColumnPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnPlan")
+            .field("name", &self.name)
+            .field("label", &self.label)
+            .field("covered", &self.covered)
+            .field("action", &self.action)
+            .field("kind", &self.kind)
+            .field("class", &self.class)
+            .field("cached_clean_values", &self.clean.len())
+            .finish()
+    }
 }
 
 impl ColumnPlan {
