@@ -121,3 +121,14 @@ fn shifted_profile_keeps_intervals_and_one_offset_per_patient() {
     }
     assert!(checked > 5);
 }
+
+#[test]
+fn identifiers_get_the_format_independent_pseudonym() {
+    // The engine's identifier pseudonym is keyed by the value alone: the CSV Id of a patient is
+    // what a FHIR Patient.id or an HL7 PID-3 with the same value becomes under the same key.
+    let (pin, pout) = table("patients", ProfileName::SafeHarbor, 8);
+    let engine = crate::engine_for(8, &config(ProfileName::SafeHarbor));
+    for (a, b) in pin.column("Id").iter().zip(pout.column("Id")) {
+        assert_eq!(engine.id_pseudonym(a), b);
+    }
+}

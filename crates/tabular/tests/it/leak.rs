@@ -126,11 +126,14 @@ fn has_fine_date(s: &str) -> bool {
 }
 
 fn check_file(path: &Path) {
+    check_file_with(path, &config(ProfileName::SafeHarbor));
+}
+
+fn check_file_with(path: &Path, cfg: &phiguard_rules::Config) {
     let name = path.display().to_string();
     let input = std::fs::read(path).unwrap();
     let table = path.file_stem().and_then(|s| s.to_str());
-    let (out, tally) = run(&config(ProfileName::SafeHarbor), 9, table, &input)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (out, tally) = run(cfg, 9, table, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
     let text_in = String::from_utf8(input).unwrap();
     let tin = Table::parse(&text_in);
     let tout = Table::parse(&out);
@@ -257,6 +260,26 @@ fn corpus_leaks_nothing() {
     for f in files {
         check_file(&f);
     }
+}
+
+#[test]
+#[should_panic(expected = "survives")]
+fn the_leak_check_catches_a_kept_name() {
+    let cfg = phiguard_rules::Config::from_toml(
+        "[csv]\nrules = [{ select = \"FIRST\", action = \"keep\" }]\n",
+    )
+    .unwrap();
+    check_file_with(&data_dir().join("synthea/patients.csv"), &cfg);
+}
+
+#[test]
+#[should_panic(expected = "finer than the year")]
+fn the_leak_check_catches_a_kept_date() {
+    let cfg = phiguard_rules::Config::from_toml(
+        "[csv]\nrules = [{ select = \"START\", action = \"keep\" }]\n",
+    )
+    .unwrap();
+    check_file_with(&data_dir().join("synthea/conditions.csv"), &cfg);
 }
 
 #[test]
