@@ -318,3 +318,32 @@ proptest! {
         let _ = deid_parquet(&config(ProfileName::SafeHarbor), 1, "patients", bytes);
     }
 }
+
+#[test]
+fn several_record_batches_stream_through() {
+    // 400 copies of the patients table: 10,800 rows, more than one 8,192-row batch.
+    let (t, one) = patients_parquet();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(one))
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+    for _ in 0..400 {
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+    }
+    w.close().unwrap();
+    let (out, tally) = deid_parquet(&config(ProfileName::SafeHarbor), 4, "patients", buf).unwrap();
+    let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, 400 * t.rows.len());
+    assert_eq!(tally.records as usize, rows);
+    let ids = string_values(&out, "Id");
+    let first: Vec<Option<String>> = ids[..t.rows.len()].to_vec();
+    let last: Vec<Option<String>> = ids[ids.len() - t.rows.len()..].to_vec();
+    assert_eq!(first, last, "the last batch is treated as the first");
+    assert!(string_values(&out, "FIRST").iter().all(Option::is_none));
+}
