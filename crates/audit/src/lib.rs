@@ -48,6 +48,7 @@ pub mod export;
 pub mod hash;
 pub mod note;
 pub mod pg;
+pub mod pg_tls;
 pub mod store;
 pub mod tree;
 pub mod verify;

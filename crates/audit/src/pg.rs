@@ -10,16 +10,16 @@
 //! with the rolled-back transaction. Readers (proofs, exports, checks) use REPEATABLE READ
 //! snapshots and never block appends.
 //!
-//! Transport: [`PgAuditLog::connect`] uses `NoTls`, which is right for loopback and Unix
-//! sockets only. For a remote server, build a client with a rustls connector
-//! (`tokio-postgres-rustls`) and pass it to [`PgAuditLog::from_client`]; no OpenSSL is linked.
+//! Transport: [`PgAuditLog::connect`] reads `sslmode`/`sslrootcert` from the URL
+//! ([`crate::pg_tls`]): TLS 1.2+ over rustls with the server certificate verified for any
+//! host but loopback; no OpenSSL is linked.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::ops::Range;
 
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -173,29 +173,12 @@ fn head_of(tx: &mut Transaction<'_>) -> Result<TreeHead, AuditError> {
 }
 
 impl PgAuditLog {
-    /// Connects to `url` (`postgres://user@host:port/db`) without TLS (loopback only), and
-    /// applies any pending migration.
-    /// Any other host is refused: without TLS, records and checkpoints would cross the network
-    /// in the clear (use [`PgAuditLog::from_client`] with a rustls connector for those).
+    /// Connects to `url` (`postgres://user@host:port/db[?sslmode=...&sslrootcert=...]`) and
+    /// applies any pending migration. Loopback and Unix sockets may go without TLS; any other
+    /// host gets TLS over rustls with the certificate verified (see [`crate::pg_tls`]).
     pub fn connect(url: &str, options: Options) -> Result<PgAuditLog, AuditError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|_| AuditError::Url("not a valid postgres:// URL".into()))?;
-        let loopback = config.get_hosts().iter().all(|h| match h {
-            postgres::config::Host::Tcp(name) => {
-                matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]")
-            }
-            #[cfg(unix)]
-            postgres::config::Host::Unix(_) => true,
-        });
-        if !loopback {
-            return Err(AuditError::Url(
-                "only loopback or a Unix socket is supported without TLS; connect a client \
-                 with a rustls connector and use PgAuditLog::from_client"
-                    .into(),
-            ));
-        }
-        let client = config.connect(NoTls)?;
+        let target = crate::pg_tls::parse(url)?;
+        let client = crate::pg_tls::connect(&target)?;
         PgAuditLog::from_client(client, options)
     }
 
