@@ -74,6 +74,14 @@ pub struct Args {
     /// Do not record the run in the audit trail (throwaway experiments only).
     #[arg(long)]
     pub no_audit: bool,
+    /// Built-in profile for structured data (FHIR, HL7 v2, DICOM, CSV, Parquet): safe-harbor,
+    /// limited-data-set or shifted. Structured inputs are recognised by extension and content;
+    /// with --profile (or any structured input) the run writes a folder of de-identified files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Files processed in parallel in a structured run (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// Where the output goes.
@@ -150,7 +158,7 @@ fn is_stdout(p: &Path) -> bool {
 }
 
 /// An absolute form of `p` with symlinks resolved as far as the path exists.
-fn resolved(p: &Path) -> PathBuf {
+pub(crate) fn resolved(p: &Path) -> PathBuf {
     if let Ok(c) = std::fs::canonicalize(p) {
         return c;
     }
@@ -296,6 +304,9 @@ fn load_profile(args: &Args) -> Result<(Profile, Option<(String, String)>)> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
+    if crate::structured_run::wanted(&args)? {
+        return crate::structured_run::run(&args);
+    }
     let created_at = phiguard_deid::report::now_utc_rfc3339();
     if !(0.0..=1.0).contains(&args.review_threshold) {
         bail!("--review-threshold must be between 0 and 1");
@@ -310,26 +321,7 @@ pub fn run(args: Args) -> Result<u8> {
     let (dest, jobs) = plan(&args)?;
     let (report_json, report_md) = report_paths(&args, &dest)?;
 
-    let key_path = match &args.key_file {
-        Some(p) => p.clone(),
-        None => key::default_key_path(|k| std::env::var_os(k)).context(
-            "cannot find a home folder for the de-identification key; set PHIGUARD_HOME or pass --key-file",
-        )?,
-    };
-    let (deid_key, origin) = key::load_or_create(&key_path)?;
-    if origin == KeyOrigin::Created {
-        eprintln!(
-            "phiguard deid: created a new de-identification key at {} (mode 0600). Keep it secret \
-             and back it up: the same key gives the same pseudonyms, surrogates and date shifts.",
-            key_path.display()
-        );
-    }
-    if !key::is_private(&key_path) {
-        eprintln!(
-            "phiguard deid: warning: key file {} can be read by other users; run `chmod 600` on it",
-            key_path.display()
-        );
-    }
+    let (deid_key, origin) = load_key(&args)?;
     let key_info = KeyInfo {
         fingerprint: deid_key.fingerprint(),
         created_this_run: origin == KeyOrigin::Created,
@@ -464,6 +456,31 @@ pub fn run(args: Args) -> Result<u8> {
         report_json.display()
     );
     Ok(0)
+}
+
+/// Loads (or creates, on first use) the de-identification key.
+pub fn load_key(args: &Args) -> Result<(phiguard_deid::DeidKey, KeyOrigin)> {
+    let key_path = match &args.key_file {
+        Some(p) => p.clone(),
+        None => key::default_key_path(|k| std::env::var_os(k)).context(
+            "cannot find a home folder for the de-identification key; set PHIGUARD_HOME or pass --key-file",
+        )?,
+    };
+    let (deid_key, origin) = key::load_or_create(&key_path)?;
+    if origin == KeyOrigin::Created {
+        eprintln!(
+            "phiguard deid: created a new de-identification key at {} (mode 0600). Keep it secret \
+             and back it up: the same key gives the same pseudonyms, surrogates and date shifts.",
+            key_path.display()
+        );
+    }
+    if !key::is_private(&key_path) {
+        eprintln!(
+            "phiguard deid: warning: key file {} can be read by other users; run `chmod 600` on it",
+            key_path.display()
+        );
+    }
+    Ok((deid_key, origin))
 }
 
 /// Appends the run's audit record: who ran it, the method, and fingerprints of the

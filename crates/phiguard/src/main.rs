@@ -10,9 +10,12 @@ mod cmd_keys;
 mod cmd_risk;
 mod cmd_scan;
 mod cmd_serve;
+mod formats;
 mod home;
 mod input;
 mod output;
+mod structured;
+mod structured_run;
 
 use std::process::ExitCode;
 
