@@ -82,6 +82,12 @@ pub struct Args {
     /// Files processed in parallel in a structured run (default: every core).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Propose a config instead of de-identifying: sample each CSV table among the inputs, run
+    /// the detector on every column and write one `[csv]` section with a rule per column (and
+    /// why) to --output (`-` for stdout). No sampled value is written. Review it, then pass it
+    /// with --config.
+    #[arg(long)]
+    pub suggest: bool,
 }
 
 /// Where the output goes.
@@ -304,6 +310,9 @@ fn load_profile(args: &Args) -> Result<(Profile, Option<(String, String)>)> {
 }
 
 pub fn run(args: Args) -> Result<u8> {
+    if args.suggest {
+        return crate::suggest::run(&args);
+    }
     if crate::structured_run::wanted(&args)? {
         return crate::structured_run::run(&args);
     }

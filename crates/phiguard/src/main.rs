@@ -16,6 +16,7 @@ mod input;
 mod output;
 mod structured;
 mod structured_run;
+mod suggest;
 
 use std::process::ExitCode;
 
