@@ -2,10 +2,11 @@
 //! `phiguard-risk`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use phiguard_risk::{LossMetric, RiskConfig, SensitiveKind};
+use phiguard_risk::deid_report::{DeidReportJson, markdown_section, replace_markdown_section};
+use phiguard_risk::{LossMetric, RiskConfig, RiskReport, SensitiveKind};
 
 use crate::output::Sink;
 
@@ -81,6 +82,13 @@ pub struct Args {
     /// Write the report here (atomically) instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Add the report to a phiguard de-identification report: its folder (deid-report.json and
+    /// deid-report.md) or its JSON file. The JSON report goes under "risk" (replacing the entry
+    /// for the same table file name and quasi-identifiers), the Markdown into a
+    /// "## Re-identification risk" section; both files are rewritten atomically, or left
+    /// untouched on error. Nothing goes to stdout then, unless --output is given.
+    #[arg(long, value_name = "PATH")]
+    pub deid_report: Option<PathBuf>,
 }
 
 /// `--sensitive-kind`.
@@ -146,15 +154,29 @@ pub fn run(a: Args) -> Result<u8> {
     cfg.population = a.population.clone();
     cfg.show_classes = a.show_classes;
 
+    // The de-identification report is checked before the (possibly long) assessment.
+    let deid = a.deid_report.as_deref().map(DeidReport::read).transpose()?;
     let report = phiguard_risk::assess(&cfg)?;
-    let mut sink = Sink::open(a.output.as_deref())?;
-    if a.markdown {
-        sink.write_all(report.to_markdown().as_bytes())?;
-    } else {
-        serde_json::to_writer_pretty(&mut sink, &report)?;
-        sink.write_all(b"\n")?;
+    if deid.is_none() || a.output.is_some() {
+        let mut sink = Sink::open(a.output.as_deref())?;
+        if a.markdown {
+            sink.write_all(report.to_markdown().as_bytes())?;
+        } else {
+            serde_json::to_writer_pretty(&mut sink, &report)?;
+            sink.write_all(b"\n")?;
+        }
+        sink.finish()?;
     }
-    sink.finish()?;
+    if let Some(deid) = deid {
+        deid.add(&report)?;
+        eprintln!(
+            "phiguard: risk: k = {}, {} equivalence classes; added to {} and {}",
+            report.measures.k,
+            report.measures.equivalence_classes,
+            deid.json.display(),
+            deid.md.display()
+        );
+    }
     if report.target_missed() {
         eprintln!(
             "phiguard: risk: no generalisation reaches the target within --max-suppression {} (exit {EXIT_TARGET_NOT_REACHED})",
@@ -163,4 +185,130 @@ pub fn run(a: Args) -> Result<u8> {
         return Ok(EXIT_TARGET_NOT_REACHED);
     }
     Ok(0)
+}
+
+/// A de-identification report (`deid-report.json` and `deid-report.md`) as read before the
+/// assessment.
+struct DeidReport {
+    json: PathBuf,
+    md: PathBuf,
+    json_text: String,
+    md_text: String,
+}
+
+impl DeidReport {
+    /// `path` is the report folder or its JSON file (the Markdown is beside it, `.md`).
+    /// Both must exist and the JSON must be a phiguard de-identification report.
+    fn read(path: &Path) -> Result<DeidReport> {
+        let (json, md) = if path.is_dir() {
+            (path.join("deid-report.json"), path.join("deid-report.md"))
+        } else if path.extension().is_some_and(|e| e == "json") {
+            (path.to_path_buf(), path.with_extension("md"))
+        } else if path.exists() {
+            bail!(
+                "--deid-report {}: expected a de-identification report folder or its deid-report.json",
+                path.display()
+            );
+        } else {
+            bail!(
+                "--deid-report {}: no such folder or file (run `phiguard deid` first)",
+                path.display()
+            );
+        };
+        let read = |p: &Path| -> Result<String> {
+            std::fs::read_to_string(p).with_context(|| {
+                format!(
+                    "--deid-report: cannot read the de-identification report {}",
+                    p.display()
+                )
+            })
+        };
+        let json_text = read(&json)?;
+        DeidReportJson::parse(&json_text).with_context(|| format!("{}", json.display()))?;
+        let md_text = read(&md)?;
+        Ok(DeidReport {
+            json,
+            md,
+            json_text,
+            md_text,
+        })
+    }
+
+    /// Adds `report` to both files: each is written to a temporary file in its folder, synced,
+    /// and renamed over the original only when both are ready and neither changed meanwhile.
+    fn add(&self, report: &RiskReport) -> Result<()> {
+        let mut doc = DeidReportJson::parse(&self.json_text)
+            .with_context(|| format!("{}", self.json.display()))?;
+        doc.upsert(report)
+            .with_context(|| format!("{}", self.json.display()))?;
+        let json_text = doc
+            .to_text()
+            .with_context(|| format!("{}", self.json.display()))?;
+        let md_text = replace_markdown_section(&self.md_text, &markdown_section(doc.entries()));
+        let json_tmp = stage(&self.json, &json_text)?;
+        let md_tmp = stage(&self.md, &md_text)?;
+        for (p, before) in [(&self.json, &self.json_text), (&self.md, &self.md_text)] {
+            let now = std::fs::read_to_string(p).ok();
+            if now.as_ref() != Some(before) {
+                bail!(
+                    "{} changed while the risk was computed; nothing was written, run again",
+                    p.display()
+                );
+            }
+        }
+        persist(json_tmp, &self.json)?;
+        if let Err(e) = persist(md_tmp, &self.md) {
+            // Put the JSON back so the two files stay in step.
+            let restored = stage(&self.json, &self.json_text).and_then(|t| persist(t, &self.json));
+            return Err(match restored {
+                Ok(()) => e.context("the de-identification report was left unchanged"),
+                Err(r) => e.context(format!(
+                    "and {} could not be restored ({r:#}): it holds the risk, {} does not",
+                    self.json.display(),
+                    self.md.display()
+                )),
+            });
+        }
+        sync_dir(&self.json);
+        sync_dir(&self.md);
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// `text` in a synced temporary file beside `path`, with `path`'s permissions.
+fn stage(path: &Path, text: &str) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".phiguard-risk-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(tmp)
+}
+
+fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Makes a rename durable (best effort: not every platform can sync a folder).
+fn sync_dir(path: &Path) {
+    if let Ok(d) = std::fs::File::open(parent_dir(path)) {
+        let _ = d.sync_all();
+    }
 }

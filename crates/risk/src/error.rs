@@ -153,6 +153,10 @@ pub enum RiskError {
     /// An invalid option or combination of options.
     #[error("{0}")]
     Config(String),
+    /// A de-identification report the risk cannot be added to (not a phiguard report, not
+    /// JSON, a `risk` member that is not an array of risk reports).
+    #[error("{0}")]
+    DeidReport(String),
 }
 
 /// Describes a ragged row by header names: the first column without a value, or the extra

@@ -32,6 +32,7 @@
 
 mod analysis;
 mod classes;
+pub mod deid_report;
 mod error;
 mod fhir;
 mod hierarchy;
