@@ -207,6 +207,33 @@ impl AuditStore {
     pub fn check(&mut self, key: Option<&VerifierKey>) -> Result<StoreCheck, AuditError> {
         dispatch!(self, l => l.check(key))
     }
+
+    /// Encrypted payloads per KEK `(id, version)`, read without a key (empty for PostgreSQL).
+    pub fn payload_keks(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, u32), u64>, AuditError> {
+        match self {
+            AuditStore::Sqlite(l) => l.payload_keks(),
+            AuditStore::Postgres(_) => Ok(Default::default()),
+        }
+    }
+
+    /// Encrypted payloads not under the current KEK version (0 for PostgreSQL, whose payloads
+    /// rely on the database's own encryption at rest).
+    pub fn payloads_not_current(&self) -> Result<u64, AuditError> {
+        match self {
+            AuditStore::Sqlite(l) => l.payloads_not_current(),
+            AuditStore::Postgres(_) => Ok(0),
+        }
+    }
+
+    /// Re-wraps encrypted payloads under the current KEK version: (re-wrapped, already current).
+    pub fn rewrap_payloads(&mut self) -> Result<(u64, u64), AuditError> {
+        match self {
+            AuditStore::Sqlite(l) => l.rewrap_payloads(),
+            AuditStore::Postgres(_) => Ok((0, 0)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,33 @@ impl PayloadCipher {
         })
     }
 
+    /// Moves the payload stored at leaf `index` to the provider's current KEK version (the
+    /// data key is unwrapped and wrapped again; the ciphertext is unchanged). Returns the new
+    /// stored string, or `None` when it was already current.
+    pub fn rewrap(&self, index: u64, stored: &str) -> Result<Option<String>, AuditError> {
+        let row = index.to_string();
+        self.rewrap_at(&FieldRef::new("leaves", "payload", &row), stored)
+            .map_err(|source| AuditError::Decrypt { index, source })
+    }
+
+    /// As [`PayloadCipher::rewrap`], for the stored key check.
+    pub fn rewrap_key_check(&self, stored: &str) -> Result<Option<String>, AuditError> {
+        Ok(self.rewrap_at(&FieldRef::new("meta", META_KEY_CHECK, "0"), stored)?)
+    }
+
+    fn rewrap_at(&self, field: &FieldRef<'_>, stored: &str) -> Result<Option<String>, CryptoError> {
+        if self.fields.is_current(stored)? {
+            return Ok(None);
+        }
+        let (_, new) = self.fields.rewrap_field(field, stored)?;
+        Ok(Some(new))
+    }
+
+    /// True when `stored` is wrapped under the provider's current KEK version.
+    pub fn is_current(&self, stored: &str) -> Result<bool, AuditError> {
+        Ok(self.fields.is_current(stored)?)
+    }
+
     /// A sealed known value, stored once in `meta`.
     pub fn key_check(&self) -> Result<String, AuditError> {
         Ok(self.fields.encrypt(

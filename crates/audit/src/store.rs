@@ -35,7 +35,7 @@ use crate::note::{Checkpoint, Signer, VerifierKey};
 use crate::tree::{self, Frontier, Subtrees, TreeError};
 
 /// The store's schema version: the highest migration this phiguard knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Interior nodes are cached at levels that are multiples of this.
 pub const NODE_STRIDE: u32 = 4;
@@ -109,11 +109,36 @@ CREATE TRIGGER leaves_append_only_delete BEFORE DELETE ON leaves
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: records are never deleted; past retention_until only their payloads are pruned'); END;
 ";
 
+/// Key rotation: an encrypted payload may also be replaced by another encrypted payload (its
+/// data key re-wrapped under a newer KEK version by [`AuditLog::rewrap_payloads`]); the leaf
+/// hash, over the plaintext, stays, so a payload swapped for anything else no longer matches
+/// it when read.
+const SCHEMA_V3: &str = "
+DROP TRIGGER IF EXISTS leaves_append_only_update;
+CREATE TRIGGER leaves_append_only_update BEFORE UPDATE ON leaves
+    WHEN NOT (
+        (OLD.pruned_at IS NULL AND NEW.pruned_at IS NOT NULL AND NEW.payload = ''
+              AND NEW.idx = OLD.idx AND NEW.appended_at = OLD.appended_at
+              AND NEW.leaf_hash = OLD.leaf_hash AND NEW.retention_until = OLD.retention_until
+              AND NEW.pruned_at >= OLD.retention_until)
+        OR
+        (substr(OLD.payload, 1, 5) = 'pgf1.' AND substr(NEW.payload, 1, 5) = 'pgf1.'
+              AND NEW.idx = OLD.idx AND NEW.appended_at = OLD.appended_at
+              AND NEW.leaf_hash = OLD.leaf_hash AND NEW.retention_until = OLD.retention_until
+              AND OLD.pruned_at IS NULL AND NEW.pruned_at IS NULL))
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: only the payload of a record past its retention_until may be pruned, or an encrypted payload re-wrapped'); END;
+";
+
 /// The SQLite migrations, applied in order at open and recorded in `schema_migrations`.
 /// Migration 1 is idempotent, so stores created before migrations were recorded adopt it.
 pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "base schema", SCHEMA_V1),
     (2, "retention: payload pruning", SCHEMA_V2),
+    (
+        3,
+        "key rotation: encrypted payloads may be re-wrapped",
+        SCHEMA_V3,
+    ),
 ];
 
 /// How commits reach the disk.
@@ -995,6 +1020,142 @@ impl AuditLog {
         writer.finish()
     }
 
+    /// How many encrypted payloads (and the key check) are wrapped under each KEK
+    /// (`(id, version)`), read from their headers: no key is needed.
+    pub fn payload_keks(&self) -> Result<BTreeMap<(String, u32), u64>, AuditError> {
+        let mut out = BTreeMap::new();
+        let mut count = |stored: &str| -> Result<(), AuditError> {
+            let kek = phiguard_crypto::field::field_kek(stored)?;
+            *out.entry((kek.id, kek.version)).or_insert(0) += 1;
+            Ok(())
+        };
+        let check: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [META_KEY_CHECK],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(check) = check {
+            count(&check)?;
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT payload FROM leaves WHERE substr(payload, 1, 5) = 'pgf1.'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let payload: String = row.get(0)?;
+            count(&payload)?;
+        }
+        Ok(out)
+    }
+
+    /// Counts the encrypted payloads (and the key check) not wrapped under the key's current
+    /// KEK version: what revoking an older version would make unreadable. Errors when the
+    /// store is encrypted and was opened without its key.
+    pub fn payloads_not_current(&self) -> Result<u64, AuditError> {
+        let Some(cipher) = self.cipher.as_ref() else {
+            return if self.encrypted {
+                Err(AuditError::Sealed)
+            } else {
+                Ok(0)
+            };
+        };
+        let mut n = 0u64;
+        let check: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [META_KEY_CHECK],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(check) = check
+            && !cipher.is_current(&check)?
+        {
+            n += 1;
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT payload FROM leaves WHERE substr(payload, 1, 5) = 'pgf1.'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let payload: String = row.get(0)?;
+            if !cipher.is_current(&payload)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Moves every encrypted payload, and the key check, to the key's current KEK version,
+    /// re-wrapping only their data keys (leaf hashes, the tree and every proof are unchanged).
+    /// Runs in batches of 1,000 records, each its own transaction, so it can be interrupted
+    /// and run again (what is already current is skipped). Returns (re-wrapped, already
+    /// current).
+    pub fn rewrap_payloads(&mut self) -> Result<(u64, u64), AuditError> {
+        if self.cipher.is_none() {
+            return if self.encrypted {
+                Err(AuditError::Sealed)
+            } else {
+                Ok((0, 0))
+            };
+        }
+        let (mut done, mut current) = (0u64, 0u64);
+        let mut after: i64 = -1;
+        loop {
+            let batch: Vec<(i64, String)> = {
+                let mut stmt = self.conn.prepare(
+                    "SELECT idx, payload FROM leaves WHERE idx > ?1 \
+                     AND substr(payload, 1, 5) = 'pgf1.' ORDER BY idx LIMIT 1000",
+                )?;
+                let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let Some(last) = batch.last() else { break };
+            after = last.0;
+            let cipher = self.cipher.as_ref().ok_or(AuditError::Sealed)?;
+            let mut updates = Vec::new();
+            for (idx, payload) in &batch {
+                match cipher.rewrap(to_u64(*idx)?, payload)? {
+                    Some(new) => updates.push((*idx, new)),
+                    None => current += 1,
+                }
+            }
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (idx, new) in &updates {
+                tx.execute(
+                    "UPDATE leaves SET payload = ?1 WHERE idx = ?2",
+                    params![new, idx],
+                )?;
+            }
+            tx.commit()?;
+            done += updates.len() as u64;
+        }
+        // The key check last: until every payload is moved, the old version still opens it.
+        let check: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [META_KEY_CHECK],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(check) = check {
+            let cipher = self.cipher.as_ref().ok_or(AuditError::Sealed)?;
+            if let Some(new) = cipher.rewrap_key_check(&check)? {
+                self.conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = ?2",
+                    params![new, META_KEY_CHECK],
+                )?;
+            }
+        }
+        Ok((done, current))
+    }
+
     /// Removes the payloads (not the leaf hashes) of records whose `retention_until` is at or
     /// before `now` (RFC 3339 or a date); returns how many were pruned. The tree, its root
     /// and every proof stay verifiable.
@@ -1777,7 +1938,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
         drop(log);
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.tree_head().unwrap().size, 1);

@@ -184,6 +184,13 @@ fn encode(sealed: &[u8]) -> String {
     out
 }
 
+/// The KEK (id and version) a stored encrypted field is wrapped under, read from its header
+/// without any key: what revoking a KEK version would make unreadable.
+pub fn field_kek(stored: &str) -> Result<crate::KekRef, CryptoError> {
+    let sealed = decode(stored)?;
+    Ok(Header::parse(&sealed)?.header.wrapped.kek)
+}
+
 fn decode(stored: &str) -> Result<Vec<u8>, CryptoError> {
     let body = stored
         .strip_prefix(FIELD_PREFIX)

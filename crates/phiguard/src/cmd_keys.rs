@@ -152,13 +152,29 @@ pub struct RevokeArgs {
     /// The KEK version to revoke (`3` or `v3`).
     #[arg(value_parser = parse_version)]
     pub version: u32,
+    /// The audit store whose records are checked first (default: the embedded store under
+    /// PHIGUARD_HOME). Revoking a version its records are still wrapped under is refused.
+    #[arg(long, value_name = "URL")]
+    pub audit_store: Option<String>,
+    /// Revoke even though audit records are still wrapped under this version (they become
+    /// unreadable, and so does the store).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args)]
 pub struct RewrapArgs {
     /// Folders (searched recursively for *.pgenc) and files.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "audit")]
     pub paths: Vec<PathBuf>,
+    /// Also re-wrap the encrypted records of the audit store (the embedded store under
+    /// PHIGUARD_HOME, or --audit-store): only their data keys; the tree and proofs are
+    /// unchanged. Resumable.
+    #[arg(long)]
+    pub audit: bool,
+    /// The audit store for --audit.
+    #[arg(long, value_name = "URL", requires = "audit")]
+    pub audit_store: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -254,7 +270,7 @@ pub fn run(args: Args) -> Result<u8> {
         }
         KeysCommand::Revoke(a) => {
             c.require_local("revoke")?;
-            revoke(c, a.version)
+            revoke(c, a)
         }
         KeysCommand::Rewrap(a) => rewrap(c, a),
         KeysCommand::Seal(a) => {
@@ -636,10 +652,44 @@ fn rotate_pkcs11(c: &Common, as_json: bool) -> Result<u8> {
     Ok(0)
 }
 
-fn revoke(c: &Common, version: u32) -> Result<u8> {
+fn audit_url(store: Option<&str>) -> Result<phiguard_audit::StoreUrl> {
+    match store {
+        Some(u) => Ok(phiguard_audit::StoreUrl::parse(u)?),
+        None => crate::audit_trail::default_url(),
+    }
+}
+
+fn revoke(c: &Common, a: RevokeArgs) -> Result<u8> {
+    let version = a.version;
     let path = c.key_path()?;
     if !path.exists() {
         bail!("no key file at {}", path.display());
+    }
+    // The audit store's records, read without the key: revoking the version they are wrapped
+    // under would lock the store for good.
+    let url = audit_url(a.audit_store.as_deref())?;
+    let exists = match &url {
+        phiguard_audit::StoreUrl::Sqlite(p) => p.exists(),
+        phiguard_audit::StoreUrl::Postgres(_) => false,
+    };
+    if exists && !a.force {
+        let id = local::status(&path)?.id;
+        let store = phiguard_audit::AuditStore::open(&url, phiguard_audit::Options::default())
+            .with_context(|| format!("cannot open the audit store {}", url.describe()))?;
+        let n: u64 = store
+            .payload_keks()?
+            .iter()
+            .filter(|((kek, v), _)| *kek == id && *v == version)
+            .map(|(_, n)| n)
+            .sum();
+        if n > 0 {
+            bail!(
+                "{n} encrypted records of the audit store {} are wrapped under KEK v{version}: \
+                 revoking it would make the store unreadable. Move them first with `phiguard \
+                 keys rewrap --audit`, then revoke (or pass --force)",
+                url.describe()
+            );
+        }
     }
     if LocalKeyFile::revoke(&path, version)? {
         eprintln!(
@@ -707,6 +757,15 @@ struct RewrapOut {
     rewrapped: usize,
     already_current: usize,
     failed: Vec<FailedOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit: Option<AuditRewrapOut>,
+}
+
+#[derive(Serialize)]
+struct AuditRewrapOut {
+    store: String,
+    rewrapped: u64,
+    already_current: u64,
 }
 
 #[derive(Serialize)]
@@ -717,9 +776,28 @@ struct FailedOut {
 }
 
 fn rewrap(c: &Common, a: RewrapArgs) -> Result<u8> {
-    let kf = c.provider(false)?;
-    let kf = kf.as_ref();
+    let kf: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::from(c.provider(false)?);
     let current = kf.current()?;
+    let audit = if a.audit {
+        let url = audit_url(a.audit_store.as_deref())?;
+        let mut store = phiguard_audit::AuditStore::open_encrypted(
+            &url,
+            phiguard_audit::Options::default(),
+            kf.clone(),
+        )
+        .with_context(|| format!("cannot open the audit store {}", url.describe()))?;
+        let (moved, already) = store
+            .rewrap_payloads()
+            .with_context(|| format!("re-wrapping the records of {}", url.describe()))?;
+        Some(AuditRewrapOut {
+            store: url.describe(),
+            rewrapped: moved,
+            already_current: already,
+        })
+    } else {
+        None
+    };
+    let kf = kf.as_ref();
     let files = collect_ciphertext_files(&a.paths)?;
     let report = rewrap_files(kf, &files, |path, result| {
         if let Err(e) = result {
@@ -740,10 +818,17 @@ fn rewrap(c: &Common, a: RewrapArgs) -> Result<u8> {
                 error: e.to_string(),
             })
             .collect(),
+        audit,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        if let Some(a) = &out.audit {
+            eprintln!(
+                "phiguard keys: audit store {}: {} records rewrapped to KEK v{}, {} already current",
+                a.store, a.rewrapped, current.version, a.already_current
+            );
+        }
         eprintln!(
             "phiguard keys: {} files: {} rewrapped to KEK v{}, {} already current, {} failed",
             out.files,

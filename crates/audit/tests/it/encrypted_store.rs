@@ -217,3 +217,71 @@ fn the_local_key_file_is_created_on_first_use_and_found_by_keyless_opens() {
     drop(log);
     assert!(!contains(&raw_bytes(&db), MARKER));
 }
+
+#[test]
+fn rotation_rewrap_moves_payloads_and_the_trigger_allows_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let kek_path = dir.path().join("kek.json");
+    LocalKeyFile::create(&kek_path, None, &SealParams::DEFAULT).unwrap();
+    let open_key =
+        || -> Arc<dyn KeyProvider> { Arc::new(LocalKeyFile::open(&kek_path, None).unwrap()) };
+    {
+        let mut log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
+        log.append_batch(&records(0, 2500)).unwrap();
+    }
+    let mut kf = LocalKeyFile::open(&kek_path, None).unwrap();
+    kf.rotate().unwrap();
+    let mut log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
+    log.append_batch(&records(2500, 10)).unwrap();
+    let before = log.tree_head().unwrap();
+    // 2,500 old payloads and the key check.
+    assert_eq!(log.payloads_not_current().unwrap(), 2501);
+    let by_kek = log.payload_keks().unwrap();
+    assert_eq!(by_kek.values().sum::<u64>(), 2511);
+    assert_eq!(
+        by_kek.iter().find(|((_, v), _)| *v == 1).map(|(_, n)| *n),
+        Some(2501)
+    );
+
+    assert_eq!(log.rewrap_payloads().unwrap(), (2500, 10));
+    assert_eq!(log.payloads_not_current().unwrap(), 0);
+    assert_eq!(log.rewrap_payloads().unwrap(), (0, 2510));
+    assert_eq!(log.tree_head().unwrap().root, before.root);
+    drop(log);
+
+    // v1 revoked: everything still reads, under v2.
+    LocalKeyFile::revoke(&kek_path, 1).unwrap();
+    let log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
+    assert!(
+        log.entry(42)
+            .unwrap()
+            .record
+            .contains(&format!("{MARKER}-42"))
+    );
+    assert!(log.check(None).unwrap().is_intact());
+    drop(log);
+
+    // The trigger lets a sealed payload be replaced only by a sealed one; one moved from
+    // another row does not decrypt there (it is bound to its row).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let err = conn
+        .execute("UPDATE leaves SET payload = '{\"n\":1}' WHERE idx = 5", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let other: String = conn
+        .query_row("SELECT payload FROM leaves WHERE idx = 6", [], |r| r.get(0))
+        .unwrap();
+    conn.execute("UPDATE leaves SET payload = ?1 WHERE idx = 5", [&other])
+        .unwrap();
+    let err = conn
+        .execute("UPDATE leaves SET leaf_hash = x'00' WHERE idx = 5", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    drop(conn);
+    let log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
+    assert!(matches!(
+        log.entry(5),
+        Err(AuditError::Decrypt { index: 5, .. })
+    ));
+}

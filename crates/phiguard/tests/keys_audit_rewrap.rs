@@ -1,0 +1,117 @@
+//! Key rotation and the embedded audit store: revoking the KEK version the store's records are
+//! wrapped under is refused until `keys rewrap --audit` has moved them; after that the old
+//! version is revoked, every record still reads, new records append, and the export verifies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phiguard"))
+        .args(args)
+        .env("PHIGUARD_HOME", home)
+        .env_remove("PHIGUARD_KEY_PASSPHRASE")
+        .output()
+        .unwrap()
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn revoke_waits_for_the_audit_store_to_be_rewrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    for i in 0..3 {
+        ok(
+            home,
+            &[
+                "audit",
+                "append",
+                "--json",
+                &format!(r#"{{"user":"u{i}","action":"a"}}"#),
+            ],
+        );
+    }
+    ok(home, &["keys", "rotate"]);
+    ok(
+        home,
+        &["audit", "append", "--json", r#"{"user":"u9","action":"b"}"#],
+    );
+
+    // Refused: three records and the store's key check are still under v1.
+    let out = run(home, &["keys", "revoke", "v1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("4 encrypted records") && err.contains("rewrap --audit"),
+        "{err}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(home, &["keys", "status", "--json"])).unwrap();
+    assert!(
+        status["versions"][0]["revoked"].is_null(),
+        "v1 must not be revoked: {status}"
+    );
+
+    // Rewrap moves them (the record appended after rotation was already current).
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(home, &["keys", "rewrap", "--audit", "--json"])).unwrap();
+    assert_eq!(out["audit"]["rewrapped"], 3, "{out}");
+    assert_eq!(out["audit"]["already_current"], 1, "{out}");
+    // Resumable: a second run finds nothing to do.
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(home, &["keys", "rewrap", "--audit", "--json"])).unwrap();
+    assert_eq!(again["audit"]["rewrapped"], 0, "{again}");
+    assert_eq!(again["audit"]["already_current"], 4, "{again}");
+
+    ok(home, &["keys", "revoke", "v1"]);
+    // Every record reads, new ones append, the export verifies.
+    ok(
+        home,
+        &["audit", "append", "--json", r#"{"user":"u5","action":"c"}"#],
+    );
+    let q = ok(home, &["audit", "query", "--user", "u0"]);
+    assert!(q.contains(r#""user":"u0""#), "{q}");
+    let export = home.join("e.jsonl");
+    ok(
+        home,
+        &["audit", "export", "--output", export.to_str().unwrap()],
+    );
+    let key = ok(home, &["audit", "public-key"]);
+    ok(
+        home,
+        &[
+            "audit",
+            "verify",
+            export.to_str().unwrap(),
+            "--public-key",
+            key.trim(),
+        ],
+    );
+}
+
+#[test]
+fn forcing_a_revoke_locks_the_store_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    ok(
+        home,
+        &["audit", "append", "--json", r#"{"user":"u1","action":"a"}"#],
+    );
+    ok(home, &["keys", "rotate"]);
+    ok(home, &["keys", "revoke", "v1", "--force"]);
+    let out = run(
+        home,
+        &["audit", "append", "--json", r#"{"user":"u1","action":"b"}"#],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong key"));
+}
