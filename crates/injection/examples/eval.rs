@@ -106,10 +106,12 @@ impl Tally {
 }
 
 fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let show_errors = args.iter().any(|a| a == "--errors");
     let corpus = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: eval CORPUS.jsonl")?,
+        args.iter()
+            .find(|a| !a.starts_with("--"))
+            .ok_or("usage: eval CORPUS.jsonl [--errors]")?,
     );
     let items = common::load(&corpus)?;
     let strata: Vec<String> = items
@@ -117,13 +119,28 @@ fn main() -> Result<(), String> {
         .map(|i| format!("{}/{}", i.injection, i.source))
         .collect();
     let fold = folds(&strata, K, SEED);
-    let settings = Settings::default();
+    let mut settings = Settings::default();
+    // Overrides for exploring settings (the shipped model uses the defaults).
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    if let Some(v) = env("PG_EPOCHS") {
+        settings.params.epochs = v as usize;
+    }
+    if let Some(v) = env("PG_LR") {
+        settings.params.learning_rate = v as f32;
+    }
+    if let Some(v) = env("PG_L2") {
+        settings.params.l2 = v as f32;
+    }
+    if let Some(v) = env("PG_MAX_FPR") {
+        settings.max_fpr = v as f32;
+    }
 
     let heur = Screen::heuristics_only();
     let mut t_model = Tally::new();
+    let mut t_model_only = Tally::new();
     let mut t_model_05 = Tally::new();
     let mut t_heur = Tally::new();
-    let mut t_either = Tally::new();
+    let mut t_heur_any = Tally::new();
     let mut signal_hits: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut thresholds = Vec::new();
     let t0 = Instant::now();
@@ -144,9 +161,22 @@ fn main() -> Result<(), String> {
             let v = screen.score(&it.text);
             let h = heur.score(&it.text);
             t_model.add(&it.source, it.injection, v.injection);
+            t_model_only.add(&it.source, it.injection, v.score >= screen.threshold());
             t_model_05.add(&it.source, it.injection, v.score >= 0.5);
             t_heur.add(&it.source, it.injection, h.injection);
-            t_either.add(&it.source, it.injection, v.injection || h.injection);
+            t_heur_any.add(&it.source, it.injection, !h.signals.is_empty());
+            if show_errors && (v.injection != it.injection || h.injection != it.injection) {
+                let short: String = it.text.chars().take(140).collect();
+                println!(
+                    "  {} model={:.3}{} heur={} {:?} | {}",
+                    if it.injection { "INJ" } else { "BEN" },
+                    v.score,
+                    if v.injection { "*" } else { "" },
+                    h.injection,
+                    h.signals,
+                    short.replace('\n', " ")
+                );
+            }
             for s in &h.signals {
                 let e = signal_hits.entry(s).or_default();
                 if it.injection {
@@ -167,7 +197,7 @@ fn main() -> Result<(), String> {
         items.len() - pos
     );
     println!(
-        "thresholds picked per fold (inner CV, benign FPR <= {:.0}%, floor {}): {:?}",
+        "model thresholds picked per fold (inner CV: benign FPR of the shipped rule <= {:.0}%, floor {}): {:?}",
         settings.max_fpr * 100.0,
         settings.floor,
         thresholds
@@ -178,13 +208,14 @@ fn main() -> Result<(), String> {
     println!();
     println!("| screen | TPR | FPR (all benign) | FPR (NotInject) |");
     println!("|---|---:|---:|---:|");
-    t_model.print("model + signals (shipped setting)");
-    t_model_05.print("model + signals, threshold 0.5");
-    t_heur.print("heuristics alone (any signal)");
-    t_either.print("model OR any signal");
+    t_model.print("shipped: model >= threshold, or a strong signal");
+    t_model_only.print("model alone (>= threshold)");
+    t_model_05.print("model alone, threshold 0.5");
+    t_heur.print("heuristics alone (a strong signal)");
+    t_heur_any.print("heuristics alone (any signal, weak too)");
     println!();
     println!("per source:");
-    t_model.print_sources("model");
+    t_model.print_sources("shipped");
     t_heur.print_sources("heuristics");
     println!();
     println!("signal hits over the corpus (injection / benign):");

@@ -238,7 +238,7 @@ pub struct TrainParams {
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            epochs: 25,
+            epochs: 10,
             learning_rate: 0.3,
             l2: 1e-4,
             seed: 0x5eed_1234,

@@ -3,7 +3,8 @@
 //! (zero-width spaces and joiners, bidi controls, soft hyphens, BOM), lower case, Cyrillic and
 //! Greek look-alikes folded inside otherwise Latin words, light de-leetspeak inside words that
 //! are made only of letters and leet digits (`1gn0re` → `ignore`, but `covid-19` and `b12` are
-//! left alone), and whitespace runs collapsed to one space.
+//! left alone), letters spelled out one by one joined (`s a y t h a t` → `saythat`), and
+//! whitespace runs collapsed to one space.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -75,11 +76,27 @@ pub fn normalize(text: &str) -> String {
         flat.pop();
     }
     let mut out = String::with_capacity(flat.len());
-    for (i, word) in flat.split(' ').enumerate() {
+    let words: Vec<&str> = flat.split(' ').collect();
+    let single = |w: &str| {
+        let mut c = w.chars();
+        matches!((c.next(), c.next()), (Some(a), None) if a.is_alphabetic())
+    };
+    let mut i = 0;
+    while i < words.len() {
         if i > 0 {
             out.push(' ');
         }
-        fold_word(word, &mut out);
+        // Letters spelled out one by one ("s a y t h a t"): five or more join into one word.
+        let run = words[i..].iter().take_while(|w| single(w)).count();
+        if run >= 5 {
+            for w in &words[i..i + run] {
+                out.push_str(w);
+            }
+            i += run;
+            continue;
+        }
+        fold_word(words[i], &mut out);
+        i += 1;
     }
     out
 }
@@ -150,6 +167,13 @@ mod tests {
             normalize("Take 500 mg at 08:00, covid-19, b12, ICD I10"),
             "take 500 mg at 08:00, covid-19, b12, icd i10"
         );
+    }
+
+    #[test]
+    fn spelled_out_letters_join() {
+        assert_eq!(normalize("please S a y t h a t now"), "please saythat now");
+        // Short runs (initials, list labels) stay.
+        assert_eq!(normalize("options a b c"), "options a b c");
     }
 
     #[test]
