@@ -237,6 +237,31 @@ impl InputPolicy {
     }
 }
 
+/// What happens to a request that the prompt-injection screen marks as an injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectionMode {
+    /// Not screened.
+    Off,
+    /// Screened; an injection is forwarded and recorded (audit record, metrics). The default:
+    /// the screen's false positives must not stop a clinician's work.
+    #[default]
+    Flag,
+    /// Screened; an injection is refused (`injection_blocked`) before anything goes upstream.
+    Block,
+}
+
+impl InjectionMode {
+    /// The lower-case name used in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectionMode::Off => "off",
+            InjectionMode::Flag => "flag",
+            InjectionMode::Block => "block",
+        }
+    }
+}
+
 /// `[roles.NAME]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +272,9 @@ pub struct RoleConfig {
     pub models: Vec<String>,
     pub phi: PhiPermission,
     pub input: InputPolicy,
+    /// Prompt-injection screening of the caller's messages (default `flag`).
+    #[serde(default)]
+    pub injection: InjectionMode,
 }
 
 impl RoleConfig {
@@ -469,6 +497,29 @@ input = "tokenize"
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert_eq!(c.providers["local"].endpoint, "http://127.0.0.1:9/v1");
         assert_eq!(c.roles["clinician"].input, InputPolicy::Tokenize);
+        assert_eq!(c.roles["clinician"].injection, InjectionMode::Flag);
+    }
+
+    #[test]
+    fn injection_modes_parse_and_bad_ones_are_refused() {
+        for (v, m) in [
+            ("off", InjectionMode::Off),
+            ("flag", InjectionMode::Flag),
+            ("block", InjectionMode::Block),
+        ] {
+            let raw = BASE.replace(
+                "input = \"tokenize\"",
+                &format!("input = \"tokenize\"\ninjection = \"{v}\""),
+            );
+            let c = Config::parse(&raw, Path::new("x.toml"), env).unwrap();
+            assert_eq!(c.roles["clinician"].injection, m);
+            assert_eq!(m.as_str(), v);
+        }
+        let raw = BASE.replace(
+            "input = \"tokenize\"",
+            "input = \"tokenize\"\ninjection = \"warn\"",
+        );
+        assert!(Config::parse(&raw, Path::new("x.toml"), env).is_err());
     }
 
     #[test]

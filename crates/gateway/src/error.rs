@@ -29,6 +29,7 @@ pub mod codes {
     pub const PATIENT_REF_REQUIRED: &str = "patient_ref_required";
     pub const PHI_BLOCKED: &str = "phi_blocked";
     pub const PHI_ROUTE_DENIED: &str = "phi_route_denied";
+    pub const INJECTION_BLOCKED: &str = "injection_blocked";
     pub const GUARD_FAILED: &str = "guard_failed";
     pub const AUDIT_FAILED: &str = "audit_failed";
     pub const UPSTREAM_ERROR: &str = "upstream_error";

@@ -4,11 +4,12 @@
 //! roles, an audit record per call.
 //!
 //! Data flow for `POST /v1/chat/completions`: authenticate the service key ([`keys`]) → role,
-//! action and model checks ([`config`]) → scan every string leaf and apply the role's input
-//! policy ([`guard`]) → deny-by-default routing ([`routing`]) → dispatch audit record
-//! ([`audit`]) → provider adapter ([`providers`]) → restore or scrub the answer ([`guard`],
+//! action and model checks ([`config`]) → screen the caller's texts for prompt injection
+//! (`phiguard-injection`; the role's `injection` mode: off, flag or block) → scan every string
+//! leaf and apply the role's input policy ([`guard`]) → deny-by-default routing ([`routing`])
+//! → dispatch audit record ([`audit`]) → provider adapter ([`providers`]) → restore or scrub the answer ([`guard`],
 //! [`stream`] for SSE) → completion audit record → answer. Any failure of the detector, the
-//! vault or the audit sink refuses the request.
+//! injection screen, the vault or the audit sink refuses the request.
 
 pub mod audit;
 pub mod config;
@@ -24,6 +25,6 @@ pub mod stream;
 pub use audit::{AuditSink, AuditSinkError, GroupCommit, MemorySink};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
-pub use guard::{PhiScanner, Vault};
+pub use guard::{InjectionScreen, PhiScanner, Vault};
 pub use keys::{KeyStore, Principal};
 pub use server::{Gateway, serve};

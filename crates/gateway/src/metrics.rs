@@ -20,6 +20,8 @@ pub struct Metrics {
     decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Detections per category.
     detections: Mutex<BTreeMap<Category, u64>>,
+    /// Prompt-injection verdicts (`clean`, `flagged`, `blocked`).
+    injections: Mutex<BTreeMap<&'static str, u64>>,
     overhead_buckets: [AtomicU64; OVERHEAD_BUCKETS_MS.len()],
     overhead_count: AtomicU64,
     overhead_sum_us: AtomicU64,
@@ -48,6 +50,11 @@ impl Metrics {
         for (c, n) in counts {
             bump(&self.detections, *c, u64::from(*n));
         }
+    }
+
+    /// Counts a prompt-injection verdict of a screened request.
+    pub fn injection(&self, verdict: &'static str) {
+        bump(&self.injections, verdict, 1);
     }
 
     /// Records the gateway's own time for a request (excluding the upstream).
@@ -102,6 +109,19 @@ impl Metrics {
                     out,
                     "phiguard_gateway_detections_total{{category=\"{}\"}} {n}",
                     c.as_str()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP phiguard_gateway_injection_total Prompt-injection screening verdicts of screened requests."
+        );
+        let _ = writeln!(out, "# TYPE phiguard_gateway_injection_total counter");
+        if let Ok(g) = self.injections.lock() {
+            for (v, n) in g.iter() {
+                let _ = writeln!(
+                    out,
+                    "phiguard_gateway_injection_total{{verdict=\"{v}\"}} {n}"
                 );
             }
         }

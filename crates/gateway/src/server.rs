@@ -23,9 +23,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
 use crate::audit::AuditSink;
-use crate::config::{Config, InputPolicy, PhiPermission, ProviderKind, RoleConfig};
+use crate::config::{Config, InjectionMode, InputPolicy, PhiPermission, ProviderKind, RoleConfig};
 use crate::error::{ApiError, codes};
-use crate::guard::{self, GuardReport, OutputMode, PhiScanner, Vault};
+use crate::guard::{self, GuardReport, InjectionScreen, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
 use crate::metrics::Metrics;
 use crate::providers::openai_compatible::OpenAiCompatible;
@@ -77,6 +77,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct Gateway {
     config: Config,
     scanner: Arc<dyn PhiScanner>,
+    injection: Arc<dyn InjectionScreen>,
     keys: Arc<KeyStore>,
     audit: Arc<dyn AuditSink>,
     providers: BTreeMap<String, Arc<dyn ProviderAdapter>>,
@@ -141,9 +142,12 @@ impl Gateway {
                 ))
             }
         };
+        let injection = phiguard_injection::Screen::try_new()
+            .map_err(|e| format!("the prompt-injection screen cannot be loaded: {e}"))?;
         Ok(Gateway {
             config,
             scanner,
+            injection: Arc::new(injection),
             keys,
             audit,
             providers,
@@ -151,6 +155,12 @@ impl Gateway {
             limiter,
             metrics: Arc::new(Metrics::default()),
         })
+    }
+
+    /// Replaces the prompt-injection screen (tests plug in a failing one).
+    pub fn with_injection_screen(mut self, screen: Arc<dyn InjectionScreen>) -> Self {
+        self.injection = screen;
+        self
     }
 
     /// Replaces the clock used for BAA dates (tests).
@@ -281,6 +291,15 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
+/// What the prompt-injection screen decided for one request (no text).
+struct InjectionTrace {
+    /// `clean`, `flagged` or `blocked`.
+    verdict: &'static str,
+    /// The highest score over the caller's texts.
+    score: f32,
+    signals: Vec<&'static str>,
+}
+
 /// What one request did, for its audit records and its log line.
 struct Trace {
     op: Op,
@@ -297,6 +316,7 @@ struct Trace {
     policy: Option<InputPolicy>,
     report: GuardReport,
     blocked: bool,
+    injection: Option<InjectionTrace>,
     stream: bool,
     mode: Option<OutputMode>,
     scrubbed: u32,
@@ -323,6 +343,7 @@ impl Trace {
             policy: None,
             report: GuardReport::default(),
             blocked: false,
+            injection: None,
             stream: false,
             mode: None,
             scrubbed: 0,
@@ -366,6 +387,11 @@ impl Trace {
                 "tokenized": self.report.tokenized,
                 "redacted": self.report.redacted,
                 "blocked": self.blocked,
+                "injection": self.injection.as_ref().map(|i| json!({
+                    "verdict": i.verdict,
+                    "score": (f64::from(i.score) * 1000.0).round() / 1000.0,
+                    "signals": i.signals,
+                })),
             },
             "output": {
                 "disposition": disposition,
@@ -400,15 +426,19 @@ async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
 fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
     // Ids, status and timings only: never request or answer text.
     eprintln!(
-        "phiguard-gateway: {} status={} code={} phi={} ms={:.1}",
+        "phiguard-gateway: {} status={} code={} phi={} injection={} ms={:.1}",
         t.request_id,
         status,
         code.unwrap_or("-"),
         t.report.total(),
+        t.injection.as_ref().map_or("-", |i| i.verdict),
         t.clock.elapsed().as_secs_f64() * 1e3
     );
     let m = &gw.metrics;
     m.request(status, code.unwrap_or("ok"));
+    if let Some(i) = &t.injection {
+        m.injection(i.verdict);
+    }
     let outcome = if t.blocked {
         "blocked"
     } else if t.report.total() == 0 {
@@ -635,15 +665,45 @@ async fn guard_and_route(
     mut body: Value,
 ) -> Result<(Value, Vault), ApiError> {
     let scanner = gw.scanner.clone();
+    let screen = gw.injection.clone();
     let policy = role.input;
-    let (body, vault, report) = tokio::task::spawn_blocking(move || {
+    let mode = role.injection;
+    let (body, vault, report, injection) = tokio::task::spawn_blocking(move || {
+        // The caller's texts are screened as sent, before any PHI is replaced.
+        let injection = match mode {
+            InjectionMode::Off => None,
+            _ => Some(guard::screen_request(screen.as_ref(), &body)?),
+        };
+        if mode == InjectionMode::Block && injection.as_ref().is_some_and(|r| r.injections > 0) {
+            // Refused: the PHI guard need not run (nothing goes upstream).
+            return Ok((body, Vault::default(), GuardReport::default(), injection));
+        }
         let mut vault = Vault::default();
         let r = guard::guard_request(scanner.as_ref(), policy, &mut vault, &mut body);
-        r.map(|report| (body, vault, report))
+        r.map(|report| (body, vault, report, injection))
     })
     .await
     .map_err(|_| guard_failed())?
     .map_err(|_| guard_failed())?;
+    if let Some(r) = injection {
+        let verdict = match (r.injections > 0, mode) {
+            (false, _) => "clean",
+            (true, InjectionMode::Block) => "blocked",
+            (true, _) => "flagged",
+        };
+        t.injection = Some(InjectionTrace {
+            verdict,
+            score: r.max_score,
+            signals: r.signals.into_iter().collect(),
+        });
+        if verdict == "blocked" {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                codes::INJECTION_BLOCKED,
+                "the request looks like a prompt injection and the role's policy blocks it",
+            ));
+        }
+    }
     t.report = report;
     let phi = t.report.total() > 0;
     if phi && t.patient_ref.is_none() {

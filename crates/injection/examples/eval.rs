@@ -96,11 +96,7 @@ impl Tally {
     }
     fn print_sources(&self, name: &str) {
         for (s, c) in &self.by_source {
-            println!(
-                "  {name:<22} {s:<30} TPR {:<18} FPR {}",
-                c.tpr(),
-                c.fpr()
-            );
+            println!("  {name:<22} {s:<30} TPR {:<18} FPR {}", c.tpr(), c.fpr());
         }
     }
 }
@@ -223,7 +219,10 @@ fn main() -> Result<(), String> {
         let (a, b) = signal_hits.get(s).copied().unwrap_or((0, 0));
         println!("  {s:<26} {a:>4} / {b:>4}");
     }
-    println!("(cross-validation trained {} models in {train_secs:.1} s)", K * (settings.inner_folds + 1));
+    println!(
+        "(cross-validation trained {} models in {train_secs:.1} s)",
+        K * (settings.inner_folds + 1)
+    );
 
     // Speed: the embedded model on a ~1,500-character prompt.
     let shipped = Screen::new();

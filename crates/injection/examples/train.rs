@@ -17,9 +17,10 @@ use phiguard_injection::train::{Settings, train};
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let corpus = PathBuf::from(args.next().ok_or("usage: train CORPUS.jsonl [OUT]")?);
-    let out = args.next().map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/model.bin")
-    });
+    let out = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/model.bin"));
     let items = common::load(&corpus)?;
     let data: Vec<(&str, bool, &str)> = items
         .iter()

@@ -123,9 +123,7 @@ fn fold_word(word: &str, out: &mut String) {
     let glyphs = core.chars().filter(|c| homoglyph(*c).is_some()).count();
     let leets = core.chars().filter(|c| leet(*c).is_some()).count();
     let letters = core.chars().filter(|c| c.is_alphabetic()).count();
-    let only_letters_and_leet = core
-        .chars()
-        .all(|c| c.is_alphabetic() || leet(c).is_some());
+    let only_letters_and_leet = core.chars().all(|c| c.is_alphabetic() || leet(c).is_some());
     // Look-alikes fold only inside words that are mostly Latin (real Russian or Greek stays).
     let fold_glyphs = glyphs > 0 && latin > 0 && latin >= glyphs;
     let fold_leet = leets > 0 && only_letters_and_leet && letters >= 2 && letters > leets;
@@ -134,7 +132,11 @@ fn fold_word(word: &str, out: &mut String) {
         out.push_str(core);
     } else {
         for c in core.chars() {
-            let c = if fold_glyphs { homoglyph(c).unwrap_or(c) } else { c };
+            let c = if fold_glyphs {
+                homoglyph(c).unwrap_or(c)
+            } else {
+                c
+            };
             let c = if fold_leet { leet(c).unwrap_or(c) } else { c };
             out.push(c);
         }

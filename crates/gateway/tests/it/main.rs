@@ -3,6 +3,7 @@
 //! store, against a mock upstream speaking OpenAI's wire format.
 
 mod chat;
+mod injection;
 mod mock;
 mod streaming;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use phiguard_detect::{Detector, Span};
-use phiguard_gateway::guard::{GuardError, PhiScanner};
+use phiguard_gateway::guard::{GuardError, InjectionScreen, PhiScanner};
 use phiguard_gateway::{Config, Gateway, KeyStore, MemorySink};
 use serde_json::Value;
 
@@ -110,6 +111,20 @@ actions = ["chat"]
 models = ["echo"]
 phi = "none"
 input = "block"
+
+[roles.guarded]
+actions = ["chat", "embedding"]
+models = ["*"]
+phi = "full"
+input = "tokenize"
+injection = "block"
+
+[roles.unscreened]
+actions = ["chat"]
+models = ["*"]
+phi = "full"
+input = "tokenize"
+injection = "off"
 "#,
         signed = date(-30),
         future = date(365),
@@ -119,12 +134,22 @@ input = "block"
 }
 
 pub async fn start_with(scanner: Arc<dyn PhiScanner>) -> Harness {
+    start_full(scanner, None).await
+}
+
+pub async fn start_full(
+    scanner: Arc<dyn PhiScanner>,
+    screen: Option<Arc<dyn InjectionScreen>>,
+) -> Harness {
     let (mock, upstream) = mock::start().await;
     let config = Config::parse(&config_text(&upstream), Path::new("test.toml"), |_| None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
     let sink = Arc::new(MemorySink::default());
-    let gw = Gateway::new(config, scanner, keys.clone(), sink.clone()).unwrap();
+    let mut gw = Gateway::new(config, scanner, keys.clone(), sink.clone()).unwrap();
+    if let Some(s) = screen {
+        gw = gw.with_injection_screen(s);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -17,7 +17,9 @@ pub fn load(path: &Path) -> Result<Vec<Item>, String> {
         }
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let text = v["text"].as_str().ok_or(format!("line {}: no text", n + 1))?;
+        let text = v["text"]
+            .as_str()
+            .ok_or(format!("line {}: no text", n + 1))?;
         let injection = match v["label"].as_str() {
             Some("injection") => true,
             Some("benign") => false,
