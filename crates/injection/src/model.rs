@@ -28,7 +28,13 @@ impl std::fmt::Display for ModelError {
     }
 }
 
-/// Sparse features: (index, value), sorted by index, unique.
+thread_local! {
+    /// Per-thread scratch counts (all zero between calls).
+    static COUNTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sparse features: (index, value), unique indices (hashed n-grams in order of first
+/// occurrence, then the signals).
 pub type Features = Vec<(u32, f32)>;
 
 fn fnv(seed: u8) -> u64 {
@@ -79,14 +85,28 @@ pub fn features(normalized: &str, signals: &[usize]) -> Features {
             }
         }
     }
-    idx.sort_unstable();
-    let mut feats: Features = Vec::with_capacity(idx.len());
-    for i in idx {
-        match feats.last_mut() {
-            Some((j, v)) if *j == i => *v += 1.0,
-            _ => feats.push((i, 1.0)),
+    // Count per bucket in a reused dense table (no sort): buckets in order of first use.
+    let mut feats: Features = COUNTS.with(|c| {
+        let mut counts = c.borrow_mut();
+        if counts.len() != BUCKETS {
+            *counts = vec![0u32; BUCKETS];
         }
-    }
+        let mut touched: Vec<u32> = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let slot = &mut counts[i as usize];
+            if *slot == 0 {
+                touched.push(i);
+            }
+            *slot += 1;
+        }
+        touched
+            .into_iter()
+            .map(|i| {
+                let n = std::mem::take(&mut counts[i as usize]);
+                (i, n as f32)
+            })
+            .collect()
+    });
     let norm = feats.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     if norm > 0.0 {
         for (_, v) in &mut feats {

@@ -59,7 +59,13 @@ fn leet(c: char) -> Option<char> {
 pub fn normalize(text: &str) -> String {
     let mut flat = String::with_capacity(text.len());
     let mut space = true;
-    for c in text.nfkc().filter(|c| !invisible(*c)) {
+    // ASCII is already in NFKC form: skip the (slower) normalising iterator.
+    let chars: Box<dyn Iterator<Item = char>> = if text.is_ascii() {
+        Box::new(text.chars())
+    } else {
+        Box::new(text.nfkc())
+    };
+    for c in chars.filter(|c| !invisible(*c)) {
         if c.is_whitespace() {
             if !space {
                 flat.push(' ');
