@@ -69,7 +69,7 @@ impl std::fmt::Debug for ReviewItem {
 /// Bottom-k sampling: every changed value gets a pseudo-random priority from a seed and its
 /// position, the k lowest are kept. Samples of several files merge into a uniform sample of the
 /// union, and the same seeds and inputs give the same sample.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct ReviewSample {
     pub items: Vec<ReviewItem>,
@@ -92,6 +92,13 @@ fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+impl Default for ReviewSample {
+    /// No sample (capacity 0): changes are counted, none kept.
+    fn default() -> ReviewSample {
+        ReviewSample::new(0, 0)
+    }
 }
 
 impl ReviewSample {
