@@ -136,7 +136,7 @@ impl Hl7Deid {
         let mut walker = Walker {
             deid: self,
             engine,
-            counts: FxHashMap::default(),
+            counts: FxHashMap::with_capacity_and_hasher(128, Default::default()),
             scratch: Tally::default(),
             seg_rules: Vec::new(),
             field_rules: Vec::new(),
@@ -813,11 +813,25 @@ impl Walker<'_> {
                     };
                     rules.push((key, rank, count));
                 }
-                Counter::Uncovered(id, n) => uncovered.push((
-                    Cow::Owned(format!("{}-{n}", String::from_utf8_lossy(&id))),
-                    None,
-                    count,
-                )),
+                Counter::Uncovered(id, n) => {
+                    // `SEG-n`, without the formatting machinery (one per uncovered field).
+                    let mut key = String::with_capacity(9);
+                    key.push_str(&String::from_utf8_lossy(&id));
+                    key.push('-');
+                    let mut digits = [0u8; 5];
+                    let mut k = digits.len();
+                    let mut v = n;
+                    loop {
+                        k -= 1;
+                        digits[k] = b'0' + (v % 10) as u8;
+                        v /= 10;
+                        if v == 0 {
+                            break;
+                        }
+                    }
+                    key.extend(digits[k..].iter().map(|&b| char::from(b)));
+                    uncovered.push((Cow::Owned(key), None, count));
+                }
             }
         }
         add_counts(&mut tally.rules, rules);
@@ -936,14 +950,12 @@ fn each_leaf(d: &Delimiters, raw: &[u8], mut f: impl FnMut((u16, u16, u16), &[u8
 /// `from`, or `raw.len()`.
 fn next_sep(d: &Delimiters, raw: &[u8], from: usize) -> usize {
     let c = d.component;
+    let (r, s) = (d.repetition.unwrap_or(c), d.subcomponent.unwrap_or(c));
     let rest = raw.get(from..).unwrap_or_default();
-    memchr::memchr3(
-        c,
-        d.repetition.unwrap_or(c),
-        d.subcomponent.unwrap_or(c),
-        rest,
-    )
-    .map_or(raw.len(), |k| from + k)
+    // Leaves are short: a plain loop beats a vectorised search's set-up.
+    rest.iter()
+        .position(|&b| b == c || b == r || b == s)
+        .map_or(raw.len(), |k| from + k)
 }
 
 /// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7

@@ -87,7 +87,7 @@ impl Delimiters {
     /// that are not UTF-8 are replaced by U+FFFD.
     pub fn decode<'a>(&self, raw: &'a [u8]) -> Cow<'a, str> {
         let esc = match self.escape {
-            Some(e) if memchr::memchr(e, raw).is_some() => e,
+            Some(e) if raw.contains(&e) => e,
             _ => return lossy(raw),
         };
         let mut out: Vec<u8> = Vec::with_capacity(raw.len());
