@@ -1,6 +1,7 @@
 //! The de-identification walker: message by message, segment by segment, leaf by leaf.
 
-use std::io::{BufWriter, Read, Write};
+use std::cell::Cell;
+use std::io::{Read, Write};
 
 use phiguard_rules::tally::RuleCount;
 use phiguard_rules::{
@@ -132,22 +133,32 @@ impl Hl7Deid {
         tally: &mut Tally,
     ) -> Result<(), Hl7Error> {
         let mut reader = SegmentReader::new(input);
-        let mut w = BufWriter::with_capacity(16 * 1024, out);
+        let mut b = BUFFERS.with(Cell::take).unwrap_or_default();
+        // Returned empty, but start afresh all the same: the caches hold the answers of one
+        // engine (one key) and must never serve another's.
+        b.pseudonyms.clear();
+        b.clean_text.clear();
+        b.message.open = false;
+        b.sink.clear();
+        let mut w = Sink {
+            inner: out,
+            buf: std::mem::take(&mut b.sink),
+        };
+        let mut message = std::mem::take(&mut b.message);
+        let mut buf = std::mem::take(&mut b.buf);
         let mut walker = Walker {
             deid: self,
             engine,
-            counts: FxHashMap::with_capacity_and_hasher(128, Default::default()),
+            counts: std::mem::take(&mut b.counts),
             scratch: Tally::default(),
-            seg_rules: Vec::new(),
-            field_rules: Vec::new(),
-            out: Vec::with_capacity(4096),
-            dict: Dict::default(),
-            categories: FxHashMap::default(),
-            pseudonyms: FxHashMap::default(),
-            clean_text: Default::default(),
+            seg_rules: std::mem::take(&mut b.seg_rules),
+            field_rules: std::mem::take(&mut b.field_rules),
+            out: std::mem::take(&mut b.out),
+            dict: std::mem::take(&mut b.dict),
+            categories: std::mem::take(&mut b.categories),
+            pseudonyms: std::mem::take(&mut b.pseudonyms),
+            clean_text: std::mem::take(&mut b.clean_text),
         };
-        let mut message = Message::default();
-        let mut buf = Vec::new();
         let mut delims: Option<Delimiters> = None;
         let mut messages = 0u64;
         let mut first = true;
@@ -221,6 +232,37 @@ impl Hl7Deid {
         walker.finish(tally);
         tally.files += 1;
         tally.records += messages;
+        // Give the buffers back for the next input on this thread (unless one grew large).
+        let large = |cap: usize| cap > 1 << 20;
+        if !large(message.data.capacity())
+            && !large(walker.out.capacity())
+            && !large(w.buf.capacity())
+            && !large(buf.capacity())
+        {
+            // Nothing of this input stays readable through them.
+            walker.dict.clear();
+            walker.pseudonyms.clear();
+            walker.clean_text.clear();
+            walker.out.clear();
+            message.data.clear();
+            message.segments.clear();
+            buf.clear();
+            w.buf.clear();
+            *b = Buffers {
+                counts: walker.counts,
+                seg_rules: walker.seg_rules,
+                field_rules: walker.field_rules,
+                out: walker.out,
+                dict: walker.dict,
+                categories: walker.categories,
+                pseudonyms: walker.pseudonyms,
+                clean_text: walker.clean_text,
+                message,
+                buf,
+                sink: w.buf,
+            };
+            BUFFERS.with(|c| c.set(Some(b)));
+        }
         Ok(())
     }
 
@@ -245,6 +287,50 @@ impl Hl7Deid {
         let v = d.decode(sub);
         let v = v.trim();
         (!v.is_empty()).then(|| v.to_string())
+    }
+}
+
+/// The buffers of one input, kept per thread from input to input so that a run over many small
+/// files does not allocate them again for each (every one is cleared before use).
+#[derive(Default)]
+struct Buffers {
+    counts: FxHashMap<Counter, Count>,
+    seg_rules: Vec<usize>,
+    field_rules: Vec<usize>,
+    out: Vec<u8>,
+    dict: Dict,
+    categories: FxHashMap<phiguard_detect::Category, u64>,
+    pseudonyms: FxHashMap<String, String>,
+    clean_text: rustc_hash::FxHashSet<String>,
+    message: Message,
+    buf: Vec<u8>,
+    sink: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: Cell<Option<Box<Buffers>>> = const { Cell::new(None) };
+}
+
+/// Output buffered in a reusable vector, written through when it passes 16 KiB and at the end.
+struct Sink<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= 16 * 1024 {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        self.inner.flush()
     }
 }
 
@@ -789,7 +875,7 @@ impl Walker<'_> {
 
     /// Moves the counts into `tally`. Into an empty map (one file's tally) the counts are sorted
     /// and the map built in one go; otherwise they are added key by key.
-    fn finish(mut self, tally: &mut Tally) {
+    fn finish(&mut self, tally: &mut Tally) {
         use std::borrow::Cow;
         let profile = self.deid.profile.as_str();
         let mut rules: Vec<(Cow<'_, str>, Option<u32>, Count)> = Vec::new();
@@ -841,7 +927,7 @@ impl Walker<'_> {
         }
         self.scratch.rules.clear();
         self.scratch.uncovered.clear();
-        tally.merge(self.scratch);
+        tally.merge(std::mem::take(&mut self.scratch));
     }
 }
 
