@@ -28,6 +28,9 @@ pub struct Hl7Deid {
     rules: Vec<Rule<Hl7Selector>>,
     /// Field types per segment id, indexed by field number.
     table: FxHashMap<[u8; 3], Vec<Option<Type>>>,
+    /// The same with only the types whose values can go into the message dictionary (up to the
+    /// last such field; segments with none left out).
+    collected: FxHashMap<[u8; 3], Vec<Option<Type>>>,
     patient: Hl7Selector,
     /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once.
     /// With each id's rank in the sorted order of all of them (to sort counts cheaply).
@@ -109,10 +112,24 @@ impl Hl7Deid {
             .enumerate()
             .map(|(rank, (key, id))| (key, (id, u32::try_from(rank).unwrap_or(u32::MAX))))
             .collect();
+        let collected = table
+            .iter()
+            .filter_map(|(id, fields)| {
+                let mut f: Vec<Option<Type>> = fields
+                    .iter()
+                    .map(|t| t.filter(|&t| type_collects(config.profile, t)))
+                    .collect();
+                while f.last().is_some_and(Option::is_none) {
+                    f.pop();
+                }
+                (!f.is_empty()).then_some((*id, f))
+            })
+            .collect();
         Ok(Hl7Deid {
             profile: config.profile,
             rules,
             table,
+            collected,
             patient,
             builtin_ids,
         })
@@ -474,13 +491,16 @@ impl Walker<'_> {
     /// Adds the identifying values of one segment's typed fields to the message dictionary.
     fn collect(&mut self, d: &Delimiters, seg: &[u8]) {
         let id = [seg[0], seg[1], seg[2]];
-        let Some(table) = self.deid.table.get(&id) else {
+        let Some(table) = self.deid.collected.get(&id) else {
             return;
         };
         let header = is_header(&id);
         let profile = self.deid.profile;
         for (k, raw) in split(seg, Some(d.field)).enumerate().skip(1) {
             let n = if header { k + 1 } else { k };
+            if n >= table.len() {
+                break;
+            }
             let Some(ty) = table.get(n).copied().flatten() else {
                 continue;
             };
@@ -490,20 +510,7 @@ impl Walker<'_> {
             let dict = &mut self.dict;
             each_leaf(d, raw, |(_, c, s), sub| {
                 let role = ty.role(c, s);
-                if sub.len() < 3
-                    || !matches!(
-                        role,
-                        Role::Name
-                            | Role::Street
-                            | Role::City
-                            | Role::County
-                            | Role::Zip
-                            | Role::Phone
-                            | Role::Email
-                            | Role::Id
-                    )
-                    || profile::action(profile, role) == Action::Keep
-                {
+                if sub.len() < 3 || !collects(profile, role) {
                     return;
                 }
                 let v = d.decode(sub);
@@ -985,6 +992,32 @@ struct Count {
     values: u64,
     changed: u64,
     removed: u64,
+}
+
+/// True for the roles whose values go into the message dictionary under `profile`.
+fn collects(profile: ProfileName, role: Role) -> bool {
+    matches!(
+        role,
+        Role::Name
+            | Role::Street
+            | Role::City
+            | Role::County
+            | Role::Zip
+            | Role::Phone
+            | Role::Email
+            | Role::Id
+    ) && profile::action(profile, role) != Action::Keep
+}
+
+/// True when some value of type `ty` can go into the message dictionary under `profile`.
+fn type_collects(profile: ProfileName, ty: Type) -> bool {
+    match ty {
+        Type::Prim(r) => collects(profile, r),
+        Type::Composite(comps) => comps.iter().any(|c| match c {
+            types::Comp::R(r) => collects(profile, *r),
+            types::Comp::S(subs) => subs.iter().any(|r| collects(profile, *r)),
+        }),
+    }
 }
 
 /// False when a coding-system component (3 and 6 of CWE/CE/CNE) of `raw` reads like a person's
