@@ -684,6 +684,18 @@ impl<'a> Walker<'a> {
             !matches!(out, Outcome::Keep),
             matches!(out, Outcome::Remove),
         );
+        if !matches!(out, Outcome::Keep) {
+            if self.tally.review.wants_next() {
+                let label = format!("{} at {}", self.rules[i].id, self.at());
+                let written = match &out {
+                    Outcome::Replace(v) => Some(v.as_str()),
+                    _ => None,
+                };
+                self.tally.sample_change(&label, action, written);
+            } else {
+                self.tally.review.skip();
+            }
+        }
         Ok(out)
     }
 
@@ -703,15 +715,24 @@ impl<'a> Walker<'a> {
             self.tally.category(c, n);
         }
         let base = out.as_deref().unwrap_or(value);
-        match self.dict.scrub(base) {
+        let res = match self.dict.scrub(base) {
             Some((s, counts)) => {
                 for (c, n) in counts {
                     self.tally.category(c, n);
                 }
-                Ok(Some(s))
+                Some(s)
             }
-            None => Ok(out.filter(|s| s != value)),
+            None => out.filter(|s| s != value),
+        };
+        if let Some(s) = &res {
+            if self.tally.review.wants_next() {
+                let at = format!("text at {}", self.at());
+                self.tally.sample_change(&at, Action::Text, Some(s));
+            } else {
+                self.tally.review.skip();
+            }
         }
+        Ok(res)
     }
 
     fn narrative(&mut self, div: &str) -> Result<Outcome, FhirError> {

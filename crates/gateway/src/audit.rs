@@ -26,6 +26,12 @@ pub trait AuditSink: Send + Sync {
     fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
         records.iter().try_for_each(|r| self.append(r))
     }
+
+    /// Whether appends can succeed right now, for readiness (`GET /ready`). Cheap; writes
+    /// nothing. The default says yes.
+    fn health(&self) -> Result<(), AuditSinkError> {
+        Ok(())
+    }
 }
 
 type Pending = (
@@ -38,6 +44,32 @@ type Pending = (
 /// waits until its own record is durable. A failed batch fails every request in it.
 pub struct GroupCommit {
     tx: Mutex<std::sync::mpsc::Sender<Pending>>,
+    state: std::sync::Arc<WriterState>,
+    inner: std::sync::Arc<dyn AuditSink>,
+}
+
+/// How long a failed batch keeps readiness down unless a later batch succeeds (after that,
+/// readiness relies on the inner sink's own check, so an idle gateway can become ready again).
+const FAILED_BATCH_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the writer thread reports about itself.
+#[derive(Default)]
+struct WriterState {
+    /// Set while the thread runs (cleared when it ends, even by a panic).
+    alive: std::sync::atomic::AtomicBool,
+    /// When the last batch failed, if the last batch failed.
+    failed_at: Mutex<Option<std::time::Instant>>,
+}
+
+/// Clears `alive` when the writer thread ends, however it ends.
+struct AliveGuard(std::sync::Arc<WriterState>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0
+            .alive
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -51,11 +83,16 @@ impl GroupCommit {
     pub fn new(inner: std::sync::Arc<dyn AuditSink>, max_batch: usize) -> GroupCommit {
         let (tx, rx) = std::sync::mpsc::channel::<Pending>();
         let max_batch = max_batch.max(1);
+        let state = std::sync::Arc::new(WriterState::default());
+        state.alive.store(true, std::sync::atomic::Ordering::SeqCst);
+        let thread_state = state.clone();
+        let writer = inner.clone();
         // If the thread cannot be started, the receiver is dropped and every append fails
         // (fail closed).
         let _spawned = std::thread::Builder::new()
             .name("phiguard-audit-writer".into())
             .spawn(move || {
+                let _alive = AliveGuard(thread_state.clone());
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     while batch.len() < max_batch {
@@ -65,13 +102,25 @@ impl GroupCommit {
                         }
                     }
                     let (records, replies): (Vec<Value>, Vec<_>) = batch.into_iter().unzip();
-                    let result = inner.append_batch(&records);
+                    let result = writer.append_batch(&records);
+                    if let Ok(mut f) = thread_state.failed_at.lock() {
+                        *f = result.is_err().then(std::time::Instant::now);
+                    }
                     for r in replies {
                         let _ = r.send(result.clone());
                     }
                 }
             });
-        GroupCommit { tx: Mutex::new(tx) }
+        if _spawned.is_err() {
+            state
+                .alive
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        GroupCommit {
+            tx: Mutex::new(tx),
+            state,
+            inner,
+        }
     }
 }
 
@@ -85,6 +134,23 @@ impl AuditSink for GroupCommit {
             .map_err(|_| AuditSinkError("the audit writer is not running".into()))?;
         wait.recv()
             .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
+    }
+
+    /// Down when the writer thread is not running, or the last batch failed (for
+    /// `FAILED_BATCH_HOLD`, or until a batch succeeds); otherwise the inner sink's check.
+    fn health(&self) -> Result<(), AuditSinkError> {
+        if !self.state.alive.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AuditSinkError("the audit writer is not running".into()));
+        }
+        let failed_at = *self
+            .state
+            .failed_at
+            .lock()
+            .map_err(|_| AuditSinkError("lock poisoned".into()))?;
+        if failed_at.is_some_and(|t| t.elapsed() < FAILED_BATCH_HOLD) {
+            return Err(AuditSinkError("the last audit write failed".into()));
+        }
+        self.inner.health()
     }
 }
 
@@ -118,6 +184,13 @@ impl AuditSink for MemorySink {
             .push(record.clone());
         Ok(())
     }
+
+    fn health(&self) -> Result<(), AuditSinkError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AuditSinkError("the store refuses appends".into()));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +215,37 @@ mod tests {
             .collect();
         handles.into_iter().for_each(|h| h.join().unwrap());
         assert_eq!(inner.records().len(), 400);
+        assert!(gc.health().is_ok());
         inner.set_failing(true);
         assert!(gc.append(&serde_json::json!({"x": 1})).is_err());
+        assert!(gc.health().is_err());
+        // The store recovers: the next batch succeeds and readiness comes back.
+        inner.set_failing(false);
+        gc.append(&serde_json::json!({"x": 2})).unwrap();
+        assert!(gc.health().is_ok());
+    }
+
+    /// A sink whose batches panic: the writer thread dies.
+    struct Panics;
+    impl AuditSink for Panics {
+        fn append(&self, _: &Value) -> Result<(), AuditSinkError> {
+            panic!("writer crash")
+        }
+    }
+
+    #[test]
+    fn group_commit_health_reports_a_dead_writer() {
+        let gc = GroupCommit::new(Arc::new(Panics), 8);
+        assert!(gc.health().is_ok());
+        assert!(gc.append(&serde_json::json!({"x": 1})).is_err());
+        // The reply channel closes while the thread unwinds; the guard runs before it is gone.
+        let mut tries = 0;
+        while gc.health().is_ok() && tries < 1000 {
+            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            tries += 1;
+        }
+        let e = gc.health().unwrap_err().to_string();
+        assert!(e.contains("not running"), "{e}");
     }
 }

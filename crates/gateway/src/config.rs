@@ -67,13 +67,65 @@ pub struct Config {
 pub struct ServerConfig {
     /// `HOST:PORT` to listen on.
     pub listen: String,
-    /// Serve plain HTTP. Only allowed on a loopback address (TLS termination is not built in
-    /// yet, so a non-loopback address is refused).
+    /// Serve plain HTTP. Only allowed on a loopback address, and not together with `[server.tls]`.
     #[serde(default)]
     pub plain_http: bool,
     /// The SQLite file of service API keys (default `$PHIGUARD_HOME/gateway/keys.db`).
     #[serde(default)]
     pub key_store: Option<PathBuf>,
+    /// TLS termination (`[server.tls]`): required for a non-loopback `listen` address.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: TLS termination with rustls (TLS 1.2 or 1.3 only), optionally mutual TLS.
+/// Paths are used as given (relative ones from the working directory).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates: when set, every client must present a certificate issued by one
+    /// of them (mutual TLS); the handshake fails otherwise.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Lowest protocol version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: MinTlsVersion,
+}
+
+/// The lowest TLS version the server accepts. Nothing below 1.2 exists here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MinTlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl<'de> Deserialize<'de> for MinTlsVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            F(f64),
+        }
+        let s = match Raw::deserialize(d)? {
+            Raw::S(s) => s,
+            Raw::F(f) => format!("{f}"),
+        };
+        match s.trim().trim_start_matches(['v', 'V']) {
+            "1.2" => Ok(MinTlsVersion::Tls12),
+            "1.3" => Ok(MinTlsVersion::Tls13),
+            _ => Err(serde::de::Error::custom(
+                "server.tls.min_version: expected \"1.2\" or \"1.3\" (TLS below 1.2 is not served)",
+            )),
+        }
+    }
 }
 
 /// `[limits]`.
@@ -93,6 +145,13 @@ pub struct Limits {
     /// Requests a key may send at once above the sustained rate (default: the rate).
     #[serde(default)]
     pub burst_per_key: Option<u32>,
+    /// Sustained requests per second allowed per route (`/v1/chat/completions`,
+    /// `/v1/embeddings`, `/v1/models`), all callers together (GCRA); unset: no limit.
+    #[serde(default)]
+    pub requests_per_second_per_route: Option<u32>,
+    /// Requests a route may take at once above the sustained rate (default: the rate).
+    #[serde(default)]
+    pub burst_per_route: Option<u32>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -110,6 +169,8 @@ impl Default for Limits {
             upstream_timeout_secs: default_upstream_timeout_secs(),
             requests_per_second_per_key: None,
             burst_per_key: None,
+            requests_per_second_per_route: None,
+            burst_per_route: None,
         }
     }
 }
@@ -335,28 +396,51 @@ impl Config {
         Ok(config)
     }
 
-    /// The listen address, checked: plain HTTP only on loopback and only when enabled.
+    /// The listen address, checked: with `[server.tls]` any address; without it plain HTTP,
+    /// only on loopback and only when `server.plain_http = true`.
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
         let addr: SocketAddr = self
             .server
             .listen
             .parse()
             .map_err(|_| "server.listen: expected HOST:PORT with an IP address".to_string())?;
-        if !addr.ip().is_loopback() {
-            return Err(
-                "server.listen: only loopback addresses are served (plain HTTP); TLS termination \
-                 is not built in yet, put a TLS proxy in front"
+        match (&self.server.tls, self.server.plain_http) {
+            (Some(_), true) => Err(
+                "server.plain_http = true and [server.tls] exclude each other: choose one".into(),
+            ),
+            (Some(_), false) => Ok(addr),
+            (None, _) if !addr.ip().is_loopback() => Err(
+                "server.listen: a non-loopback address needs [server.tls] (cert and key); plain \
+                 HTTP is only served on loopback"
                     .into(),
-            );
+            ),
+            (None, false) => Err(
+                "configure [server.tls] (cert and key), or set server.plain_http = true to serve \
+                 plain HTTP on loopback"
+                    .into(),
+            ),
+            (None, true) => Ok(addr),
         }
-        if !self.server.plain_http {
-            return Err("server.plain_http = true is required (TLS is not built in yet)".into());
-        }
-        Ok(addr)
     }
 
     fn check(&self) -> Result<(), String> {
         self.listen_addr()?;
+        for (name, v) in [
+            (
+                "limits.requests_per_second_per_key",
+                self.limits.requests_per_second_per_key,
+            ),
+            ("limits.burst_per_key", self.limits.burst_per_key),
+            (
+                "limits.requests_per_second_per_route",
+                self.limits.requests_per_second_per_route,
+            ),
+            ("limits.burst_per_route", self.limits.burst_per_route),
+        ] {
+            if v == Some(0) {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
         if self.roles.is_empty() {
             return Err("no [roles.NAME] section: define at least one role".into());
         }
@@ -549,6 +633,66 @@ input = "tokenize"
         assert!(Config::parse(&raw, Path::new("x"), env).is_err());
         let raw = BASE.replace("plain_http = true", "plain_http = false");
         assert!(Config::parse(&raw, Path::new("x"), env).is_err());
+    }
+
+    #[test]
+    fn tls_section() {
+        let tls = "[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let on_any = BASE
+            .replace("${PHIGUARD_LISTEN:-127.0.0.1:8080}", "0.0.0.0:8443")
+            .replace("plain_http = true\n", tls);
+        let c = Config::parse(&on_any, Path::new("x"), env).unwrap();
+        let t = c.server.tls.as_ref().unwrap();
+        assert_eq!(t.min_version, MinTlsVersion::Tls12);
+        assert!(t.client_ca.is_none());
+        assert_eq!(c.listen_addr().unwrap().port(), 8443);
+        // min_version 1.3 (string or number), and nothing below 1.2.
+        for (v, want) in [
+            ("\"1.3\"", Some(MinTlsVersion::Tls13)),
+            ("1.2", Some(MinTlsVersion::Tls12)),
+            ("\"1.1\"", None),
+            ("\"1.0\"", None),
+        ] {
+            let raw = on_any.replace(
+                "key = \"k.pem\"",
+                &format!("key = \"k.pem\"\nmin_version = {v}"),
+            );
+            match (Config::parse(&raw, Path::new("x"), env), want) {
+                (Ok(c), Some(w)) => assert_eq!(c.server.tls.unwrap().min_version, w),
+                (Err(e), None) => assert!(e.to_string().contains("min_version"), "{e}"),
+                (r, w) => panic!("{v}: {r:?} wanted {w:?}"),
+            }
+        }
+        // Unknown keys in [server.tls] are errors naming the key.
+        let raw = on_any.replace("key = \"k.pem\"", "key = \"k.pem\"\nciphers = \"x\"");
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ciphers"), "{e}");
+        // plain_http together with tls is ambiguous.
+        let raw = BASE.replace("plain_http = true\n", &format!("plain_http = true\n{tls}"));
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exclude"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_without_tls_names_the_fix() {
+        let raw = BASE.replace("${PHIGUARD_LISTEN:-127.0.0.1:8080}", "10.1.2.3:8080");
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[server.tls]") && e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn zero_rate_limits_refused() {
+        let raw = format!("{BASE}\n[limits]\nrequests_per_second_per_route = 0\n");
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("requests_per_second_per_route"), "{e}");
     }
 
     #[test]

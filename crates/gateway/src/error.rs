@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable, PHI-free.
     pub message: String,
+    /// Seconds to send as `Retry-After` (rate limits).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The stable error codes.
@@ -36,6 +38,7 @@ pub mod codes {
     pub const UPSTREAM_TIMEOUT: &str = "upstream_timeout";
     pub const NOT_FOUND: &str = "not_found";
     pub const RATE_LIMITED: &str = "rate_limited";
+    pub const NOT_READY: &str = "not_ready";
 }
 
 impl ApiError {
@@ -44,7 +47,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// Adds a `Retry-After` header of `secs` seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     /// OpenAI's `type` for this status.
@@ -76,6 +86,11 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut r = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }

@@ -45,6 +45,26 @@ pub enum KeyRejection {
     Expired,
 }
 
+/// What the store keeps about a key, for listing: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+fn split_scopes(scopes: &str) -> Vec<String> {
+    scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A newly created key: `token` is shown once and never stored.
 pub struct NewKey {
     pub key_id: String,
@@ -172,7 +192,44 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Checks a presented token.
+    /// Every key, oldest first (ids, roles, scopes and dates only).
+    pub fn list(&self) -> Result<Vec<KeyInfo>, KeyStoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, role, scopes, created_at, expires_at, revoked_at FROM api_keys
+                 ORDER BY created_at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(KeyInfo {
+                    id: r.get(0)?,
+                    role: r.get(1)?,
+                    scopes: split_scopes(&r.get::<_, String>(2)?),
+                    created_at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A cheap read, for readiness: the store answers queries right now.
+    pub fn health(&self) -> Result<(), KeyStoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM api_keys LIMIT 1)",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|_| ())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Checks a presented token. Every call reads the store (nothing is cached), so a key
+    /// revoked by another process is refused from its next request on.
     pub fn verify(&self, token: &str) -> Result<Result<Principal, KeyRejection>, KeyStoreError> {
         let Some((id, secret)) = token
             .strip_prefix("pg_")
@@ -220,11 +277,7 @@ impl KeyStore {
         Ok(Ok(Principal {
             key_id: id.to_string(),
             role,
-            scopes: scopes
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            scopes: split_scopes(&scopes),
         }))
     }
 }
@@ -255,7 +308,16 @@ mod tests {
             store.verify("sk-abc").unwrap(),
             Err(KeyRejection::Malformed)
         );
+        assert!(store.health().is_ok());
         store.revoke(&k.key_id).unwrap();
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, k.key_id);
+        assert!(listed[0].revoked_at.is_some());
+        assert!(matches!(
+            store.revoke(&k.key_id),
+            Err(KeyStoreError::UnknownId(_))
+        ));
         assert_eq!(store.verify(&k.token).unwrap(), Err(KeyRejection::Revoked));
         let old = store
             .create("analyst", &[], Some(now() - time::Duration::seconds(1)))

@@ -21,10 +21,11 @@ pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod stream;
+pub mod tls;
 
 pub use audit::{AuditSink, AuditSinkError, GroupCommit, MemorySink};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use guard::{InjectionScreen, PhiScanner, Vault};
 pub use keys::{KeyStore, Principal};
-pub use server::{Gateway, serve};
+pub use server::{Gateway, serve, serve_tls};

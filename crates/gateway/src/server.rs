@@ -1,4 +1,4 @@
-//! The HTTP front end: `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` (plain and
+//! The HTTP front end: `GET /health` (liveness), `GET /ready` (readiness), `GET /v1/models`, `POST /v1/chat/completions` (plain and
 //! `stream: true`), errors in OpenAI's shape. Each request: authenticate the service key, check
 //! role, model and action, guard the body, route (deny by default), write the dispatch audit
 //! record, call the provider, filter the answer, write the completion record, answer.
@@ -58,6 +58,12 @@ impl Op {
             Op::Embeddings => "gateway.embeddings",
         }
     }
+    fn route(self) -> &'static str {
+        match self {
+            Op::Chat => "/v1/chat/completions",
+            Op::Embeddings => "/v1/embeddings",
+        }
+    }
     fn default_action(self) -> &'static str {
         match self {
             Op::Chat => "chat",
@@ -82,11 +88,45 @@ pub struct Gateway {
     audit: Arc<dyn AuditSink>,
     providers: BTreeMap<String, Arc<dyn ProviderAdapter>>,
     today: fn() -> time::Date,
-    limiter: Option<KeyLimiter>,
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+    route_limiter: Option<governor::DefaultKeyedRateLimiter<&'static str>>,
     metrics: Arc<Metrics>,
 }
 
-type KeyLimiter = governor::DefaultKeyedRateLimiter<String>;
+/// A keyed GCRA limiter for `rate` per second with `burst` (default: the rate).
+fn keyed_limiter<K: std::hash::Hash + Eq + Clone>(
+    name: &str,
+    rate: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<governor::DefaultKeyedRateLimiter<K>>, String> {
+    let Some(rate) = rate else {
+        return Ok(None);
+    };
+    let rate = NonZeroU32::new(rate).ok_or_else(|| format!("{name} must be at least 1"))?;
+    let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
+    Ok(Some(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+/// Takes one cell from `limiter` for `key`, or refuses with 429 and a `Retry-After` (whole
+/// seconds, at least 1).
+fn take<K: std::hash::Hash + Eq + Clone>(
+    limiter: Option<&governor::DefaultKeyedRateLimiter<K>>,
+    key: &K,
+    message: &'static str,
+) -> Result<(), ApiError> {
+    use governor::clock::Clock;
+    let Some(l) = limiter else {
+        return Ok(());
+    };
+    l.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(l.clock().now());
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, codes::RATE_LIMITED, message)
+            .with_retry_after(secs)
+    })
+}
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,22 +166,16 @@ impl Gateway {
             };
             providers.insert(name.clone(), adapter);
         }
-        let limiter = match config.limits.requests_per_second_per_key {
-            None => None,
-            Some(rate) => {
-                let rate = NonZeroU32::new(rate).ok_or_else(|| {
-                    "limits.requests_per_second_per_key must be at least 1".to_string()
-                })?;
-                let burst = config
-                    .limits
-                    .burst_per_key
-                    .and_then(NonZeroU32::new)
-                    .unwrap_or(rate);
-                Some(governor::RateLimiter::keyed(
-                    governor::Quota::per_second(rate).allow_burst(burst),
-                ))
-            }
-        };
+        let limiter = keyed_limiter(
+            "limits.requests_per_second_per_key",
+            config.limits.requests_per_second_per_key,
+            config.limits.burst_per_key,
+        )?;
+        let route_limiter = keyed_limiter(
+            "limits.requests_per_second_per_route",
+            config.limits.requests_per_second_per_route,
+            config.limits.burst_per_route,
+        )?;
         let injection = phiguard_injection::Screen::try_new()
             .map_err(|e| format!("the prompt-injection screen cannot be loaded: {e}"))?;
         Ok(Gateway {
@@ -153,6 +187,7 @@ impl Gateway {
             providers,
             today: today_utc,
             limiter,
+            route_limiter,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -174,6 +209,7 @@ impl Gateway {
         let state = Arc::new(self);
         Router::new()
             .route("/health", get(health))
+            .route("/ready", get(ready))
             .route("/v1/models", get(models))
             .route("/metrics", get(metrics))
             .route("/v1/chat/completions", post(chat_completions))
@@ -199,8 +235,55 @@ pub async fn serve(
         .await
 }
 
+/// Serves `gateway` over TLS (see [`crate::tls`]) on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::new(listener, tls)?;
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Liveness: the process is up and serving.
 async fn health() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
+}
+
+/// Readiness: 200 only when the key store can be read, the audit sink reports healthy and at
+/// least one provider is configured; otherwise 503 naming the check that failed.
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
+    let checked = tokio::task::spawn_blocking(move || readiness(&gw)).await;
+    match checked {
+        Ok(Ok(())) => axum::Json(
+            json!({"status": "ready", "checks": {"providers": "ok", "key_store": "ok", "audit": "ok"}}),
+        )
+        .into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => not_ready("readiness", "the check did not finish").into_response(),
+    }
+}
+
+fn not_ready(check: &str, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        codes::NOT_READY,
+        format!("not ready: {check}: {why}"),
+    )
+}
+
+fn readiness(gw: &Gateway) -> Result<(), ApiError> {
+    if gw.providers.is_empty() {
+        return Err(not_ready("providers", "no provider is configured"));
+    }
+    gw.keys
+        .health()
+        .map_err(|_| not_ready("key_store", "the key store cannot be read"))?;
+    gw.audit.health().map_err(|e| not_ready("audit", &e.0))?;
+    Ok(())
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
@@ -261,6 +344,21 @@ fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError
     }
 }
 
+/// The per-key limit first (a key over its own limit does not use up the route's), then the
+/// per-route limit.
+fn check_limits(gw: &Gateway, principal: &Principal, route: &'static str) -> Result<(), ApiError> {
+    take(
+        gw.limiter.as_ref(),
+        &principal.key_id,
+        "too many requests for this API key; retry later",
+    )?;
+    take(
+        gw.route_limiter.as_ref(),
+        &route,
+        "too many requests on this route; retry later",
+    )
+}
+
 fn role_of<'a>(gw: &'a Gateway, p: &Principal) -> Result<&'a RoleConfig, ApiError> {
     gw.config.roles.get(&p.role).ok_or_else(|| {
         ApiError::new(
@@ -276,6 +374,9 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = check_limits(&gw, &principal, "/v1/models") {
+        return e.into_response();
+    }
     let role = match role_of(&gw, &principal) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -500,17 +601,8 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
     let (parts, body) = req.into_parts();
     let principal = authenticate(gw, &parts.headers)?;
     t.user = Some(principal.audit_id());
-    if let Some(l) = &gw.limiter
-        && l.check_key(&principal.key_id).is_err()
-    {
-        t.role = Some(principal.role.clone());
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::RATE_LIMITED,
-            "too many requests for this API key; retry later",
-        ));
-    }
     t.role = Some(principal.role.clone());
+    check_limits(gw, &principal, t.op.route())?;
     let role = role_of(gw, &principal)?.clone();
     t.policy = Some(role.input);
 

@@ -1,6 +1,7 @@
 //! The de-identification walker: message by message, segment by segment, leaf by leaf.
 
-use std::io::{BufWriter, Read, Write};
+use std::cell::Cell;
+use std::io::{Read, Write};
 
 use phiguard_rules::tally::RuleCount;
 use phiguard_rules::{
@@ -18,15 +19,22 @@ use crate::reader::{Ending, SegmentReader};
 use crate::selector::{Hl7Selector, SegmentPattern, is_header};
 use crate::types::{self, Role, Type};
 
+/// A built-in rule: segment, field and role.
+type BuiltinKey = ([u8; 3], u16, Role);
+
 /// De-identifies HL7 v2 with the rules of one config. Built once per run; `Send + Sync`.
 pub struct Hl7Deid {
     profile: ProfileName,
     rules: Vec<Rule<Hl7Selector>>,
     /// Field types per segment id, indexed by field number.
     table: FxHashMap<[u8; 3], Vec<Option<Type>>>,
+    /// The same with only the types whose values can go into the message dictionary (up to the
+    /// last such field; segments with none left out).
+    collected: FxHashMap<[u8; 3], Vec<Option<Type>>>,
     patient: Hl7Selector,
     /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once.
-    builtin_ids: FxHashMap<([u8; 3], u16, Role), String>,
+    /// With each id's rank in the sorted order of all of them (to sort counts cheaply).
+    builtin_ids: FxHashMap<BuiltinKey, (String, u32)>,
 }
 
 impl std::fmt::Debug for Hl7Deid {
@@ -85,7 +93,7 @@ impl Hl7Deid {
                 at: format!("hl7.patient ({patient_text:?})"),
                 message,
             })?;
-        let mut builtin_ids = FxHashMap::default();
+        let mut ids: Vec<(BuiltinKey, String)> = Vec::new();
         let name = config.profile.as_str();
         for (id, fields) in &table {
             let seg = String::from_utf8_lossy(id);
@@ -94,14 +102,34 @@ impl Hl7Deid {
             for n in numbers {
                 for role in Role::ALL {
                     let key = (*id, u16::try_from(n).unwrap_or(u16::MAX), role);
-                    builtin_ids.insert(key, format!("{name}: {seg}-{n} {}", role.as_str()));
+                    ids.push((key, format!("{name}: {seg}-{n} {}", role.as_str())));
                 }
             }
         }
+        ids.sort_by(|a, b| a.1.cmp(&b.1));
+        let builtin_ids = ids
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (key, id))| (key, (id, u32::try_from(rank).unwrap_or(u32::MAX))))
+            .collect();
+        let collected = table
+            .iter()
+            .filter_map(|(id, fields)| {
+                let mut f: Vec<Option<Type>> = fields
+                    .iter()
+                    .map(|t| t.filter(|&t| type_collects(config.profile, t)))
+                    .collect();
+                while f.last().is_some_and(Option::is_none) {
+                    f.pop();
+                }
+                (!f.is_empty()).then_some((*id, f))
+            })
+            .collect();
         Ok(Hl7Deid {
             profile: config.profile,
             rules,
             table,
+            collected,
             patient,
             builtin_ids,
         })
@@ -122,20 +150,32 @@ impl Hl7Deid {
         tally: &mut Tally,
     ) -> Result<(), Hl7Error> {
         let mut reader = SegmentReader::new(input);
-        let mut w = BufWriter::with_capacity(16 * 1024, out);
+        let mut b = BUFFERS.with(Cell::take).unwrap_or_default();
+        // Returned empty, but start afresh all the same: the caches hold the answers of one
+        // engine (one key) and must never serve another's.
+        b.pseudonyms.clear();
+        b.clean_text.clear();
+        b.message.open = false;
+        b.sink.clear();
+        let mut w = Sink {
+            inner: out,
+            buf: std::mem::take(&mut b.sink),
+        };
+        let mut message = std::mem::take(&mut b.message);
+        let mut buf = std::mem::take(&mut b.buf);
         let mut walker = Walker {
             deid: self,
             engine,
-            counts: FxHashMap::default(),
+            counts: std::mem::take(&mut b.counts),
             scratch: Tally::default(),
-            seg_rules: Vec::new(),
-            field_rules: Vec::new(),
-            out: Vec::with_capacity(4096),
-            dict: Dict::default(),
-            categories: FxHashMap::default(),
+            seg_rules: std::mem::take(&mut b.seg_rules),
+            field_rules: std::mem::take(&mut b.field_rules),
+            out: std::mem::take(&mut b.out),
+            dict: std::mem::take(&mut b.dict),
+            categories: std::mem::take(&mut b.categories),
+            pseudonyms: std::mem::take(&mut b.pseudonyms),
+            clean_text: std::mem::take(&mut b.clean_text),
         };
-        let mut message = Message::default();
-        let mut buf = Vec::new();
         let mut delims: Option<Delimiters> = None;
         let mut messages = 0u64;
         let mut first = true;
@@ -209,6 +249,37 @@ impl Hl7Deid {
         walker.finish(tally);
         tally.files += 1;
         tally.records += messages;
+        // Give the buffers back for the next input on this thread (unless one grew large).
+        let large = |cap: usize| cap > 1 << 20;
+        if !large(message.data.capacity())
+            && !large(walker.out.capacity())
+            && !large(w.buf.capacity())
+            && !large(buf.capacity())
+        {
+            // Nothing of this input stays readable through them.
+            walker.dict.clear();
+            walker.pseudonyms.clear();
+            walker.clean_text.clear();
+            walker.out.clear();
+            message.data.clear();
+            message.segments.clear();
+            buf.clear();
+            w.buf.clear();
+            *b = Buffers {
+                counts: walker.counts,
+                seg_rules: walker.seg_rules,
+                field_rules: walker.field_rules,
+                out: walker.out,
+                dict: walker.dict,
+                categories: walker.categories,
+                pseudonyms: walker.pseudonyms,
+                clean_text: walker.clean_text,
+                message,
+                buf,
+                sink: w.buf,
+            };
+            BUFFERS.with(|c| c.set(Some(b)));
+        }
         Ok(())
     }
 
@@ -219,12 +290,14 @@ impl Hl7Deid {
         };
         let field = usize::from(s.field?);
         let d = &message.delims;
-        let seg = message.segments[..message.len]
+        let seg = message
+            .segments
             .iter()
-            .find(|m| m.bytes.starts_with(id))?;
+            .map(|b| message.bytes(b))
+            .find(|m| m.starts_with(id))?;
         let header = is_header(id);
         let k = if header { field.checked_sub(1)? } else { field };
-        let raw = split(&seg.bytes, Some(d.field)).nth(k)?;
+        let raw = split(seg, Some(d.field)).nth(k)?;
         let rep = split(raw, d.repetition).nth(usize::from(s.repetition.unwrap_or(1)) - 1)?;
         let comp = split(rep, Some(d.component)).nth(usize::from(s.component.unwrap_or(1)) - 1)?;
         let sub = split(comp, d.subcomponent).nth(usize::from(s.subcomponent.unwrap_or(1)) - 1)?;
@@ -234,19 +307,64 @@ impl Hl7Deid {
     }
 }
 
-/// One buffered message (segment buffers are reused).
+/// The buffers of one input, kept per thread from input to input so that a run over many small
+/// files does not allocate them again for each (every one is cleared before use).
+#[derive(Default)]
+struct Buffers {
+    counts: FxHashMap<Counter, Count>,
+    seg_rules: Vec<usize>,
+    field_rules: Vec<usize>,
+    out: Vec<u8>,
+    dict: Dict,
+    categories: FxHashMap<phiguard_detect::Category, u64>,
+    pseudonyms: FxHashMap<String, String>,
+    clean_text: rustc_hash::FxHashSet<String>,
+    message: Message,
+    buf: Vec<u8>,
+    sink: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: Cell<Option<Box<Buffers>>> = const { Cell::new(None) };
+}
+
+/// Output buffered in a reusable vector, written through when it passes 16 KiB and at the end.
+struct Sink<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= 16 * 1024 {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        self.inner.flush()
+    }
+}
+
+/// One buffered message: its segments' bytes in one arena, reused from message to message.
 #[derive(Default)]
 struct Message {
     open: bool,
     delims: Delimiters,
+    data: Vec<u8>,
     segments: Vec<Buffered>,
-    len: usize,
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy)]
 struct Buffered {
-    bytes: Vec<u8>,
-    ending: Option<Ending>,
+    start: usize,
+    end: usize,
+    ending: Ending,
     line: u64,
 }
 
@@ -254,28 +372,46 @@ impl Message {
     fn start(&mut self, d: Delimiters) {
         self.open = true;
         self.delims = d;
-        self.len = 0;
+        self.data.clear();
+        self.segments.clear();
     }
 
     fn push(&mut self, bytes: &[u8], ending: Ending, line: u64) {
-        if self.len == self.segments.len() {
-            self.segments.push(Buffered::default());
-        }
-        let b = &mut self.segments[self.len];
-        b.bytes.clear();
-        b.bytes.extend_from_slice(bytes);
-        b.ending = Some(ending);
-        b.line = line;
-        self.len += 1;
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.segments.push(Buffered {
+            start,
+            end: self.data.len(),
+            ending,
+            line,
+        });
+    }
+
+    fn bytes(&self, b: &Buffered) -> &[u8] {
+        self.data.get(b.start..b.end).unwrap_or_default()
     }
 }
 
 /// What a value was counted under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counter {
     User(usize),
     Builtin([u8; 3], u16, Role),
     Uncovered([u8; 3], u16),
+}
+
+impl std::hash::Hash for Counter {
+    /// One word: these are looked up once per counted value.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let seg = |id: &[u8; 3]| u64::from(id[0]) | u64::from(id[1]) << 8 | u64::from(id[2]) << 16;
+        h.write_u64(match self {
+            Counter::User(i) => *i as u64,
+            Counter::Builtin(id, n, role) => {
+                1 << 62 | seg(id) << 24 | u64::from(*n) << 8 | *role as u64
+            }
+            Counter::Uncovered(id, n) => 2 << 62 | seg(id) << 24 | u64::from(*n) << 8,
+        });
+    }
 }
 
 struct Walker<'a> {
@@ -292,7 +428,16 @@ struct Walker<'a> {
     dict: Dict,
     /// Detections inside text, per category.
     categories: FxHashMap<phiguard_detect::Category, u64>,
+    /// Identifier pseudonyms already computed in this input (keyed by the value alone, as the
+    /// engine's are), so a value repeated across segments and messages costs one HMAC.
+    pseudonyms: FxHashMap<String, String>,
+    /// Text values the detector found nothing in, in this input: kept again without a second
+    /// detector run (the detector's answer depends on the value alone).
+    clean_text: rustc_hash::FxHashSet<String>,
 }
+
+/// Entries each per-input cache holds before it is emptied (bounds memory on large inputs).
+const CACHE_LIMIT: usize = 16 * 1024;
 
 /// A coded field whose coding systems are not codes: not understood, removed.
 pub const NOTE_CODE_NOT_CODED: &str = "hl7_code_field_not_coded_removed";
@@ -316,7 +461,7 @@ struct At<'p> {
 impl Walker<'_> {
     /// De-identifies and writes the buffered message, then closes it.
     fn message<W: Write>(&mut self, message: &Message, w: &mut W) -> Result<(), Hl7Error> {
-        if !message.open || message.len == 0 {
+        if !message.open || message.segments.is_empty() {
             return Ok(());
         }
         let patient = self
@@ -324,19 +469,21 @@ impl Walker<'_> {
             .patient_id(message)
             .map(|p| self.engine.patient(&p));
         self.dict.clear();
-        for seg in &message.segments[..message.len] {
-            if !is_blank(&seg.bytes) {
-                self.collect(&message.delims, &seg.bytes);
+        for seg in &message.segments {
+            let bytes = message.bytes(seg);
+            if !is_blank(bytes) {
+                self.collect(&message.delims, bytes);
             }
         }
-        for seg in &message.segments[..message.len] {
-            if is_blank(&seg.bytes) {
-                w.write_all(&seg.bytes)?;
+        for seg in &message.segments {
+            let bytes = message.bytes(seg);
+            if is_blank(bytes) {
+                w.write_all(bytes)?;
             } else {
-                self.segment(&message.delims, &seg.bytes, seg.line, patient.as_ref())?;
+                self.segment(&message.delims, bytes, seg.line, patient.as_ref())?;
                 w.write_all(&self.out)?;
             }
-            w.write_all(seg.ending.unwrap_or(Ending::None).bytes())?;
+            w.write_all(seg.ending.bytes())?;
         }
         Ok(())
     }
@@ -344,13 +491,16 @@ impl Walker<'_> {
     /// Adds the identifying values of one segment's typed fields to the message dictionary.
     fn collect(&mut self, d: &Delimiters, seg: &[u8]) {
         let id = [seg[0], seg[1], seg[2]];
-        let Some(table) = self.deid.table.get(&id) else {
+        let Some(table) = self.deid.collected.get(&id) else {
             return;
         };
         let header = is_header(&id);
         let profile = self.deid.profile;
         for (k, raw) in split(seg, Some(d.field)).enumerate().skip(1) {
             let n = if header { k + 1 } else { k };
+            if n >= table.len() {
+                break;
+            }
             let Some(ty) = table.get(n).copied().flatten() else {
                 continue;
             };
@@ -360,20 +510,7 @@ impl Walker<'_> {
             let dict = &mut self.dict;
             each_leaf(d, raw, |(_, c, s), sub| {
                 let role = ty.role(c, s);
-                if sub.len() < 3
-                    || !matches!(
-                        role,
-                        Role::Name
-                            | Role::Street
-                            | Role::City
-                            | Role::County
-                            | Role::Zip
-                            | Role::Phone
-                            | Role::Email
-                            | Role::Id
-                    )
-                    || profile::action(profile, role) == Action::Keep
-                {
+                if sub.len() < 3 || !collects(profile, role) {
                     return;
                 }
                 let v = d.decode(sub);
@@ -449,6 +586,46 @@ impl Walker<'_> {
                 }
                 t => t,
             };
+            if covered && self.field_rules.is_empty() {
+                // Fast paths for primitive fields whose every value gets the same treatment.
+                match ty {
+                    // Codes are kept and not counted.
+                    Some(Type::Prim(Role::Code)) => {
+                        self.out.extend_from_slice(raw);
+                        continue;
+                    }
+                    // Table values are kept and not counted unless one is a date or a value of
+                    // the message dictionary (then the field takes the general path).
+                    Some(Type::Prim(Role::Keep)) if self.keeps(d, raw) => {
+                        self.out.extend_from_slice(raw);
+                        continue;
+                    }
+                    // Every value removed and counted; a field with no value stays as it was.
+                    Some(Type::Prim(Role::Remove)) => {
+                        let mut values = 0u64;
+                        each_leaf(d, raw, |_, _| values += 1);
+                        if values == 0 {
+                            self.out.extend_from_slice(raw);
+                        } else {
+                            let action = profile::action(self.deid.profile, Role::Remove);
+                            let e = self
+                                .counts
+                                .entry(Counter::Builtin(id, n, Role::Remove))
+                                .or_insert(Count {
+                                    action,
+                                    values: 0,
+                                    changed: 0,
+                                    removed: 0,
+                                });
+                            e.values += values;
+                            e.changed += values;
+                            e.removed += values;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let at = At {
                 line,
                 id,
@@ -461,6 +638,22 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// True when every value of a table-value (`Keep`) field is kept as it is: none is a full
+    /// date or a value of the message dictionary.
+    fn keeps(&self, d: &Delimiters, raw: &[u8]) -> bool {
+        let dict = !self.dict.is_empty();
+        let mut keep = true;
+        each_leaf(d, raw, |_, leaf| {
+            if keep
+                && (looks_like_date(leaf)
+                    || dict && leaf.len() >= 3 && self.dict.contains(d.decode(leaf).trim()))
+            {
+                keep = false;
+            }
+        });
+        keep
+    }
+
     /// De-identifies one field in a single pass over its bytes. Components and repetitions
     /// left with no value are written empty; an unchanged field is copied as it was.
     fn field(&mut self, d: &Delimiters, raw: &[u8], at: At<'_>) -> Result<(), Hl7Error> {
@@ -468,17 +661,13 @@ impl Walker<'_> {
         let (mut changed, mut any, mut rep_any, mut comp_any) = (false, false, false, false);
         let (mut r, mut c, mut s) = (1u16, 1u16, 1u16);
         let (mut rep_start, mut comp_start, mut leaf_start) = (start, start, 0usize);
-        let mut i = 0;
         loop {
+            let i = next_sep(d, raw, leaf_start);
             let sep = match raw.get(i) {
                 None => Sep::End,
                 Some(&b) if b == d.component => Sep::Component,
                 Some(&b) if Some(b) == d.repetition => Sep::Repetition,
-                Some(&b) if Some(b) == d.subcomponent => Sep::Subcomponent,
-                Some(_) => {
-                    i += 1;
-                    continue;
-                }
+                Some(_) => Sep::Subcomponent,
             };
             let leaf = &raw[leaf_start..i];
             if !leaf.is_empty() {
@@ -523,8 +712,7 @@ impl Walker<'_> {
                     comp_start = rep_start;
                 }
             }
-            i += 1;
-            leaf_start = i;
+            leaf_start = i + 1;
         }
         if !changed {
             self.out.truncate(start);
@@ -590,6 +778,9 @@ impl Walker<'_> {
             } else {
                 Outcome::Keep
             }
+        } else if action == Action::Remove {
+            // The engine's answer is fixed: no need to decode the value or ask it.
+            Outcome::Remove
         } else {
             let value = d.decode(raw);
             let err = |e: phiguard_rules::RuleError| Hl7Error::Value {
@@ -599,15 +790,40 @@ impl Walker<'_> {
                 message: e.to_string(),
             };
             let outcome = match action {
+                Action::Pseudonym if kind == phiguard_rules::Kind::Id => {
+                    // Keyed by the value alone: the same answer for the whole input.
+                    match self.pseudonyms.get(value.as_ref()) {
+                        Some(p) => Outcome::Replace(p.clone()),
+                        None => {
+                            let o = self
+                                .engine
+                                .apply(action, kind, &value, at.patient)
+                                .map_err(err)?;
+                            if let Outcome::Replace(p) = &o {
+                                if self.pseudonyms.len() >= CACHE_LIMIT {
+                                    self.pseudonyms.clear();
+                                }
+                                self.pseudonyms.insert(value.to_string(), p.clone());
+                            }
+                            o
+                        }
+                    }
+                }
                 // The engine's answer for these is fixed or needs no notes: skip its bookkeeping.
-                Action::Remove => Outcome::Remove,
                 Action::Pseudonym | Action::Blank | Action::Redact => self
                     .engine
                     .apply(action, kind, &value, at.patient)
                     .map_err(err)?,
                 Action::Text if value.trim().is_empty() => Outcome::Keep,
+                Action::Text if self.clean_text.contains(value.as_ref()) => Outcome::Keep,
                 Action::Text => {
                     let (text, counts) = self.engine.text(&value, at.patient).map_err(err)?;
+                    if text.is_none() && counts.is_empty() {
+                        if self.clean_text.len() >= CACHE_LIMIT {
+                            self.clean_text.clear();
+                        }
+                        self.clean_text.insert(value.to_string());
+                    }
                     for (c, n) in counts {
                         *self.categories.entry(c).or_default() += n;
                     }
@@ -664,46 +880,109 @@ impl Walker<'_> {
         Ok(outcome)
     }
 
-    /// Moves the counts into `tally`.
-    fn finish(mut self, tally: &mut Tally) {
+    /// Moves the counts into `tally`. Into an empty map (one file's tally) the counts are sorted
+    /// and the map built in one go; otherwise they are added key by key.
+    fn finish(&mut self, tally: &mut Tally) {
         use std::borrow::Cow;
         let profile = self.deid.profile.as_str();
+        let mut rules: Vec<(Cow<'_, str>, Option<u32>, Count)> = Vec::new();
+        let mut uncovered: Vec<(Cow<'_, str>, Option<u32>, Count)> = Vec::new();
         for (counter, count) in self.counts.drain() {
-            let (map, key): (_, Cow<'_, str>) = match counter {
-                Counter::User(i) => (&mut tally.rules, Cow::Borrowed(&self.deid.rules[i].id)),
-                Counter::Builtin(id, n, role) => (
-                    &mut tally.rules,
-                    match self.deid.builtin_ids.get(&(id, n, role)) {
-                        Some(s) => Cow::Borrowed(s.as_str()),
-                        None => Cow::Owned(format!(
-                            "{profile}: {}-{n} {}",
-                            String::from_utf8_lossy(&id),
-                            role.as_str()
-                        )),
-                    },
-                ),
-                Counter::Uncovered(id, n) => (
-                    &mut tally.uncovered,
-                    Cow::Owned(format!("{}-{n}", String::from_utf8_lossy(&id))),
-                ),
-            };
-            let e = match map.get_mut(key.as_ref()) {
-                Some(e) => e,
-                None => map.entry(key.into_owned()).or_insert_with(|| RuleCount {
-                    action: count.action.as_str().to_string(),
-                    ..RuleCount::default()
-                }),
-            };
-            e.values += count.values;
-            e.changed += count.changed;
-            e.removed += count.removed;
+            match counter {
+                Counter::User(i) => {
+                    rules.push((Cow::Borrowed(&self.deid.rules[i].id), None, count));
+                }
+                Counter::Builtin(id, n, role) => {
+                    let (key, rank) = match self.deid.builtin_ids.get(&(id, n, role)) {
+                        Some((s, rank)) => (Cow::Borrowed(s.as_str()), Some(*rank)),
+                        None => (
+                            Cow::Owned(format!(
+                                "{profile}: {}-{n} {}",
+                                String::from_utf8_lossy(&id),
+                                role.as_str()
+                            )),
+                            None,
+                        ),
+                    };
+                    rules.push((key, rank, count));
+                }
+                Counter::Uncovered(id, n) => {
+                    // `SEG-n`, without the formatting machinery (one per uncovered field).
+                    let mut key = String::with_capacity(9);
+                    key.push_str(&String::from_utf8_lossy(&id));
+                    key.push('-');
+                    let mut digits = [0u8; 5];
+                    let mut k = digits.len();
+                    let mut v = n;
+                    loop {
+                        k -= 1;
+                        digits[k] = b'0' + (v % 10) as u8;
+                        v /= 10;
+                        if v == 0 {
+                            break;
+                        }
+                    }
+                    key.extend(digits[k..].iter().map(|&b| char::from(b)));
+                    uncovered.push((Cow::Owned(key), None, count));
+                }
+            }
         }
+        add_counts(&mut tally.rules, rules);
+        add_counts(&mut tally.uncovered, uncovered);
         for (c, n) in self.categories.drain() {
             tally.category(c, n);
         }
         self.scratch.rules.clear();
         self.scratch.uncovered.clear();
-        tally.merge(self.scratch);
+        tally.merge(std::mem::take(&mut self.scratch));
+    }
+}
+
+fn rule_count(c: &Count) -> RuleCount {
+    RuleCount {
+        action: c.action.as_str().to_string(),
+        values: c.values,
+        changed: c.changed,
+        removed: c.removed,
+    }
+}
+
+/// Adds `counts` (key, rank among the built-in ids when it is one, counts) into `map`.
+fn add_counts(
+    map: &mut std::collections::BTreeMap<String, RuleCount>,
+    mut counts: Vec<(std::borrow::Cow<'_, str>, Option<u32>, Count)>,
+) {
+    if map.is_empty() {
+        // Built-in ids compare by their precomputed rank (the order of their text).
+        counts.sort_unstable_by(|a, b| match (a.1, b.1) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.0.cmp(&b.0),
+        });
+        let mut sorted: Vec<(String, RuleCount)> = Vec::with_capacity(counts.len());
+        for (key, _, c) in counts {
+            match sorted.last_mut() {
+                Some((k, e)) if *k == *key => {
+                    e.values += c.values;
+                    e.changed += c.changed;
+                    e.removed += c.removed;
+                }
+                _ => sorted.push((key.into_owned(), rule_count(&c))),
+            }
+        }
+        *map = sorted.into_iter().collect();
+        return;
+    }
+    for (key, _, c) in counts {
+        let e = match map.get_mut(key.as_ref()) {
+            Some(e) => e,
+            None => map.entry(key.into_owned()).or_insert_with(|| RuleCount {
+                action: c.action.as_str().to_string(),
+                ..RuleCount::default()
+            }),
+        };
+        e.values += c.values;
+        e.changed += c.changed;
+        e.removed += c.removed;
     }
 }
 
@@ -715,15 +994,43 @@ struct Count {
     removed: u64,
 }
 
+/// True for the roles whose values go into the message dictionary under `profile`.
+fn collects(profile: ProfileName, role: Role) -> bool {
+    matches!(
+        role,
+        Role::Name
+            | Role::Street
+            | Role::City
+            | Role::County
+            | Role::Zip
+            | Role::Phone
+            | Role::Email
+            | Role::Id
+    ) && profile::action(profile, role) != Action::Keep
+}
+
+/// True when some value of type `ty` can go into the message dictionary under `profile`.
+fn type_collects(profile: ProfileName, ty: Type) -> bool {
+    match ty {
+        Type::Prim(r) => collects(profile, r),
+        Type::Composite(comps) => comps.iter().any(|c| match c {
+            types::Comp::R(r) => collects(profile, *r),
+            types::Comp::S(subs) => subs.iter().any(|r| collects(profile, *r)),
+        }),
+    }
+}
+
 /// False when a coding-system component (3 and 6 of CWE/CE/CNE) of `raw` reads like a person's
 /// name (letters with a space, or more than 20 letters) rather than a coding system.
 fn plausible_coded(d: &Delimiters, raw: &[u8]) -> bool {
     let mut ok = true;
     each_leaf(d, raw, |(_, c, _), leaf| {
-        let name_like = leaf
-            .iter()
-            .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'.' | b'\'' | b'-'));
-        if (c == 3 || c == 6) && name_like && (leaf.len() > 20 || leaf.contains(&b' ')) {
+        if (c == 3 || c == 6)
+            && (leaf.len() > 20 || leaf.contains(&b' '))
+            && leaf
+                .iter()
+                .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'.' | b'\'' | b'-'))
+        {
             ok = false;
         }
     });
@@ -743,26 +1050,31 @@ enum Sep {
 fn each_leaf(d: &Delimiters, raw: &[u8], mut f: impl FnMut((u16, u16, u16), &[u8])) {
     let (mut r, mut c, mut s) = (1u16, 1u16, 1u16);
     let mut leaf_start = 0;
-    for i in 0..=raw.len() {
-        let b = raw.get(i).copied();
-        let sep = match b {
-            None => Sep::End,
-            Some(b) if b == d.component => Sep::Component,
-            Some(b) if Some(b) == d.repetition => Sep::Repetition,
-            Some(b) if Some(b) == d.subcomponent => Sep::Subcomponent,
-            Some(_) => continue,
-        };
+    loop {
+        let i = next_sep(d, raw, leaf_start);
         if i > leaf_start {
             f((r, c, s), &raw[leaf_start..i]);
         }
-        match sep {
-            Sep::Subcomponent => s = s.saturating_add(1),
-            Sep::Component => (c, s) = (c.saturating_add(1), 1),
-            Sep::Repetition => (r, c, s) = (r.saturating_add(1), 1, 1),
-            Sep::End => {}
+        match raw.get(i) {
+            None => break,
+            Some(&b) if b == d.component => (c, s) = (c.saturating_add(1), 1),
+            Some(&b) if Some(b) == d.repetition => (r, c, s) = (r.saturating_add(1), 1, 1),
+            Some(_) => s = s.saturating_add(1),
         }
         leaf_start = i + 1;
     }
+}
+
+/// The index of the next component, repetition or subcomponent separator in `raw` at or after
+/// `from`, or `raw.len()`.
+fn next_sep(d: &Delimiters, raw: &[u8], from: usize) -> usize {
+    let c = d.component;
+    let (r, s) = (d.repetition.unwrap_or(c), d.subcomponent.unwrap_or(c));
+    let rest = raw.get(from..).unwrap_or_default();
+    // Leaves are short: a plain loop beats a vectorised search's set-up.
+    rest.iter()
+        .position(|&b| b == c || b == r || b == s)
+        .map_or(raw.len(), |k| from + k)
 }
 
 /// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7

@@ -88,7 +88,7 @@ impl Delimiters {
     pub fn decode<'a>(&self, raw: &'a [u8]) -> Cow<'a, str> {
         let esc = match self.escape {
             Some(e) if raw.contains(&e) => e,
-            _ => return String::from_utf8_lossy(raw),
+            _ => return lossy(raw),
         };
         let mut out: Vec<u8> = Vec::with_capacity(raw.len());
         let mut i = 0;
@@ -126,7 +126,10 @@ impl Delimiters {
                 _ => {}
             }
         }
-        Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+        match String::from_utf8(out) {
+            Ok(s) => Cow::Owned(s),
+            Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
     }
 
     /// Writes `text` escaped so that it is one leaf value again: delimiters become `\F\`-style
@@ -169,6 +172,15 @@ impl Delimiters {
                 put(out, b"P");
             }
         }
+    }
+}
+
+/// `raw` as text, borrowed when it is UTF-8 (the common case: checked first, fast for ASCII),
+/// with U+FFFD for bytes that are not.
+fn lossy(raw: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
     }
 }
 

@@ -28,6 +28,13 @@ pub(crate) struct Dict {
 
 fn lower_word_hash(word: &str) -> u64 {
     let mut h = FxHasher::default();
+    if word.is_ascii() {
+        // The same hash as below, without decoding characters.
+        for b in word.bytes() {
+            h.write_u32(u32::from(b.to_ascii_lowercase()));
+        }
+        return h.finish();
+    }
     for c in word.chars().flat_map(char::to_lowercase) {
         h.write_u32(c as u32);
     }

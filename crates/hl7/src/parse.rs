@@ -35,7 +35,7 @@ pub fn split(raw: &[u8], sep: Option<u8>) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(raw);
     std::iter::from_fn(move || {
         let r = rest?;
-        match sep.and_then(|s| memchr::memchr(s, r)) {
+        match sep.and_then(|s| find(s, r)) {
             Some(i) => {
                 rest = Some(&r[i + 1..]);
                 Some(&r[..i])
@@ -46,6 +46,19 @@ pub fn split(raw: &[u8], sep: Option<u8>) -> impl Iterator<Item = &[u8]> {
             }
         }
     })
+}
+
+/// The first `b` in `r`: a plain loop over the first bytes (most values are short), then a
+/// vectorised search.
+#[inline]
+fn find(b: u8, r: &[u8]) -> Option<usize> {
+    const SHORT: usize = 32;
+    let head = r.len().min(SHORT);
+    match r[..head].iter().position(|&c| c == b) {
+        Some(i) => Some(i),
+        None if r.len() > SHORT => memchr::memchr(b, &r[SHORT..]).map(|i| i + SHORT),
+        None => None,
+    }
 }
 
 impl Segment {

@@ -125,6 +125,22 @@ pub enum KeysCommand {
     /// Create a gateway service API key for a role of --config FILE. The key (pg_ID_SECRET)
     /// is printed once, as the last line; only a hash of its secret is stored.
     Create(CreateArgs),
+    /// List the gateway service API keys of --config FILE: id, role, scopes, created,
+    /// expires, revoked (never a secret or its hash).
+    ListApiKeys(JsonFlag),
+    /// Revoke a gateway service API key of --config FILE by its id (the 16 hex digits after
+    /// `pg_`). The running gateway refuses it from its next request on (keys are not cached).
+    RevokeApiKey(RevokeApiKeyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RevokeApiKeyArgs {
+    /// The key id (`0123456789abcdef`, or `pg_0123456789abcdef`).
+    #[arg(value_name = "KEY_ID")]
+    pub key_id: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -286,7 +302,89 @@ pub fn run(args: Args) -> Result<u8> {
         KeysCommand::Inspect(a) => inspect(a),
         KeysCommand::Bench(a) => bench(a),
         KeysCommand::Create(a) => create_api_key(c, a),
+        KeysCommand::ListApiKeys(a) => list_api_keys(c, a.json),
+        KeysCommand::RevokeApiKey(a) => revoke_api_key(c, a),
     }
+}
+
+/// The gateway config's API key store, for `keys create`, `list-api-keys`, `revoke-api-key`.
+fn api_key_store(c: &Common, cmd: &str) -> Result<(phiguard_gateway::KeyStore, PathBuf)> {
+    let path = c
+        .config
+        .as_ref()
+        .ok_or_else(|| anyhow!("keys {cmd} needs --config FILE (the gateway's phiguard.toml)"))?;
+    let config = crate::cmd_serve::load_config(path)?;
+    let store_path = crate::cmd_serve::key_store_path(&config)?;
+    let store = phiguard_gateway::KeyStore::open(&store_path).map_err(|e| anyhow!("{e}"))?;
+    Ok((store, store_path))
+}
+
+/// `keys list-api-keys`: ids, roles, scopes and dates.
+fn list_api_keys(c: &Common, as_json: bool) -> Result<u8> {
+    let (store, store_path) = api_key_store(c, "list-api-keys")?;
+    let keys = store.list().map_err(|e| anyhow!("{e}"))?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&keys)?);
+        return Ok(0);
+    }
+    if keys.is_empty() {
+        println!("no API keys in {}", store_path.display());
+        return Ok(0);
+    }
+    let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    println!(
+        "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  REVOKED",
+        "ID", "ROLE", "SCOPES", "CREATED", "EXPIRES"
+    );
+    for k in &keys {
+        let scopes = if k.scopes.is_empty() {
+            "(role's)".to_string()
+        } else {
+            k.scopes.join(",")
+        };
+        println!(
+            "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  {}",
+            k.id,
+            k.role,
+            scopes,
+            k.created_at,
+            dash(&k.expires_at),
+            dash(&k.revoked_at)
+        );
+    }
+    Ok(0)
+}
+
+/// `keys revoke-api-key KEY_ID`. Accepts the id, `pg_ID`, or (without echoing the secret) a
+/// whole key.
+fn revoke_api_key(c: &Common, a: RevokeApiKeyArgs) -> Result<u8> {
+    let raw = a.key_id.trim();
+    let id = raw.strip_prefix("pg_").unwrap_or(raw);
+    let id = id.split('_').next().unwrap_or("");
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("not an API key id: expected the 16 hex digits after pg_ (see `keys list-api-keys`)");
+    }
+    let id = id.to_ascii_lowercase();
+    let (store, store_path) = api_key_store(c, "revoke-api-key")?;
+    let keys = store.list().map_err(|e| anyhow!("{e}"))?;
+    match keys.iter().find(|k| k.id == id) {
+        None => bail!("no API key with id {id} in {}", store_path.display()),
+        Some(k) if k.revoked_at.is_some() => bail!(
+            "API key {id} is already revoked (at {})",
+            k.revoked_at.as_deref().unwrap_or("?")
+        ),
+        Some(_) => {}
+    }
+    store.revoke(&id).map_err(|e| anyhow!("{e}"))?;
+    if a.json {
+        println!("{}", json!({"id": id, "revoked": true}));
+    } else {
+        println!(
+            "revoked API key {id} in {}: it is refused from its next request on",
+            store_path.display()
+        );
+    }
+    Ok(0)
 }
 
 /// `keys create`: a gateway service API key, printed once as the last line.
@@ -296,6 +394,9 @@ fn create_api_key(c: &Common, a: CreateArgs) -> Result<u8> {
         .as_ref()
         .ok_or_else(|| anyhow!("keys create needs --config FILE (the gateway's phiguard.toml)"))?;
     let config = crate::cmd_serve::load_config(path)?;
+    if a.scopes.iter().any(|s| s.contains(',')) {
+        bail!("--scope takes one action; repeat it for several");
+    }
     if !config.roles.contains_key(&a.role) {
         bail!(
             "{}: no role {} (defined: {})",

@@ -38,6 +38,21 @@ impl AuditSink for TrailSink {
             .map(|_| ())
             .map_err(|_| AuditSinkError("the audit store refused the append".into()))
     }
+
+    /// A cheap read of the store (its tree head). A store busy with a write is healthy: the
+    /// group commit in front reports failed writes.
+    fn health(&self) -> Result<(), AuditSinkError> {
+        match self.0.try_lock() {
+            Ok(mut store) => store
+                .tree_head()
+                .map(|_| ())
+                .map_err(|_| AuditSinkError("the audit store cannot be read".into())),
+            Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                Err(AuditSinkError("the audit store lock is poisoned".into()))
+            }
+        }
+    }
 }
 
 /// The API key store named in the config, else `$PHIGUARD_HOME/gateway/keys.db`.
@@ -58,6 +73,11 @@ pub fn run(args: Args) -> Result<u8> {
     let addr = config
         .listen_addr()
         .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+    // Certificates and keys are read before anything else is opened, so a bad file fails fast.
+    let tls = match &config.server.tls {
+        Some(t) => Some(phiguard_gateway::tls::server_config(t).map_err(|e| anyhow!("{e}"))?),
+        None => None,
+    };
     let keys = KeyStore::open(&key_store_path(&config)?).map_err(|e| anyhow!("{e}"))?;
     let url = match &config.audit.store {
         Some(u) => StoreUrl::parse(u).context("audit.store")?,
@@ -79,8 +99,9 @@ pub fn run(args: Args) -> Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().context("no local address")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "phiguard serve: listening on http://{local} (audit store {})",
+            "phiguard serve: listening on {scheme}://{local} (audit store {})",
             url.describe()
         );
         // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
@@ -99,9 +120,11 @@ pub fn run(args: Args) -> Result<u8> {
             }
             eprintln!("phiguard serve: shutting down");
         };
-        phiguard_gateway::serve(gateway, listener, shutdown)
-            .await
-            .context("the server stopped with an error")
+        match tls {
+            Some(tls) => phiguard_gateway::serve_tls(gateway, listener, tls, shutdown).await,
+            None => phiguard_gateway::serve(gateway, listener, shutdown).await,
+        }
+        .context("the server stopped with an error")
     })?;
     Ok(0)
 }

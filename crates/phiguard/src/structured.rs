@@ -111,13 +111,21 @@ fn memfind(hay: &[u8], needle: &[u8]) -> bool {
 pub struct Pipeline {
     pub engine: Engine,
     pub formats: crate::formats::Formats,
+    /// Size and seed of the review sample (`--review-sample`, `--review-seed`).
+    pub review_size: usize,
+    pub review_seed: u64,
 }
 
 impl Pipeline {
     pub fn new(config: &Config, key: phiguard_deid::DeidKey) -> Result<Pipeline> {
         let engine = Engine::new(key, config.engine_options());
         let formats = crate::formats::Formats::new(config)?;
-        Ok(Pipeline { engine, formats })
+        Ok(Pipeline {
+            engine,
+            formats,
+            review_size: phiguard_rules::REVIEW_SAMPLE,
+            review_seed: 0,
+        })
     }
 
     /// De-identifies one file into `out`; returns why it needs a human look, if it does.
@@ -256,6 +264,8 @@ pub struct StructuredReport {
     pub inputs: Vec<InputEntry>,
     pub outputs: Vec<OutputEntry>,
     pub files_by_format: std::collections::BTreeMap<String, u64>,
+    /// Seed of the review sample (`--review-seed` reproduces it).
+    pub review_seed: u64,
     pub tally: Tally,
     /// Files flagged for human review (burned-in text in DICOM pixels, ...), by output path.
     pub review: Vec<String>,
@@ -308,6 +318,37 @@ impl StructuredReport {
                 s.push_str(&format!("- {r}\n"));
             }
         }
+        let sample = &self.tally.review;
+        s.push_str(&format!(
+            "\n## Review sample\n\n{} of {} changed values, drawn at random (seed `{}`; \
+             `--review-seed {}` draws the same sample). For each, find the replacement in the \
+             output file, compare with the same place in the input, and tick *OK?* if the \
+             change was right and nothing identifying is left around it.\n\n\
+             | # | output file | rule or path | action | outcome | written | OK? |\n\
+             |---|---|---|---|---|---|---|\n",
+            sample.items.len(),
+            sample.seen(),
+            self.review_seed,
+            self.review_seed
+        ));
+        for (n, item) in sample.items.iter().enumerate() {
+            let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+            s.push_str(&format!(
+                "| {} | {} | `{}` | {} | {} | {} | [ ] |\n",
+                n + 1,
+                cell(item.file.as_deref().unwrap_or("")),
+                cell(&item.rule),
+                item.action,
+                item.outcome,
+                item.replacement
+                    .as_deref()
+                    .map(|r| format!("`{}`", cell(r)))
+                    .unwrap_or_default(),
+            ));
+        }
+        s.push_str(
+            "\nReviewed by: ____________________  Date: __________  Findings: ____________________\n",
+        );
         s
     }
 }
@@ -354,6 +395,7 @@ pub fn run_jobs(
     pipeline: &Pipeline,
     jobs: &[Job],
     targets: &[PathBuf],
+    names: &[String],
     threads: usize,
     progress: &crate::cmd_bench::Progress,
 ) -> Result<Done> {
@@ -371,7 +413,7 @@ pub fn run_jobs(
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = one_job(pipeline, i, job, &targets[i], &mut local);
+                    let r = one_job(pipeline, i, job, &targets[i], &names[i], &mut local);
                     match r {
                         Ok(done) => {
                             progress.inc_record(done.1);
@@ -416,8 +458,17 @@ fn one_job(
     i: usize,
     job: &Job,
     target: &Path,
-    tally: &mut Tally,
+    name: &str,
+    total: &mut Tally,
 ) -> Result<FileResult> {
+    // A tally per file, so the review sample can name the file; merged into `total`.
+    let mut tally = Tally {
+        review: phiguard_rules::ReviewSample::new(
+            pipeline.review_size,
+            pipeline.review_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ),
+        ..Tally::default()
+    };
     let mut w = Hashing {
         inner: Sink::open(Some(target))?,
         hasher: Sha256::new(),
@@ -426,7 +477,7 @@ fn one_job(
     // Errors name the input by position and its de-identified output name: input names
     // often carry PHI.
     let review = pipeline
-        .file(job.format, &job.input, &mut w, tally)
+        .file(job.format, &job.input, &mut w, &mut tally)
         .with_context(|| {
             let name = target
                 .file_name()
@@ -440,6 +491,8 @@ fn one_job(
         bytes,
     } = w;
     inner.finish()?;
+    tally.review.set_file(name);
+    total.merge(tally);
     Ok((
         hex::encode(hasher.finalize()),
         bytes,

@@ -56,7 +56,11 @@ pub fn run(args: &Args) -> Result<u8> {
     }
     let (key, origin) = load_key(args)?;
     let key_fingerprint = key.fingerprint();
-    let pipeline = Pipeline::new(&config, key)?;
+    let mut pipeline = Pipeline::new(&config, key)?;
+    pipeline.review_size = args.review_sample;
+    pipeline.review_seed = args
+        .review_seed
+        .unwrap_or_else(phiguard_deid::report::random_seed);
 
     // Output names: the same relative names with PHI taken out of every component.
     let mut seen = HashSet::new();
@@ -102,7 +106,8 @@ pub fn run(args: &Args) -> Result<u8> {
         })
         .max(1);
     let progress = crate::cmd_bench::Progress::new("deid", jobs.len() as u64);
-    let done = match run_jobs(&pipeline, &jobs, &targets, threads, &progress) {
+    let names: Vec<String> = rels.iter().map(|r| r.display().to_string()).collect();
+    let done = match run_jobs(&pipeline, &jobs, &targets, &names, threads, &progress) {
         Ok(d) => d,
         Err(e) => {
             drop(staging);
@@ -167,6 +172,7 @@ pub fn run(args: &Args) -> Result<u8> {
         inputs,
         outputs,
         files_by_format: by_format,
+        review_seed: pipeline.review_seed,
         tally: done.tally,
         review,
     };

@@ -265,3 +265,65 @@ fn suggest_proposes_a_config_that_validates_and_runs() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("hl7"));
 }
+
+#[test]
+fn the_review_sample_spans_formats_and_a_seed_reproduces_it() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("k.key");
+    let run = |name: &str, seed: &str| -> serde_json::Value {
+        let out = work.path().join(name);
+        let res = phiguard(
+            work.path(),
+            &[
+                os("deid"),
+                os("--profile"),
+                os("safe-harbor"),
+                os("--no-audit"),
+                os("--review-sample"),
+                os("8"),
+                os("--review-seed"),
+                os(seed),
+                os("--key-file"),
+                key.as_os_str(),
+                cross().as_os_str(),
+                os("--output"),
+                out.as_os_str(),
+            ],
+        );
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let md = std::fs::read_to_string(out.join("deid-report.md")).unwrap();
+        assert!(md.contains("## Review sample"), "{md}");
+        serde_json::from_str(&std::fs::read_to_string(out.join("deid-report.json")).unwrap())
+            .unwrap()
+    };
+    let a = run("a", "42");
+    let b = run("b", "42");
+    let items = a["tally"]["review"].as_array().unwrap();
+    assert_eq!(items.len(), 8);
+    assert_eq!(a["review_seed"], 42);
+    assert_eq!(
+        a["tally"]["review"], b["tally"]["review"],
+        "same seed, same sample"
+    );
+    for i in items {
+        assert!(i["file"].as_str().is_some_and(|f| !f.is_empty()), "{i}");
+        assert!(i["rule"].as_str().is_some_and(|r| !r.is_empty()), "{i}");
+        assert!(
+            i["outcome"] == "replaced" || i["outcome"] == "removed",
+            "{i}"
+        );
+    }
+    // Over a few seeds, the sample draws from more than one file.
+    let mut files = std::collections::BTreeSet::new();
+    for seed in ["1", "2", "3", "4"] {
+        let r = run(&format!("s{seed}"), seed);
+        for i in r["tally"]["review"].as_array().unwrap() {
+            files.insert(i["file"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(files.len() >= 2, "{files:?}");
+}

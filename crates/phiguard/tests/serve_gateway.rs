@@ -379,11 +379,148 @@ fn serve_config_errors_name_the_line_and_key() {
         err.contains("listen_tls") && err.contains("phiguard.toml:"),
         "{err}"
     );
-    // Non-loopback listen addresses are refused (no TLS yet).
+    // Non-loopback listen addresses are refused without [server.tls].
     let out = cmd(home.path(), "http://127.0.0.1:9/v1", "0.0.0.0:8080")
         .args(["keys", "create", "--role", "clinician", "--config"])
         .arg(&config)
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+fn keys_cli(home: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    cmd(home, "http://127.0.0.1:9/v1", "127.0.0.1:1")
+        .arg("keys")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn revoking_an_api_key_with_the_cli_refuses_it_at_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_mock, upstream) = rt.block_on(mock::start());
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), None);
+    let key = create_key(home.path(), &upstream, &config, "clinician");
+    let other = create_key(home.path(), &upstream, &config, "analyst");
+    let id = key.split('_').nth(1).unwrap().to_string();
+    let secret = key.rsplit('_').next().unwrap().to_string();
+    let server = start_server(home.path(), &upstream, &config);
+    let client = reqwest::blocking::Client::new();
+    let r = client.get(format!("{}/ready", server.base)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
+    let models = |k: &str| {
+        let r = client
+            .get(format!("{}/v1/models", server.base))
+            .bearer_auth(k)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(models(&key).0, 200);
+
+    // The listing shows ids, roles and dates, never a secret.
+    let out = keys_cli(home.path(), &config, &["list-api-keys", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(&secret), "{text}");
+    let listed: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed.len(), 2, "{text}");
+    let mine = listed.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(mine["role"], "clinician");
+    assert!(
+        mine["revoked_at"].is_null() && mine["created_at"].is_string(),
+        "{mine}"
+    );
+    let out = keys_cli(home.path(), &config, &["list-api-keys"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&id) && !table.contains(&secret), "{table}");
+
+    // Revoked with the CLI while the server runs: refused from the next request on.
+    let out = keys_cli(home.path(), &config, &["revoke-api-key", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = models(&key);
+    assert_eq!(status, 401, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_api_key", "{body}");
+    let (status, body) = chat(
+        &server.base,
+        &key,
+        None,
+        &json!({"model": "echo", "messages": [{"role": "user", "content": "hello"}]}),
+    );
+    assert_eq!(status, 401, "{body}");
+    // The other key is untouched.
+    assert_eq!(models(&other).0, 200);
+
+    // Revoking again, or an unknown id, fails and says why; a whole key is never echoed.
+    let out = keys_cli(home.path(), &config, &["revoke-api-key", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already revoked"));
+    let out = keys_cli(
+        home.path(),
+        &config,
+        &["revoke-api-key", "0123456789abcdef"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API key"));
+    let out = keys_cli(home.path(), &config, &["revoke-api-key", &other]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(other.rsplit('_').next().unwrap()), "{all}");
+    assert_eq!(models(&other).0, 401);
+    let out = keys_cli(home.path(), &config, &["list-api-keys", "--json"]);
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed.iter().all(|k| k["revoked_at"].is_string()),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn serve_tls_errors_name_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), None);
+    let missing = home.path().join("no-such-cert.pem");
+    let key = home.path().join("server.key");
+    std::fs::write(&key, "not a key\n").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "plain_http = true",
+        &format!(
+            "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+            missing.display(),
+            key.display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = cmd(home.path(), "http://127.0.0.1:9/v1", "0.0.0.0:1")
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.tls.cert") && err.contains("no-such-cert.pem"),
+        "{err}"
+    );
 }

@@ -218,6 +218,11 @@ impl Engine {
             changed,
             matches!(outcome, Outcome::Remove),
         );
+        match &outcome {
+            Outcome::Keep => {}
+            Outcome::Remove => tally.sample_change(rule, action, None),
+            Outcome::Replace(v) => tally.sample_change(rule, action, Some(v)),
+        }
         if let Some(n) = note {
             tally.note(n);
         }

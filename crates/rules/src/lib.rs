@@ -45,4 +45,4 @@ pub use config::{Config, ConfigError, FormatSection, ProfileName};
 pub use dates::DateFormat;
 pub use engine::{Engine, EngineOptions, Kind, Outcome, PatientRef, RuleError, is_uuid};
 pub use ruleset::{RawRule, Rule, RuleSet, Selector};
-pub use tally::Tally;
+pub use tally::{REVIEW_SAMPLE, ReviewItem, ReviewSample, Tally};

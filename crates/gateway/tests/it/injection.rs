@@ -234,7 +234,7 @@ async fn a_failing_screen_fails_closed() {
         Arc::new(BrokenScreen) as Arc<dyn InjectionScreen>,
         Arc::new(PanickingScreen),
     ] {
-        let h = start_full(Arc::new(Detector::new()), Some(screen)).await;
+        let h = start_full(Arc::new(Detector::new()), Some(screen), crate::config_text).await;
         for role in ["clinician", "guarded"] {
             let key = h.key(role);
             let (s, _, b) = h

@@ -5,7 +5,9 @@
 mod chat;
 mod injection;
 mod mock;
+mod ops;
 mod streaming;
+mod tls;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -134,15 +136,22 @@ injection = "off"
 }
 
 pub async fn start_with(scanner: Arc<dyn PhiScanner>) -> Harness {
-    start_full(scanner, None).await
+    start_config(scanner, config_text).await
 }
 
+/// Starts a gateway whose config is `text(upstream URL)`.
+pub async fn start_config(scanner: Arc<dyn PhiScanner>, text: impl Fn(&str) -> String) -> Harness {
+    start_full(scanner, None, text).await
+}
+
+/// As [`start_config`], with the injection screen replaced when `screen` is given.
 pub async fn start_full(
     scanner: Arc<dyn PhiScanner>,
     screen: Option<Arc<dyn InjectionScreen>>,
+    text: impl Fn(&str) -> String,
 ) -> Harness {
     let (mock, upstream) = mock::start().await;
-    let config = Config::parse(&config_text(&upstream), Path::new("test.toml"), |_| None).unwrap();
+    let config = Config::parse(&text(&upstream), Path::new("test.toml"), |_| None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
     let sink = Arc::new(MemorySink::default());

@@ -99,3 +99,38 @@ fn the_patient_key_is_configurable() {
     config.hl7.patient = Some("*-*".into());
     assert!(phiguard_hl7::Hl7Deid::new(&config).is_err());
 }
+
+/// The per-input caches (pseudonyms, text the detector found nothing in) and the buffers kept
+/// from input to input on a thread never carry one key's answers into another's run: the same
+/// inputs alternated between keys give each key's own output, and a value repeated within an
+/// input gets the same pseudonym each time.
+#[test]
+fn caches_do_not_leak_between_keys_or_inputs() {
+    let config = Config::builtin(ProfileName::SafeHarbor);
+    let deid = phiguard_hl7::Hl7Deid::new(&config).unwrap();
+    let run_on = |key: u8, input: &[u8]| {
+        let mut out = Vec::new();
+        let mut tally = phiguard_rules::Tally::default();
+        deid.deidentify(crate::engine(key, &config), input, &mut out, &mut tally)
+            .unwrap();
+        (out, tally)
+    };
+    let (a1, ta1) = run_on(4, TWO_VISITS);
+    let (b1, tb1) = run_on(5, TWO_VISITS);
+    let (a2, ta2) = run_on(4, TWO_VISITS);
+    let (b2, tb2) = run_on(5, TWO_VISITS);
+    assert_eq!((&a1, &ta1), (&a2, &ta2));
+    assert_eq!((&b1, &tb1), (&b2, &tb2));
+    assert_ne!(a1, b1);
+    let segs = parse_segments(a1.as_slice()).unwrap();
+    let pids: Vec<_> = segs.iter().filter(|s| &s.id == b"PID").collect();
+    assert_eq!(pids.len(), 2);
+    assert_eq!(
+        pids[0].field(3),
+        pids[1].field(3),
+        "one pseudonym per value"
+    );
+    // Another thread (fresh buffers) agrees.
+    let (c, tc) = std::thread::scope(|s| s.spawn(|| run_on(4, TWO_VISITS)).join().unwrap());
+    assert_eq!((&a1, &ta1), (&c, &tc));
+}
