@@ -54,7 +54,7 @@ impl OpenAiCompatible {
     }
 }
 
-fn transport(e: &reqwest::Error) -> UpstreamError {
+pub(crate) fn transport(e: &reqwest::Error) -> UpstreamError {
     if e.is_timeout() {
         UpstreamError::Timeout
     } else if e.is_connect() {
@@ -64,7 +64,7 @@ fn transport(e: &reqwest::Error) -> UpstreamError {
     }
 }
 
-async fn json_answer(resp: reqwest::Response) -> Result<Value, UpstreamError> {
+pub(crate) async fn json_answer(resp: reqwest::Response) -> Result<Value, UpstreamError> {
     if !resp.status().is_success() {
         return Err(UpstreamError::Status(resp.status().as_u16()));
     }
