@@ -313,7 +313,11 @@ impl ProviderConfig {
                 self.service_account_file.is_some(),
                 &[ProviderKind::Vertex],
             ),
-            ("token_uri", self.token_uri.is_some(), &[ProviderKind::Vertex]),
+            (
+                "token_uri",
+                self.token_uri.is_some(),
+                &[ProviderKind::Vertex],
+            ),
         ];
         for (field, set, kinds) in fields {
             if set && !kinds.contains(&kind) {
@@ -343,7 +347,11 @@ impl ProviderConfig {
             }
             ProviderKind::AzureOpenai => {
                 need("api_version", &self.api_version)?;
-                if let Some(m) = self.models.iter().find(|m| !self.deployments.contains_key(m.as_str())) {
+                if let Some(m) = self
+                    .models
+                    .iter()
+                    .find(|m| !self.deployments.contains_key(m.as_str()))
+                {
                     return Err(format!(
                         "providers.{name}.deployments: no deployment for model \"{m}\""
                     ));
@@ -756,6 +764,59 @@ input = "tokenize"
         assert!(b.covers("chat.completions", d("2026-01-31")));
         assert!(!b.covers("chat.completions", d("2026-02-01")));
         assert!(!b.covers("embeddings", d("2025-06-01")));
+    }
+
+    #[test]
+    fn kind_fields_are_checked_and_secrets_hidden() {
+        let bedrock = BASE.replace(
+            "kind = \"openai_compatible\"",
+            "kind = \"bedrock\"\nregion = \"us-east-1\"\naws_access_key_id = \"AKID\"\naws_secret_access_key = \"s3cr3t-value\"",
+        );
+        let c = Config::parse(&bedrock, Path::new("x"), env).unwrap();
+        let p = &c.providers["local"];
+        assert_eq!(p.kind, ProviderKind::Bedrock);
+        let dbg = format!("{p:?}");
+        assert!(
+            !dbg.contains("s3cr3t-value") && dbg.contains("AKID"),
+            "{dbg}"
+        );
+        // A required field missing, and another kind's field.
+        let e = Config::parse(
+            &bedrock.replace("region = \"us-east-1\"\n", ""),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("providers.local.region"), "{e}");
+        let e = Config::parse(
+            &bedrock.replace("region =", "api_version = \"2024-10-21\"\nregion ="),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("providers.local.api_version") && e.contains("bedrock"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &BASE.replace("private = true", "private = true\nregion = \"us-east-1\""),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("providers.local.region"), "{e}");
+        // Unknown keys stay errors.
+        let e = Config::parse(
+            &bedrock.replace("region =", "aws_region = \"x\"\nregion ="),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("aws_region"), "{e}");
     }
 
     #[test]

@@ -241,7 +241,9 @@ impl ProviderAdapter for Bedrock {
                             }
                             Ok(Some(msg)) => match st.on_message(&msg) {
                                 Ok(None) => continue,
-                                Ok(Some(chunk)) => return Some((Ok(chunk), (bytes, buf, st, false))),
+                                Ok(Some(chunk)) => {
+                                    return Some((Ok(chunk), (bytes, buf, st, false)));
+                                }
                                 Err(e) => return Some((Err(e), (bytes, buf, st, true))),
                             },
                             Ok(None) => {}
@@ -367,10 +369,9 @@ pub fn to_converse(body: &Value) -> Result<Value, UpstreamError> {
                 push("assistant", blocks);
             }
             "tool" => {
-                let id = m
-                    .get("tool_call_id")
-                    .and_then(Value::as_str)
-                    .ok_or(UpstreamError::Unsupported("a tool message without tool_call_id"))?;
+                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or(
+                    UpstreamError::Unsupported("a tool message without tool_call_id"),
+                )?;
                 let result: Vec<Value> = texts(content)?
                     .into_iter()
                     .map(|t| json!({"text": t}))
@@ -437,12 +438,14 @@ fn texts(content: &Value) -> Result<Vec<String>, UpstreamError> {
         Value::Array(parts) => parts
             .iter()
             .filter(|p| p.get("text").and_then(Value::as_str) != Some(""))
-            .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text")) {
-                (Some("text") | None, Some(Value::String(t))) => Ok(t.clone()),
-                _ => Err(UpstreamError::Unsupported(
-                    "non-text content in this message",
-                )),
-            })
+            .map(
+                |p| match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                    (Some("text") | None, Some(Value::String(t))) => Ok(t.clone()),
+                    _ => Err(UpstreamError::Unsupported(
+                        "non-text content in this message",
+                    )),
+                },
+            )
             .collect(),
         _ => Err(UpstreamError::Unsupported("this message content")),
     }
@@ -480,10 +483,14 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, UpstreamError> {
 fn image_block(url: &str) -> Result<Value, UpstreamError> {
     let rest = url
         .strip_prefix("data:image/")
-        .ok_or(UpstreamError::Unsupported("image URLs other than base64 data URLs"))?;
+        .ok_or(UpstreamError::Unsupported(
+            "image URLs other than base64 data URLs",
+        ))?;
     let (format, data) = rest
         .split_once(";base64,")
-        .ok_or(UpstreamError::Unsupported("image URLs other than base64 data URLs"))?;
+        .ok_or(UpstreamError::Unsupported(
+            "image URLs other than base64 data URLs",
+        ))?;
     let format = match format {
         "jpg" | "jpeg" => "jpeg",
         "png" => "png",
@@ -499,9 +506,9 @@ fn tool_use_block(call: &Value) -> Result<Value, UpstreamError> {
         .get("id")
         .and_then(Value::as_str)
         .ok_or(UpstreamError::Unsupported("a tool call without an id"))?;
-    let f = call
-        .get("function")
-        .ok_or(UpstreamError::Unsupported("a tool call that is not a function"))?;
+    let f = call.get("function").ok_or(UpstreamError::Unsupported(
+        "a tool call that is not a function",
+    ))?;
     let name = f
         .get("name")
         .and_then(Value::as_str)
@@ -829,7 +836,10 @@ mod tests {
         let f = encode(
             &[
                 (":event-type", HeaderValue::String(kind.into())),
-                (":content-type", HeaderValue::String("application/json".into())),
+                (
+                    ":content-type",
+                    HeaderValue::String("application/json".into()),
+                ),
                 (":message-type", HeaderValue::String("event".into())),
             ],
             payload.to_string().as_bytes(),
@@ -892,8 +902,14 @@ mod tests {
         // An exception frame is an upstream error naming its type only.
         let f = encode(
             &[
-                (":exception-type", HeaderValue::String("throttlingException".into())),
-                (":content-type", HeaderValue::String("application/json".into())),
+                (
+                    ":exception-type",
+                    HeaderValue::String("throttlingException".into()),
+                ),
+                (
+                    ":content-type",
+                    HeaderValue::String("application/json".into()),
+                ),
                 (":message-type", HeaderValue::String("exception".into())),
             ],
             br#"{"message":"echoes Maria Lopez"}"#,
@@ -923,7 +939,12 @@ mod tests {
         )
         .unwrap();
         let rb = b
-            .signed("anthropic.claude-v2:1", "converse", b"{}".to_vec(), "application/json")
+            .signed(
+                "anthropic.claude-v2:1",
+                "converse",
+                b"{}".to_vec(),
+                "application/json",
+            )
             .unwrap();
         let req = rb.build().unwrap();
         assert_eq!(
@@ -931,7 +952,10 @@ mod tests {
             "http://127.0.0.1:9/model/anthropic.claude-v2%3A1/converse"
         );
         let authz = req.headers()["authorization"].to_str().unwrap();
-        assert!(authz.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{authz}");
+        assert!(
+            authz.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{authz}"
+        );
         assert!(authz.contains("/us-east-1/bedrock/aws4_request"), "{authz}");
         assert!(
             authz.contains("SignedHeaders=accept;content-type;host;x-amz-date,"),

@@ -245,7 +245,10 @@ mod tests {
         encode(
             &[
                 (":event-type", HeaderValue::String(kind.into())),
-                (":content-type", HeaderValue::String("application/json".into())),
+                (
+                    ":content-type",
+                    HeaderValue::String("application/json".into()),
+                ),
                 (":message-type", HeaderValue::String("event".into())),
             ],
             payload.as_bytes(),
@@ -262,7 +265,10 @@ mod tests {
             ("i", HeaderValue::Int(70000)),
             ("l", HeaderValue::Long(-1 << 40)),
             ("y", HeaderValue::Bytes(vec![0, 1, 255])),
-            (":event-type", HeaderValue::String("contentBlockDelta".into())),
+            (
+                ":event-type",
+                HeaderValue::String("contentBlockDelta".into()),
+            ),
             ("ts", HeaderValue::Timestamp(1_700_000_000_000)),
             ("u", HeaderValue::Uuid([7; 16])),
         ];

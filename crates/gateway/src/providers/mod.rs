@@ -46,8 +46,14 @@ impl UpstreamError {
     pub fn reported(name: &str) -> UpstreamError {
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-        UpstreamError::Reported(if ok { name.to_string() } else { "unnamed".into() })
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        UpstreamError::Reported(if ok {
+            name.to_string()
+        } else {
+            "unnamed".into()
+        })
     }
 }
 
