@@ -28,6 +28,7 @@ use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
 use crate::metrics::Metrics;
+use crate::providers::azure_openai::AzureOpenAi;
 use crate::providers::bedrock::{self, Bedrock};
 use crate::providers::openai_compatible::OpenAiCompatible;
 use crate::providers::{ProviderAdapter, UpstreamError};
@@ -137,6 +138,10 @@ impl Gateway {
                         .map_err(|e| format!("providers.{name}.{e}"))?,
                     )
                 }
+                ProviderKind::AzureOpenai => Arc::new(
+                    AzureOpenAi::from_config(client.clone(), p, timeout)
+                        .map_err(|e| format!("providers.{name}: {e}"))?,
+                ),
                 kind => {
                     return Err(format!(
                         "providers.{name}: kind \"{}\" has no adapter yet",

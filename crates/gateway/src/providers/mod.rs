@@ -2,9 +2,11 @@
 //! request (already guarded) and returns OpenAI-shaped answers, so the guards and the HTTP
 //! front end know nothing of provider wire formats.
 
+pub mod azure_openai;
 pub mod bedrock;
 pub mod event_stream;
 pub mod openai_compatible;
+pub mod token;
 
 use std::future::Future;
 use std::pin::Pin;

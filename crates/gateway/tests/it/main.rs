@@ -2,6 +2,7 @@
 //! Integration tests: the real router on a loopback port, the real detector, a real SQLite key
 //! store, against a mock upstream speaking OpenAI's wire format.
 
+mod azure;
 mod bedrock;
 mod chat;
 mod mock;
