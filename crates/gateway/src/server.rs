@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::providers::azure_openai::AzureOpenAi;
 use crate::providers::bedrock::{self, Bedrock};
 use crate::providers::openai_compatible::OpenAiCompatible;
+use crate::providers::vertex::Vertex;
 use crate::providers::{ProviderAdapter, UpstreamError};
 use crate::routing::phi_eligibility;
 use crate::stream::StreamFilter;
@@ -142,12 +143,10 @@ impl Gateway {
                     AzureOpenAi::from_config(client.clone(), p, timeout)
                         .map_err(|e| format!("providers.{name}: {e}"))?,
                 ),
-                kind => {
-                    return Err(format!(
-                        "providers.{name}: kind \"{}\" has no adapter yet",
-                        kind.as_str()
-                    ));
-                }
+                ProviderKind::Vertex => Arc::new(
+                    Vertex::from_config(client.clone(), p, timeout)
+                        .map_err(|e| format!("providers.{name}: {e}"))?,
+                ),
             };
             providers.insert(name.clone(), adapter);
         }

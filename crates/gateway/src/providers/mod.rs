@@ -7,6 +7,7 @@ pub mod bedrock;
 pub mod event_stream;
 pub mod openai_compatible;
 pub mod token;
+pub mod vertex;
 
 use std::future::Future;
 use std::pin::Pin;
