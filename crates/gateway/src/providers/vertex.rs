@@ -153,7 +153,12 @@ impl Vertex {
         e
     }
 
-    async fn json_call(&self, model: &str, method: &str, body: &Value) -> Result<Value, UpstreamError> {
+    async fn json_call(
+        &self,
+        model: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<Value, UpstreamError> {
         let resp = self
             .request(model, method, "", body)
             .await?
@@ -210,26 +215,33 @@ impl ProviderAdapter for Vertex {
                 Err(e) => return Err(self.on_error(e).await),
             };
             let st = StreamState::new(model, include_usage);
+            let pending = std::collections::VecDeque::<Value>::new();
             let s = futures_util::stream::unfold(
-                (inner, st, false),
-                |(mut inner, mut st, done)| async move {
-                    if done {
-                        return None;
-                    }
-                    match inner.next().await {
-                        Some(Ok(v)) => {
-                            let r = st.on_chunk(&v);
-                            let stop = r.is_err();
-                            Some((r, (inner, st, stop)))
+                (inner, st, pending, false),
+                |(mut inner, mut st, mut pending, done)| async move {
+                    loop {
+                        if let Some(c) = pending.pop_front() {
+                            return Some((Ok(c), (inner, st, pending, done)));
                         }
-                        Some(Err(e)) => Some((Err(e), (inner, st, true))),
-                        None if st.finished => None,
-                        None => Some((
-                            Err(UpstreamError::BadResponse(
-                                "the stream ended before a finish reason",
-                            )),
-                            (inner, st, true),
-                        )),
+                        if done {
+                            return None;
+                        }
+                        match inner.next().await {
+                            Some(Ok(v)) => match st.on_chunk(&v) {
+                                Ok(chunks) => pending.extend(chunks),
+                                Err(e) => return Some((Err(e), (inner, st, pending, true))),
+                            },
+                            Some(Err(e)) => return Some((Err(e), (inner, st, pending, true))),
+                            None if st.finished => return None,
+                            None => {
+                                return Some((
+                                    Err(UpstreamError::BadResponse(
+                                        "the stream ended before a finish reason",
+                                    )),
+                                    (inner, st, pending, true),
+                                ));
+                            }
+                        }
                     }
                 },
             );
@@ -338,9 +350,11 @@ pub fn to_gemini(body: &Value) -> Result<Value, UpstreamError> {
                         .ok_or(UpstreamError::Unsupported("a tool call without a name"))?;
                     let args = match c.pointer("/function/arguments") {
                         Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-                        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|_| {
-                            UpstreamError::Unsupported("tool-call arguments that are not JSON")
-                        })?,
+                        Some(Value::String(s)) => {
+                            serde_json::from_str::<Value>(s).map_err(|_| {
+                                UpstreamError::Unsupported("tool-call arguments that are not JSON")
+                            })?
+                        }
                         _ => json!({}),
                     };
                     p.push(json!({"functionCall": {"name": name, "args": args}}));
@@ -359,7 +373,9 @@ pub fn to_gemini(body: &Value) -> Result<Value, UpstreamError> {
                     .join("\n");
                 push(
                     "user",
-                    vec![json!({"functionResponse": {"name": name, "response": {"content": text}}})],
+                    vec![
+                        json!({"functionResponse": {"name": name, "response": {"content": text}}}),
+                    ],
                 );
             }
             _ => return Err(UpstreamError::Unsupported("this message role")),
@@ -431,10 +447,7 @@ pub fn to_gemini(body: &Value) -> Result<Value, UpstreamError> {
             }
             decls.push(d);
         }
-        out.insert(
-            "tools".into(),
-            json!([{"functionDeclarations": decls}]),
-        );
+        out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
         let mode = match body.get("tool_choice") {
             Some(Value::String(s)) if s == "none" => Some(json!({"mode": "NONE"})),
             Some(Value::String(s)) if s == "required" => Some(json!({"mode": "ANY"})),
@@ -498,15 +511,19 @@ fn parts(content: &Value) -> Result<Vec<Value>, UpstreamError> {
 pub fn finish_reason(reason: &str, called: bool) -> &'static str {
     match reason {
         "MAX_TOKENS" => "length",
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII"
-        | "IMAGE_SAFETY" => "content_filter",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            "content_filter"
+        }
         _ if called => "tool_calls",
         _ => "stop",
     }
 }
 
 fn usage(u: &Value) -> Value {
-    let p = u.get("promptTokenCount").and_then(Value::as_u64).unwrap_or(0);
+    let p = u
+        .get("promptTokenCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let c = u
         .get("candidatesTokenCount")
         .and_then(Value::as_u64)
@@ -572,8 +589,10 @@ pub fn from_gemini(v: &Value, model: &str) -> Result<Value, UpstreamError> {
         if v.pointer("/promptFeedback/blockReason").is_none() {
             return Err(UpstreamError::BadResponse("no candidates"));
         }
-        choices.push(json!({"index": 0, "message": {"role": "assistant", "content": ""},
-            "finish_reason": "content_filter"}));
+        choices.push(
+            json!({"index": 0, "message": {"role": "assistant", "content": ""},
+            "finish_reason": "content_filter"}),
+        );
     }
     for (i, c) in cands.iter().enumerate() {
         let (text, mut calls) = candidate_parts(c, 0);
@@ -629,19 +648,27 @@ impl StreamState {
         }
     }
 
-    /// One `GenerateContentResponse` → one chunk (possibly with no choices).
-    pub fn on_chunk(&mut self, v: &Value) -> Result<Value, UpstreamError> {
+    fn chunk(&self, choices: Vec<Value>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": choices,
+        })
+    }
+
+    /// One `GenerateContentResponse` → chunks: the candidates' text and function calls, then
+    /// (when a candidate finished) a chunk with the finish reasons and the usage.
+    pub fn on_chunk(&mut self, v: &Value) -> Result<Vec<Value>, UpstreamError> {
         check_error(v)?;
-        let mut choices = Vec::new();
         let cands = v
             .get("candidates")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let mut deltas = Vec::new();
+        let mut finishes = Vec::new();
         if cands.is_empty() && v.pointer("/promptFeedback/blockReason").is_some() {
             self.finished = true;
-            choices.push(json!({"index": 0, "delta": {"role": "assistant", "content": ""},
-                "finish_reason": "content_filter"}));
+            finishes.push(json!({"index": 0, "delta": {}, "finish_reason": "content_filter"}));
         }
         for (i, c) in cands.iter().enumerate() {
             let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
@@ -652,27 +679,31 @@ impl StreamState {
                 delta.insert("role".into(), json!("assistant"));
             }
             delta.insert("content".into(), Value::String(text));
-            let called_now = !calls.is_empty();
-            if called_now {
+            if !calls.is_empty() {
                 self.calls.insert(index, base + calls.len());
                 delta.insert("tool_calls".into(), Value::Array(calls));
             }
-            let finish = c.get("finishReason").and_then(Value::as_str).map(|r| {
+            deltas.push(json!({"index": index, "delta": delta, "finish_reason": null}));
+            if let Some(r) = c.get("finishReason").and_then(Value::as_str) {
                 self.finished = true;
-                finish_reason(r, self.calls.get(&index).is_some_and(|n| *n > 0))
-            });
-            choices.push(json!({"index": index, "delta": delta, "finish_reason": finish}));
+                let called = self.calls.get(&index).is_some_and(|n| *n > 0);
+                finishes.push(json!({"index": index, "delta": {},
+                    "finish_reason": finish_reason(r, called)}));
+            }
         }
         self.started = true;
-        let mut out = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model, "choices": choices,
-        });
-        if self.include_usage
-            && self.finished
-            && let Some(u) = v.get("usageMetadata")
-        {
-            out["usage"] = usage(u);
+        let mut out = Vec::new();
+        if !deltas.is_empty() {
+            out.push(self.chunk(deltas));
+        }
+        if !finishes.is_empty() {
+            let mut last = self.chunk(finishes);
+            if self.include_usage
+                && let Some(u) = v.get("usageMetadata")
+            {
+                last["usage"] = usage(u);
+            }
+            out.push(last);
         }
         Ok(out)
     }
@@ -699,7 +730,10 @@ mod tests {
             "tool_choice": {"type": "function", "function": {"name": "weather"}}
         });
         let g = to_gemini(&body).unwrap();
-        assert_eq!(g["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));
+        assert_eq!(
+            g["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}]})
+        );
         let c = g["contents"].as_array().unwrap();
         assert_eq!(c.len(), 3, "{g}");
         assert_eq!(c[0]["role"], "user");
@@ -727,7 +761,10 @@ mod tests {
             json!({"mode": "ANY", "allowedFunctionNames": ["weather"]})
         );
         let orphan = json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "x", "content": "r"}]});
-        assert!(matches!(to_gemini(&orphan), Err(UpstreamError::Unsupported(_))));
+        assert!(matches!(
+            to_gemini(&orphan),
+            Err(UpstreamError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -758,7 +795,8 @@ mod tests {
             from_gemini(&blocked, "g").unwrap()["choices"][0]["finish_reason"],
             "content_filter"
         );
-        let err = json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Maria"}});
+        let err =
+            json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Maria"}});
         assert_eq!(
             from_gemini(&err, "g").unwrap_err(),
             UpstreamError::Reported("RESOURCE_EXHAUSTED".into())
@@ -771,17 +809,21 @@ mod tests {
         let c = st
             .on_chunk(&json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}]}))
             .unwrap();
-        assert_eq!(c["choices"][0]["delta"]["role"], "assistant");
-        assert_eq!(c["choices"][0]["delta"]["content"], "Hel");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(c[0]["choices"][0]["delta"]["content"], "Hel");
+        assert!(c[0]["choices"][0]["finish_reason"].is_null());
         assert!(!st.finished);
         let c = st
             .on_chunk(&json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}, "finishReason": "STOP"}],
                 "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 2, "totalTokenCount": 3}}))
             .unwrap();
-        assert!(c["choices"][0]["delta"].get("role").is_none());
-        assert_eq!(c["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
-        assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(c["usage"]["total_tokens"], 3);
+        assert_eq!(c.len(), 2, "the finish reason comes in its own chunk");
+        assert!(c[0]["choices"][0]["delta"].get("role").is_none());
+        assert_eq!(c[0]["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+        assert!(c[0]["choices"][0]["finish_reason"].is_null());
+        assert_eq!(c[1]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(c[1]["usage"]["total_tokens"], 3);
         assert!(st.finished);
     }
 }

@@ -551,7 +551,13 @@ async fn event_stream_clinician_restores_and_tool_arguments_are_guarded() {
     assert_eq!(first, "tooluse_1");
     let args: String = evs
         .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .flat_map(|e| {
+            e["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|c| c["function"]["arguments"].as_str().map(str::to_string))
         .collect();
     let v: Value = serde_json::from_str(&args).unwrap();
     assert!(v["query"].as_str().unwrap().contains("[NAME]"), "{v}");

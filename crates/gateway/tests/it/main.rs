@@ -7,6 +7,7 @@ mod bedrock;
 mod chat;
 mod mock;
 mod streaming;
+mod vertex;
 
 use std::path::Path;
 use std::sync::Arc;
