@@ -820,6 +820,39 @@ input = "tokenize"
     }
 
     #[test]
+    fn commented_provider_examples_parse() {
+        // Uncomment every commented table and `key = value` line of the example file.
+        let raw = include_str!("../../../examples/phiguard.toml");
+        let text: String = raw
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        }) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let c = Config::parse(&text, Path::new("examples/phiguard.toml"), |k| {
+            match k {
+                "UPSTREAM_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+                // Variables with a default in the file keep it.
+                k if k.starts_with("PHIGUARD_") || k.starts_with("UPSTREAM_") => None,
+                _ => Some("x".to_string()),
+            }
+        })
+        .unwrap();
+        assert_eq!(c.providers["bedrock"].kind, ProviderKind::Bedrock);
+        assert_eq!(c.providers["azure"].deployments["gpt-4o"], "gpt-4o-prod");
+        assert_eq!(c.providers["vertex"].kind, ProviderKind::Vertex);
+        assert!(c.providers.contains_key("hosted"));
+    }
+
+    #[test]
     fn example_config_parses() {
         let raw = include_str!("../../../examples/phiguard.toml");
         let c = Config::parse(raw, Path::new("examples/phiguard.toml"), env).unwrap();
