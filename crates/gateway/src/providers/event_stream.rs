@@ -335,6 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn every_single_byte_corruption_is_an_error_not_a_panic() {
+        let f = encode(
+            &[
+                (
+                    ":event-type",
+                    HeaderValue::String("contentBlockDelta".into()),
+                ),
+                ("n", HeaderValue::Long(5)),
+            ],
+            b"{\"delta\":{\"text\":\"hi\"}}",
+        );
+        for i in 0..f.len() {
+            for bit in 0..8 {
+                let mut g = f.clone();
+                g[i] ^= 1 << bit;
+                let mut buf = BytesMut::from(&g[..]);
+                // Either an error, or (a length grown by the flip) a wait for more bytes.
+                match decode(&mut buf) {
+                    Err(_) | Ok(None) => {}
+                    Ok(Some(m)) => panic!("byte {i} bit {bit} decoded as {m:?}"),
+                }
+            }
+        }
+        for cut in 0..f.len() {
+            assert_eq!(
+                decode(&mut BytesMut::from(&f[..cut])),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_lengths_and_headers() {
         // A consistent prelude claiming fewer bytes than a message needs.
         let mut p = Vec::new();
