@@ -186,15 +186,35 @@ pub struct AuditConfig {
 }
 
 /// The wire format a provider speaks (one adapter file per kind under `providers/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI's chat completions API: vLLM, Ollama, llama.cpp server, TGI, OpenAI itself.
+    #[default]
     OpenaiCompatible,
+    /// AWS Bedrock Converse / ConverseStream (SigV4, binary event stream).
+    Bedrock,
+    /// Azure OpenAI: deployments, `api-version`, `api-key` or an Entra ID bearer.
+    AzureOpenai,
+    /// Google Vertex AI Gemini `generateContent` / `streamGenerateContent`.
+    Vertex,
 }
 
-/// `[providers.NAME]`.
-#[derive(Clone, Deserialize)]
+impl ProviderKind {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenaiCompatible => "openai_compatible",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::AzureOpenai => "azure_openai",
+            ProviderKind::Vertex => "vertex",
+        }
+    }
+}
+
+/// `[providers.NAME]`. The fields after `baa` belong to one kind each (`check` refuses them
+/// on another kind).
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
@@ -211,6 +231,53 @@ pub struct ProviderConfig {
     /// The Business Associate Agreement covering this provider, if any.
     #[serde(default)]
     pub baa: Option<BaaRecord>,
+
+    /// Bedrock: the AWS region (SigV4 scope), e.g. `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock: access key id (default `AWS_ACCESS_KEY_ID`).
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    /// Bedrock: secret access key (default `AWS_SECRET_ACCESS_KEY`; never printed).
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    /// Bedrock: session token for temporary credentials (default `AWS_SESSION_TOKEN`; never
+    /// printed).
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
+
+    /// Azure OpenAI: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Azure OpenAI: model name callers use → deployment name.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, String>,
+    /// Azure OpenAI with Entra ID (client credentials) instead of `api_key`: tenant.
+    #[serde(default)]
+    pub entra_tenant_id: Option<String>,
+    /// Entra ID application (client) id.
+    #[serde(default)]
+    pub entra_client_id: Option<String>,
+    /// Entra ID client secret (never printed).
+    #[serde(default)]
+    pub entra_client_secret: Option<String>,
+    /// Entra ID authority (default `https://login.microsoftonline.com`; a sovereign cloud or a
+    /// test mock otherwise).
+    #[serde(default)]
+    pub entra_authority: Option<String>,
+
+    /// Vertex AI: the Google Cloud project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Vertex AI: the location (region), e.g. `us-central1`.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Vertex AI: service-account JSON key file (default `GOOGLE_APPLICATION_CREDENTIALS`).
+    #[serde(default)]
+    pub service_account_file: Option<PathBuf>,
+    /// Vertex AI: replaces the key file's `token_uri` (private endpoints, tests).
+    #[serde(default)]
+    pub token_uri: Option<String>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -222,8 +289,181 @@ impl std::fmt::Debug for ProviderConfig {
             .field("private", &self.private)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("baa", &self.baa)
+            .field("region", &self.region)
+            .field("aws_access_key_id", &self.aws_access_key_id)
+            .field(
+                "aws_secret_access_key",
+                &self.aws_secret_access_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field(
+                "aws_session_token",
+                &self.aws_session_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("api_version", &self.api_version)
+            .field("deployments", &self.deployments)
+            .field("entra_tenant_id", &self.entra_tenant_id)
+            .field("entra_client_id", &self.entra_client_id)
+            .field(
+                "entra_client_secret",
+                &self.entra_client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("entra_authority", &self.entra_authority)
+            .field("project", &self.project)
+            .field("location", &self.location)
+            .field("service_account_file", &self.service_account_file)
+            .field("token_uri", &self.token_uri)
             .finish()
     }
+}
+
+impl ProviderConfig {
+    /// Each kind's required fields are set, and no other kind's fields are.
+    fn check_kind_fields(&self, name: &str) -> Result<(), String> {
+        let kind = self.kind;
+        let fields: [(&str, bool, &[ProviderKind]); 14] = [
+            ("region", self.region.is_some(), &[ProviderKind::Bedrock]),
+            (
+                "aws_access_key_id",
+                self.aws_access_key_id.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_secret_access_key",
+                self.aws_secret_access_key.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_session_token",
+                self.aws_session_token.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "api_version",
+                self.api_version.is_some(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            (
+                "deployments",
+                !self.deployments.is_empty(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            (
+                "entra_tenant_id",
+                self.entra_tenant_id.is_some(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            (
+                "entra_client_id",
+                self.entra_client_id.is_some(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            (
+                "entra_client_secret",
+                self.entra_client_secret.is_some(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            (
+                "entra_authority",
+                self.entra_authority.is_some(),
+                &[ProviderKind::AzureOpenai],
+            ),
+            ("project", self.project.is_some(), &[ProviderKind::Vertex]),
+            ("location", self.location.is_some(), &[ProviderKind::Vertex]),
+            (
+                "service_account_file",
+                self.service_account_file.is_some(),
+                &[ProviderKind::Vertex],
+            ),
+            (
+                "token_uri",
+                self.token_uri.is_some(),
+                &[ProviderKind::Vertex],
+            ),
+        ];
+        for (field, set, kinds) in fields {
+            if set && !kinds.contains(&kind) {
+                return Err(format!(
+                    "providers.{name}.{field}: not a field of kind \"{}\"",
+                    kind.as_str()
+                ));
+            }
+        }
+        let need = |field: &str, v: &Option<String>| match v.as_deref() {
+            Some(s) if !s.trim().is_empty() => Ok(()),
+            _ => Err(format!(
+                "providers.{name}.{field}: required for kind \"{}\"",
+                kind.as_str()
+            )),
+        };
+        match kind {
+            ProviderKind::OpenaiCompatible => {}
+            ProviderKind::Bedrock => {
+                need("region", &self.region)?;
+                if self.api_key.is_some() {
+                    return Err(format!(
+                        "providers.{name}.api_key: Bedrock signs with AWS credentials \
+                         (aws_access_key_id, aws_secret_access_key)"
+                    ));
+                }
+            }
+            ProviderKind::AzureOpenai => {
+                need("api_version", &self.api_version)?;
+                if let Some(m) = self
+                    .models
+                    .iter()
+                    .find(|m| !self.deployments.contains_key(m.as_str()))
+                {
+                    return Err(format!(
+                        "providers.{name}.deployments: no deployment for model \"{m}\""
+                    ));
+                }
+                let entra = self.entra_tenant_id.is_some()
+                    || self.entra_client_id.is_some()
+                    || self.entra_client_secret.is_some();
+                if entra {
+                    need("entra_tenant_id", &self.entra_tenant_id)?;
+                    need("entra_client_id", &self.entra_client_id)?;
+                    need("entra_client_secret", &self.entra_client_secret)?;
+                    if self.api_key.as_deref().is_some_and(|k| !k.is_empty()) {
+                        return Err(format!(
+                            "providers.{name}: set api_key or the entra_* fields, not both"
+                        ));
+                    }
+                }
+            }
+            ProviderKind::Vertex => {
+                need("project", &self.project)?;
+                need("location", &self.location)?;
+                if self.api_key.is_some() {
+                    return Err(format!(
+                        "providers.{name}.api_key: Vertex AI uses a service account \
+                         (service_account_file)"
+                    ));
+                }
+            }
+        }
+        for (field, url) in [
+            ("entra_authority", &self.entra_authority),
+            ("token_uri", &self.token_uri),
+        ] {
+            if let Some(u) = url {
+                check_url(u).map_err(|why| format!("providers.{name}.{field}: {why}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `http(s)`, and plain `http` only to loopback.
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(url).map_err(|_| "not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("expected http or https");
+    }
+    if url.scheme() == "http" && !crate::routing::is_loopback_host(&url) {
+        return Err("plain http is only allowed to loopback");
+    }
+    Ok(())
 }
 
 /// A BAA record: dates are `YYYY-MM-DD`; the agreement is active from `effective` until the
@@ -445,19 +685,11 @@ impl Config {
             return Err("no [roles.NAME] section: define at least one role".into());
         }
         for (name, p) in &self.providers {
-            let url = reqwest::Url::parse(&p.endpoint)
-                .map_err(|_| format!("providers.{name}.endpoint: not a URL"))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(format!("providers.{name}.endpoint: expected http or https"));
-            }
-            if url.scheme() == "http" && !crate::routing::is_loopback_host(&url) {
-                return Err(format!(
-                    "providers.{name}.endpoint: plain http is only allowed to loopback upstreams"
-                ));
-            }
+            check_url(&p.endpoint).map_err(|why| format!("providers.{name}.endpoint: {why}"))?;
             if p.models.is_empty() {
                 return Err(format!("providers.{name}.models: empty"));
             }
+            p.check_kind_fields(name)?;
             if let Some(b) = &p.baa {
                 if b.effective < b.signed {
                     return Err(format!(
@@ -727,6 +959,101 @@ input = "tokenize"
         assert!(b.covers("chat.completions", d("2026-01-31")));
         assert!(!b.covers("chat.completions", d("2026-02-01")));
         assert!(!b.covers("embeddings", d("2025-06-01")));
+    }
+
+    #[test]
+    fn kind_fields_are_checked_and_secrets_hidden() {
+        let bedrock = BASE.replace(
+            "kind = \"openai_compatible\"",
+            "kind = \"bedrock\"\nregion = \"us-east-1\"\naws_access_key_id = \"AKID\"\naws_secret_access_key = \"s3cr3t-value\"",
+        );
+        let c = Config::parse(&bedrock, Path::new("x"), env).unwrap();
+        let p = &c.providers["local"];
+        assert_eq!(p.kind, ProviderKind::Bedrock);
+        let dbg = format!("{p:?}");
+        assert!(
+            !dbg.contains("s3cr3t-value") && dbg.contains("AKID"),
+            "{dbg}"
+        );
+        // A required field missing, and another kind's field.
+        let e = Config::parse(
+            &bedrock.replace("region = \"us-east-1\"\n", ""),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("providers.local.region"), "{e}");
+        let e = Config::parse(
+            &bedrock.replace("region =", "api_version = \"2024-10-21\"\nregion ="),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("providers.local.api_version") && e.contains("bedrock"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &BASE.replace("private = true", "private = true\nregion = \"us-east-1\""),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("providers.local.region"), "{e}");
+        // Unknown keys stay errors.
+        let e = Config::parse(
+            &bedrock.replace("region =", "aws_region = \"x\"\nregion ="),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("aws_region"), "{e}");
+    }
+
+    #[test]
+    fn commented_provider_examples_parse() {
+        // Uncomment every commented table and `key = value` line of the example file.
+        let raw = include_str!("../../../examples/phiguard.toml");
+        let text: String = raw
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                // The TLS example replaces plain_http: it stays commented here.
+                Some(rest)
+                    if rest.starts_with("[server.")
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            matches!(k.trim(), "cert" | "key" | "client_ca" | "min_version")
+                        }) =>
+                {
+                    format!("{l}\n")
+                }
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        }) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let c = Config::parse(&text, Path::new("examples/phiguard.toml"), |k| {
+            match k {
+                "UPSTREAM_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+                // Variables with a default in the file keep it.
+                k if k.starts_with("PHIGUARD_") || k.starts_with("UPSTREAM_") => None,
+                _ => Some("x".to_string()),
+            }
+        })
+        .unwrap();
+        assert_eq!(c.providers["bedrock"].kind, ProviderKind::Bedrock);
+        assert_eq!(c.providers["azure"].deployments["gpt-4o"], "gpt-4o-prod");
+        assert_eq!(c.providers["vertex"].kind, ProviderKind::Vertex);
+        assert!(c.providers.contains_key("hosted"));
     }
 
     #[test]

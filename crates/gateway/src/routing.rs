@@ -98,6 +98,7 @@ mod tests {
             private,
             api_key: None,
             baa,
+            ..Default::default()
         }
     }
 

@@ -28,7 +28,10 @@ use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, InjectionScreen, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
 use crate::metrics::Metrics;
+use crate::providers::azure_openai::AzureOpenAi;
+use crate::providers::bedrock::{self, Bedrock};
 use crate::providers::openai_compatible::OpenAiCompatible;
+use crate::providers::vertex::Vertex;
 use crate::providers::{ProviderAdapter, UpstreamError};
 use crate::routing::phi_eligibility;
 use crate::stream::StreamFilter;
@@ -163,6 +166,28 @@ impl Gateway {
                     p.api_key.clone(),
                     timeout,
                 )),
+                ProviderKind::Bedrock => {
+                    let creds = bedrock::credentials(p)
+                        .map_err(|e| format!("providers.{name}: AWS credentials: {e}"))?;
+                    Arc::new(
+                        Bedrock::new(
+                            client.clone(),
+                            &p.endpoint,
+                            p.region.as_deref().unwrap_or(""),
+                            creds,
+                            timeout,
+                        )
+                        .map_err(|e| format!("providers.{name}.{e}"))?,
+                    )
+                }
+                ProviderKind::AzureOpenai => Arc::new(
+                    AzureOpenAi::from_config(client.clone(), p, timeout)
+                        .map_err(|e| format!("providers.{name}: {e}"))?,
+                ),
+                ProviderKind::Vertex => Arc::new(
+                    Vertex::from_config(client.clone(), p, timeout)
+                        .map_err(|e| format!("providers.{name}: {e}"))?,
+                ),
             };
             providers.insert(name.clone(), adapter);
         }
@@ -928,6 +953,11 @@ fn upstream_error(e: &UpstreamError) -> ApiError {
         UpstreamError::Timeout => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             codes::UPSTREAM_TIMEOUT,
+            e.to_string(),
+        ),
+        UpstreamError::Unsupported(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
             e.to_string(),
         ),
         _ => ApiError::new(

@@ -124,6 +124,45 @@ impl ServiceAccountKey {
     }
 }
 
+impl ServiceAccountKey {
+    /// The RS256-signed JWT-bearer assertion (RFC 7523) Google's token endpoint exchanges for
+    /// an access token: `iss` = client email, `scope`, `aud` = the token URI, `iat` = `now`
+    /// (seconds since the epoch), `exp` = one hour later; `kid` = the private key id. Errors
+    /// name the service account, never the key.
+    pub fn jwt_assertion(
+        &self,
+        scope: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<Zeroizing<String>, CryptoError> {
+        let signing_key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(self.private_key.expose_secret().as_bytes())
+                .map_err(|_| {
+                    invalid(&format!(
+                        "the private key of service account {} is not an RSA PEM key",
+                        self.client_email
+                    ))
+                })?;
+        let claims = Claims {
+            iss: &self.client_email,
+            scope,
+            aud: audience,
+            iat: now,
+            exp: now + JWT_LIFETIME,
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid.clone_from(&self.private_key_id);
+        Ok(Zeroizing::new(
+            jsonwebtoken::encode(&header, &claims, &signing_key).map_err(|e| {
+                invalid(&format!(
+                    "cannot sign the service-account JWT ({:?})",
+                    e.kind()
+                ))
+            })?,
+        ))
+    }
+}
+
 impl fmt::Debug for ServiceAccountKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceAccountKey")
@@ -515,35 +554,11 @@ fn jwt_bearer(
             key.client_email
         )
     };
-    let signing_key =
-        jsonwebtoken::EncodingKey::from_rsa_pem(key.private_key.expose_secret().as_bytes())
-            .map_err(|_| {
-                invalid(&format!(
-                    "the private key of service account {} is not an RSA PEM key",
-                    key.client_email
-                ))
-            })?;
     let iat = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let claims = Claims {
-        iss: &key.client_email,
-        scope: KMS_SCOPE,
-        aud: token_uri,
-        iat,
-        exp: iat + JWT_LIFETIME,
-    };
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid.clone_from(&key.private_key_id);
-    let assertion = Zeroizing::new(
-        jsonwebtoken::encode(&header, &claims, &signing_key).map_err(|e| {
-            invalid(&format!(
-                "cannot sign the service-account JWT ({:?})",
-                e.kind()
-            ))
-        })?,
-    );
+    let assertion = key.jwt_assertion(KMS_SCOPE, token_uri, iat)?;
     let body = Zeroizing::new(form_encode(&[
         ("grant_type", JWT_BEARER_GRANT),
         ("assertion", assertion.as_str()),

@@ -1,8 +1,13 @@
 //! Provider adapters, one file per wire format. Each adapter takes an OpenAI-shaped chat
 //! request (already guarded) and returns OpenAI-shaped answers, so the guards and the HTTP
-//! front end know nothing of provider wire formats. Bedrock, Vertex and Azure slot in here.
+//! front end know nothing of provider wire formats.
 
+pub mod azure_openai;
+pub mod bedrock;
+pub mod event_stream;
 pub mod openai_compatible;
+pub mod token;
+pub mod vertex;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +32,32 @@ pub enum UpstreamError {
     Transport(&'static str),
     #[error("the upstream's answer is not valid ({0})")]
     BadResponse(&'static str),
+    /// The upstream reported an error inside a stream (its type name only, e.g.
+    /// `throttlingException`; never its message, which may echo the prompt).
+    #[error("the upstream reported an error ({0})")]
+    Reported(String),
+    /// The request uses something this provider's wire format cannot express.
+    #[error("not supported by this provider ({0})")]
+    Unsupported(&'static str),
+    /// The adapter cannot authenticate (credentials unusable or the token endpoint refused).
+    #[error("cannot authenticate to the upstream ({0})")]
+    Auth(&'static str),
+}
+
+impl UpstreamError {
+    /// An error type name reported by an upstream, kept only if it looks like an identifier.
+    pub fn reported(name: &str) -> UpstreamError {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        UpstreamError::Reported(if ok {
+            name.to_string()
+        } else {
+            "unnamed".into()
+        })
+    }
 }
 
 /// One upstream provider.

@@ -54,7 +54,7 @@ impl OpenAiCompatible {
     }
 }
 
-fn transport(e: &reqwest::Error) -> UpstreamError {
+pub(crate) fn transport(e: &reqwest::Error) -> UpstreamError {
     if e.is_timeout() {
         UpstreamError::Timeout
     } else if e.is_connect() {
@@ -64,7 +64,7 @@ fn transport(e: &reqwest::Error) -> UpstreamError {
     }
 }
 
-async fn json_answer(resp: reqwest::Response) -> Result<Value, UpstreamError> {
+pub(crate) async fn json_answer(resp: reqwest::Response) -> Result<Value, UpstreamError> {
     if !resp.status().is_success() {
         return Err(UpstreamError::Status(resp.status().as_u16()));
     }
@@ -102,78 +102,73 @@ impl ProviderAdapter for OpenAiCompatible {
                 .send()
                 .await
                 .map_err(|e| transport(&e))?;
-            if !resp.status().is_success() {
-                return Err(UpstreamError::Status(resp.status().as_u16()));
-            }
-            let v: Value = resp
-                .json()
-                .await
-                .map_err(|_| UpstreamError::BadResponse("not JSON"))?;
-            if !v.is_object() {
-                return Err(UpstreamError::BadResponse("not a JSON object"));
-            }
-            Ok(v)
+            json_answer(resp).await
         })
     }
 
     fn chat_stream(&self, body: Value) -> BoxFuture<'_, Result<ChunkStream, UpstreamError>> {
-        Box::pin(async move {
-            let resp = tokio::time::timeout(self.timeout, self.request(&body).send())
-                .await
-                .map_err(|_| UpstreamError::Timeout)?
-                .map_err(|e| transport(&e))?;
-            if !resp.status().is_success() {
-                return Err(UpstreamError::Status(resp.status().as_u16()));
-            }
-            let timeout = self.timeout;
-            let bytes = resp.bytes_stream();
-            let state = (bytes, BytesMut::new(), false);
-            let s =
-                futures_util::stream::unfold(state, move |(mut bytes, mut buf, done)| async move {
-                    if done {
-                        return None;
-                    }
-                    loop {
-                        // A complete event in the buffer?
-                        if let Some((end, sep)) = find_event_end(&buf) {
-                            let event = buf.split_to(end);
-                            buf.advance(sep);
-                            match parse_event(&event) {
-                                Event::Skip => continue,
-                                Event::Done => return None,
-                                Event::Chunk(v) => return Some((Ok(v), (bytes, buf, false))),
-                                Event::Bad => {
-                                    return Some((
-                                        Err(UpstreamError::BadResponse("an event is not JSON")),
-                                        (bytes, buf, true),
-                                    ));
-                                }
-                            }
-                        }
-                        match tokio::time::timeout(timeout, bytes.next()).await {
-                            Err(_) => {
-                                return Some((Err(UpstreamError::Timeout), (bytes, buf, true)));
-                            }
-                            Ok(None) => {
-                                // Stream ended without [DONE]: a final event without a blank line.
-                                if buf.iter().any(|b| !b.is_ascii_whitespace()) {
-                                    let event = buf.split();
-                                    if let Event::Chunk(v) = parse_event(&event) {
-                                        return Some((Ok(v), (bytes, buf, true)));
-                                    }
-                                }
-                                return None;
-                            }
-                            Ok(Some(Err(e))) => {
-                                return Some((Err(transport(&e)), (bytes, buf, true)));
-                            }
-                            Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
-                        }
-                    }
-                });
-            Ok(Box::pin(s) as ChunkStream)
-        })
+        Box::pin(async move { sse_chunks(self.request(&body), self.timeout).await })
     }
+}
+
+/// Sends a streaming request and decodes its server-sent events as JSON objects (until
+/// `data: [DONE]` or the end of the body). Shared by the adapters that speak SSE.
+pub(crate) async fn sse_chunks(
+    rb: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<ChunkStream, UpstreamError> {
+    let resp = tokio::time::timeout(timeout, rb.send())
+        .await
+        .map_err(|_| UpstreamError::Timeout)?
+        .map_err(|e| transport(&e))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError::Status(resp.status().as_u16()));
+    }
+    let bytes = resp.bytes_stream();
+    let state = (bytes, BytesMut::new(), false);
+    let s = futures_util::stream::unfold(state, move |(mut bytes, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            // A complete event in the buffer?
+            if let Some((end, sep)) = find_event_end(&buf) {
+                let event = buf.split_to(end);
+                buf.advance(sep);
+                match parse_event(&event) {
+                    Event::Skip => continue,
+                    Event::Done => return None,
+                    Event::Chunk(v) => return Some((Ok(v), (bytes, buf, false))),
+                    Event::Bad => {
+                        return Some((
+                            Err(UpstreamError::BadResponse("an event is not JSON")),
+                            (bytes, buf, true),
+                        ));
+                    }
+                }
+            }
+            match tokio::time::timeout(timeout, bytes.next()).await {
+                Err(_) => {
+                    return Some((Err(UpstreamError::Timeout), (bytes, buf, true)));
+                }
+                Ok(None) => {
+                    // Stream ended without [DONE]: a final event without a blank line.
+                    if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                        let event = buf.split();
+                        if let Event::Chunk(v) = parse_event(&event) {
+                            return Some((Ok(v), (bytes, buf, true)));
+                        }
+                    }
+                    return None;
+                }
+                Ok(Some(Err(e))) => {
+                    return Some((Err(transport(&e)), (bytes, buf, true)));
+                }
+                Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
+            }
+        }
+    });
+    Ok(Box::pin(s) as ChunkStream)
 }
 
 enum Event {

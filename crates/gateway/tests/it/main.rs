@@ -2,12 +2,15 @@
 //! Integration tests: the real router on a loopback port, the real detector, a real SQLite key
 //! store, against a mock upstream speaking OpenAI's wire format.
 
+mod azure;
+mod bedrock;
 mod chat;
 mod injection;
 mod mock;
 mod ops;
 mod streaming;
 mod tls;
+mod vertex;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn date(days_from_today: i64) -> String {
+pub fn date(days_from_today: i64) -> String {
     let d = time::OffsetDateTime::now_utc().date() + time::Duration::days(days_from_today);
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
@@ -136,22 +139,41 @@ injection = "off"
 }
 
 pub async fn start_with(scanner: Arc<dyn PhiScanner>) -> Harness {
-    start_config(scanner, config_text).await
+    start_config_text(scanner, config_text).await
 }
 
-/// Starts a gateway whose config is `text(upstream URL)`.
-pub async fn start_config(scanner: Arc<dyn PhiScanner>, text: impl Fn(&str) -> String) -> Harness {
-    start_full(scanner, None, text).await
+/// Starts a gateway whose config is `text(upstream URL)`, in front of the OpenAI mock.
+pub async fn start_config_text(
+    scanner: Arc<dyn PhiScanner>,
+    text: impl Fn(&str) -> String,
+) -> Harness {
+    let (mock, upstream) = mock::start().await;
+    start_config(&text(&upstream), mock, scanner).await
 }
 
-/// As [`start_config`], with the injection screen replaced when `screen` is given.
+/// The gateway on a loopback port with `config` (the OpenAI mock `mock` is kept in the harness).
+pub async fn start_config(config: &str, mock: mock::Mock, scanner: Arc<dyn PhiScanner>) -> Harness {
+    start_config_screen(config, mock, scanner, None).await
+}
+
+/// As [`start_config_text`], with the injection screen replaced when `screen` is given.
 pub async fn start_full(
     scanner: Arc<dyn PhiScanner>,
     screen: Option<Arc<dyn InjectionScreen>>,
     text: impl Fn(&str) -> String,
 ) -> Harness {
     let (mock, upstream) = mock::start().await;
-    let config = Config::parse(&text(&upstream), Path::new("test.toml"), |_| None).unwrap();
+    start_config_screen(&text(&upstream), mock, scanner, screen).await
+}
+
+/// As [`start_config`], with the injection screen replaced when `screen` is given.
+pub async fn start_config_screen(
+    config: &str,
+    mock: mock::Mock,
+    scanner: Arc<dyn PhiScanner>,
+    screen: Option<Arc<dyn InjectionScreen>>,
+) -> Harness {
+    let config = Config::parse(config, Path::new("test.toml"), |_| None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
     let sink = Arc::new(MemorySink::default());

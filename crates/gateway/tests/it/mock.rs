@@ -56,7 +56,7 @@ fn last_user_text(body: &Value) -> String {
     }
 }
 
-async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
+pub async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap();
     mock.received.lock().unwrap().push(body.clone());
     let model = body["model"].as_str().unwrap_or("").to_string();
@@ -135,7 +135,7 @@ async fn chat(State(mock): State<Mock>, body: Bytes) -> Response {
     ([("content-type", "text/event-stream")], out).into_response()
 }
 
-async fn embed(State(mock): State<Mock>, body: Bytes) -> Response {
+pub async fn embed(State(mock): State<Mock>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap();
     mock.received.lock().unwrap().push(body.clone());
     let n = match &body["input"] {

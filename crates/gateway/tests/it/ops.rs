@@ -41,7 +41,7 @@ async fn ready_is_distinct_from_health_and_names_the_failed_check() {
 
 #[tokio::test]
 async fn no_provider_means_not_ready() {
-    let h = start_config(Arc::new(Detector::new()), |_| {
+    let h = start_config_text(Arc::new(Detector::new()), |_| {
         "[server]\nlisten = \"127.0.0.1:0\"\nplain_http = true\n\n[roles.r]\nactions = [\"chat\"]\nmodels = [\"*\"]\nphi = \"none\"\ninput = \"redact\"\n".to_string()
     })
     .await;
@@ -59,7 +59,7 @@ async fn no_provider_means_not_ready() {
 
 #[tokio::test]
 async fn per_route_limit_answers_429_with_retry_after() {
-    let h = start_config(Arc::new(Detector::new()), |up| {
+    let h = start_config_text(Arc::new(Detector::new()), |up| {
         config_text(up).replace(
             "burst_per_key = 40",
             "burst_per_key = 40\nrequests_per_second_per_route = 1\nburst_per_route = 2",
