@@ -167,7 +167,12 @@ impl Hl7Deid {
             deid: self,
             engine,
             counts: std::mem::take(&mut b.counts),
-            scratch: Tally::default(),
+            // The caller's review sample (its size and seed) travels with the walker and is
+            // merged back at the end.
+            scratch: Tally {
+                review: std::mem::take(&mut tally.review),
+                ..Tally::default()
+            },
             seg_rules: std::mem::take(&mut b.seg_rules),
             field_rules: std::mem::take(&mut b.field_rules),
             out: std::mem::take(&mut b.out),
@@ -832,9 +837,11 @@ impl Walker<'_> {
                         _ => Outcome::Keep,
                     }
                 }
-                _ => self
-                    .engine
-                    .apply_counted(
+                _ => {
+                    // Only the engine's notes are wanted here; the review sample is offered
+                    // below, with the field's location.
+                    let review = std::mem::take(&mut self.scratch.review);
+                    let o = self.engine.apply_counted(
                         &mut self.scratch,
                         "",
                         true,
@@ -842,8 +849,10 @@ impl Walker<'_> {
                         kind,
                         &value,
                         at.patient,
-                    )
-                    .map_err(err)?,
+                    );
+                    self.scratch.review = review;
+                    o.map_err(err)?
+                }
             };
             if dict_applies && action == Action::Text {
                 let after = match &outcome {
@@ -862,6 +871,26 @@ impl Walker<'_> {
                 outcome
             }
         };
+        if !matches!(outcome, Outcome::Keep) {
+            if self.scratch.review.wants_next() {
+                let mut label = format!("{}-{}", String::from_utf8_lossy(&at.id), at.field);
+                if rep > 1 {
+                    label.push_str(&format!("[{rep}]"));
+                }
+                label.push_str(&format!(".{comp}"));
+                if sub > 1 {
+                    label.push_str(&format!(".{sub}"));
+                }
+                label.push_str(&format!(" (line {})", at.line));
+                let written = match &outcome {
+                    Outcome::Replace(v) => Some(v.as_str()),
+                    _ => None,
+                };
+                self.scratch.sample_change(&label, action, written);
+            } else {
+                self.scratch.review.skip();
+            }
+        }
         if matches!(outcome, Outcome::Keep)
             && matches!(counter, Counter::Builtin(_, _, Role::Keep | Role::Code))
         {
