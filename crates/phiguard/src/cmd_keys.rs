@@ -185,7 +185,8 @@ pub struct RewrapArgs {
     pub paths: Vec<PathBuf>,
     /// Also re-wrap the encrypted records of the audit store (the embedded store under
     /// PHIGUARD_HOME, or --audit-store): only their data keys; the tree and proofs are
-    /// unchanged. Resumable.
+    /// unchanged. Resumable. Implied for the embedded store when the key file is the default
+    /// one (the store is sealed under it).
     #[arg(long)]
     pub audit: bool,
     /// The audit store for --audit.
@@ -375,6 +376,12 @@ fn revoke_api_key(c: &Common, a: RevokeApiKeyArgs) -> Result<u8> {
         ),
         Some(_) => {}
     }
+    record_admin(
+        c,
+        "revoke-api-key",
+        json!({"api_key_id": id}),
+        gateway_audit_store(c)?.as_deref(),
+    )?;
     store.revoke(&id).map_err(|e| anyhow!("{e}"))?;
     if a.json {
         println!("{}", json!({"id": id, "revoked": true}));
@@ -407,6 +414,12 @@ fn create_api_key(c: &Common, a: CreateArgs) -> Result<u8> {
     }
     let store_path = crate::cmd_serve::key_store_path(&config)?;
     let store = phiguard_gateway::KeyStore::open(&store_path).map_err(|e| anyhow!("{e}"))?;
+    record_admin(
+        c,
+        "create-api-key",
+        json!({"role": a.role, "scopes": a.scopes, "expires_in_days": a.expires_in_days}),
+        config.audit.store.as_deref(),
+    )?;
     let expires = a
         .expires_in_days
         .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
@@ -421,6 +434,67 @@ fn create_api_key(c: &Common, a: CreateArgs) -> Result<u8> {
     );
     println!("{}", key.token);
     Ok(0)
+}
+
+// ---- key administration in the audit trail ---------------------------------------------------
+
+/// Records a key-administration action in the audit trail *before* it is taken, so an action
+/// that cannot be recorded is not taken. The record holds the action, who asked, and ids and
+/// counts (never key material, passphrases or file names). `store`: the audit store (default:
+/// the embedded store). When that store is sealed under this very key file and the file is
+/// sealed with a passphrase, the key opened with this command's passphrase is used.
+fn record_admin(
+    c: &Common,
+    action: &str,
+    detail: serde_json::Value,
+    store: Option<&str>,
+) -> Result<()> {
+    let url = audit_url(store)?;
+    let mut record = json!({
+        "type": "keys.admin",
+        "action": action,
+        "actor": crate::audit_trail::actor(),
+        "provider": match c.provider.provider {
+            ProviderKind::Local => "local",
+            ProviderKind::Pkcs11 => "pkcs11",
+            ProviderKind::AwsKms => "aws-kms",
+        },
+        "requested_at": phiguard_deid::report::now_utc_rfc3339(),
+    });
+    if let (Some(obj), serde_json::Value::Object(extra)) = (record.as_object_mut(), detail) {
+        obj.extend(extra);
+    }
+    let key_path = c.key_path()?;
+    let own_sealed_file = matches!(url, phiguard_audit::StoreUrl::Sqlite(_))
+        && key_path == local::default_path(&phiguard_home()?)
+        && key_path.exists()
+        && local::status(&key_path)?.sealed;
+    let mut audit = if own_sealed_file {
+        let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(c.open(false)?);
+        phiguard_audit::AuditStore::open_encrypted(
+            &url,
+            phiguard_audit::Options::default(),
+            provider,
+        )
+        .with_context(|| format!("cannot open the audit store {}", url.describe()))?
+    } else {
+        crate::audit_trail::open(&url)?
+    };
+    audit.append(&record).with_context(|| {
+        format!(
+            "the {action} could not be recorded in the audit store {}, so it was not done",
+            url.describe()
+        )
+    })?;
+    Ok(())
+}
+
+/// The gateway config's audit store, for API key events.
+fn gateway_audit_store(c: &Common) -> Result<Option<String>> {
+    match &c.config {
+        Some(path) => Ok(crate::cmd_serve::load_config(path)?.audit.store.clone()),
+        None => Ok(None),
+    }
 }
 
 // ---- finding the key file and the passphrase -----------------------------------------------
@@ -697,6 +771,14 @@ fn status_text(st: &KeyFileStatus) -> String {
 fn rotate(c: &Common, as_json: bool) -> Result<u8> {
     let path = c.key_path()?;
     let existed = path.exists();
+    if existed {
+        record_admin(
+            c,
+            "rotate",
+            json!({"key_file_id": local::status(&path)?.id}),
+            None,
+        )?;
+    }
     let mut kf = c.open(true)?;
     let kek = if existed {
         let kek = kf.rotate()?;
@@ -728,6 +810,7 @@ fn rotate(c: &Common, as_json: bool) -> Result<u8> {
 }
 
 fn rotate_pkcs11(c: &Common, as_json: bool) -> Result<u8> {
+    record_admin(c, "rotate", json!({}), None)?;
     // The first rotate creates v1; later ones add a version.
     let (p, kek) = match c.pkcs11(false) {
         Ok(mut p) => {
@@ -766,6 +849,12 @@ fn revoke(c: &Common, a: RevokeArgs) -> Result<u8> {
     if !path.exists() {
         bail!("no key file at {}", path.display());
     }
+    if local::status(&path)?.current == version {
+        bail!(
+            "KEK v{version} is the current version and cannot be revoked: rotate first \
+             (`phiguard keys rotate`), then revoke v{version}"
+        );
+    }
     // The audit store's records, read without the key: revoking the version they are wrapped
     // under would lock the store for good.
     let url = audit_url(a.audit_store.as_deref())?;
@@ -792,6 +881,12 @@ fn revoke(c: &Common, a: RevokeArgs) -> Result<u8> {
             );
         }
     }
+    record_admin(
+        c,
+        "revoke",
+        json!({"key_file_id": local::status(&path)?.id, "version": version, "force": a.force}),
+        a.audit_store.as_deref(),
+    )?;
     if LocalKeyFile::revoke(&path, version)? {
         eprintln!(
             "phiguard keys: KEK v{version} is revoked: data wrapped under it can no longer be \
@@ -824,6 +919,12 @@ fn seal(c: &Common, a: SealArgs) -> Result<u8> {
         announce_created(&kf);
         return Ok(0);
     }
+    record_admin(
+        c,
+        "seal",
+        json!({"key_file_id": local::status(&path)?.id}),
+        None,
+    )?;
     let mut kf = LocalKeyFile::open(&path, None)?;
     kf.seal(&pass, &params)?;
     eprintln!(
@@ -841,6 +942,7 @@ fn unseal(c: &Common) -> Result<u8> {
     if !kf.is_sealed() {
         bail!("key file {} is not sealed", kf.path().display());
     }
+    record_admin(c, "unseal", json!({"key_file_id": kf.status().id}), None)?;
     kf.unseal()?;
     eprintln!(
         "phiguard keys: key file {} is now UNSEALED: anyone who can read it can use the keys",
@@ -877,9 +979,21 @@ struct FailedOut {
 }
 
 fn rewrap(c: &Common, a: RewrapArgs) -> Result<u8> {
+    record_admin(
+        c,
+        "rewrap",
+        json!({"paths": a.paths.len(), "audit_store": a.audit}),
+        None,
+    )?;
     let kf: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::from(c.provider(false)?);
     let current = kf.current()?;
-    let audit = if a.audit {
+    // The embedded audit store is sealed under the default key file: rewrapping that file's
+    // data moves the store's records too (or revoking the old version would lock it).
+    let embedded = c.provider.provider == ProviderKind::Local
+        && a.audit_store.is_none()
+        && c.key_path()? == local::default_path(&phiguard_home()?)
+        && matches!(audit_url(None)?, phiguard_audit::StoreUrl::Sqlite(ref p) if p.exists());
+    let audit = if a.audit || embedded {
         let url = audit_url(a.audit_store.as_deref())?;
         let mut store = phiguard_audit::AuditStore::open_encrypted(
             &url,

@@ -46,12 +46,13 @@ fn revoke_waits_for_the_audit_store_to_be_rewrapped() {
         &["audit", "append", "--json", r#"{"user":"u9","action":"b"}"#],
     );
 
-    // Refused: three records and the store's key check are still under v1.
+    // Refused: three records, the record of the rotation itself (written before it) and the
+    // store's key check are still under v1.
     let out = run(home, &["keys", "revoke", "v1"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("4 encrypted records") && err.contains("rewrap --audit"),
+        err.contains("5 encrypted records") && err.contains("rewrap --audit"),
         "{err}"
     );
     let status: serde_json::Value =
@@ -61,16 +62,17 @@ fn revoke_waits_for_the_audit_store_to_be_rewrapped() {
         "v1 must not be revoked: {status}"
     );
 
-    // Rewrap moves them (the record appended after rotation was already current).
+    // Rewrap moves them (the records appended after rotation — an audit record and the
+    // rewrap's own — were already current).
     let out: serde_json::Value =
         serde_json::from_str(&ok(home, &["keys", "rewrap", "--audit", "--json"])).unwrap();
-    assert_eq!(out["audit"]["rewrapped"], 3, "{out}");
-    assert_eq!(out["audit"]["already_current"], 1, "{out}");
+    assert_eq!(out["audit"]["rewrapped"], 4, "{out}");
+    assert_eq!(out["audit"]["already_current"], 2, "{out}");
     // Resumable: a second run finds nothing to do.
     let again: serde_json::Value =
         serde_json::from_str(&ok(home, &["keys", "rewrap", "--audit", "--json"])).unwrap();
     assert_eq!(again["audit"]["rewrapped"], 0, "{again}");
-    assert_eq!(again["audit"]["already_current"], 4, "{again}");
+    assert_eq!(again["audit"]["already_current"], 7, "{again}");
 
     ok(home, &["keys", "revoke", "v1"]);
     // Every record reads, new ones append, the export verifies.
