@@ -54,11 +54,45 @@ pub struct Config {
     /// Providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// The model registry (`[models.NAME]`): version and metadata of the models callers use.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelEntry>,
     /// Roles by name.
     #[serde(default)]
     pub roles: BTreeMap<String, RoleConfig>,
     #[serde(default)]
     pub audit: AuditConfig,
+}
+
+/// `[models.NAME]`: one model of the registry. `NAME` is the name callers send in `model`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The provider serving it (a `[providers.NAME]`).
+    pub provider: String,
+    /// The model version (e.g. `2024-08-06`), recorded in every audit record.
+    pub version: String,
+    /// The name sent upstream (default: `NAME`), e.g. a Bedrock model id.
+    #[serde(default)]
+    pub upstream_name: Option<String>,
+    /// Free text shown by `GET /v1/models`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// From this date (UTC) on, requests for the model are refused (`model_retired`, 410).
+    #[serde(default, deserialize_with = "de_opt_date")]
+    pub retired: Option<Date>,
+}
+
+impl ModelEntry {
+    /// The name sent upstream.
+    pub fn upstream<'a>(&'a self, name: &'a str) -> &'a str {
+        self.upstream_name.as_deref().unwrap_or(name)
+    }
+
+    /// True when the model is retired on `today`.
+    pub fn is_retired(&self, today: Date) -> bool {
+        self.retired.is_some_and(|r| today >= r)
+    }
 }
 
 /// `[server]`.
@@ -220,7 +254,9 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Base URL, e.g. `http://127.0.0.1:8000/v1` (requests go to `{endpoint}/chat/completions`).
     pub endpoint: String,
-    /// Models served here (names callers use).
+    /// Models served here (names callers use). May be empty when `[models.NAME]` tables name
+    /// this provider.
+    #[serde(default)]
     pub models: Vec<String>,
     /// A self-hosted deployment inside the compliance boundary.
     #[serde(default)]
@@ -482,16 +518,115 @@ pub struct BaaRecord {
     /// Free-text reference to the signed document.
     #[serde(default)]
     pub reference: Option<String>,
+    /// The 10-point review of the agreement. Absent: not recorded (routing behaves as without
+    /// it, with a start-up warning); present: every point must be `true` for PHI to be routed.
+    #[serde(default)]
+    pub checklist: Option<BaaChecklist>,
+}
+
+/// `[providers.NAME.baa.checklist]`: the 10 points every vendor BAA is checked against. All
+/// keys are required; unknown keys are errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaaChecklist {
+    /// 1. The agreement is signed by both parties.
+    pub signed: bool,
+    /// 2. The vendor does not train on our PHI.
+    pub no_training_on_phi: bool,
+    /// 3. Retention and deletion terms are stated.
+    pub retention_and_deletion: bool,
+    /// 4. Subcontractors are disclosed.
+    pub subcontractor_disclosure: bool,
+    /// 5. A breach-notification timeline is stated.
+    pub breach_notification_timeline: bool,
+    /// 6. Data portability.
+    pub data_portability: bool,
+    /// 7. No mixing with other customers' data.
+    pub no_data_mixing: bool,
+    /// 8. Security Rule safeguards, AI training infrastructure included.
+    pub security_rule_safeguards: bool,
+    /// 9. It covers the specific AI services used.
+    pub covers_ai_services: bool,
+    /// 10. Evidence such as a SOC 2 Type II report.
+    pub security_evidence: bool,
+}
+
+impl BaaChecklist {
+    /// Every point with its config key.
+    pub fn items(&self) -> [(&'static str, bool); 10] {
+        [
+            ("signed", self.signed),
+            ("no_training_on_phi", self.no_training_on_phi),
+            ("retention_and_deletion", self.retention_and_deletion),
+            ("subcontractor_disclosure", self.subcontractor_disclosure),
+            (
+                "breach_notification_timeline",
+                self.breach_notification_timeline,
+            ),
+            ("data_portability", self.data_portability),
+            ("no_data_mixing", self.no_data_mixing),
+            ("security_rule_safeguards", self.security_rule_safeguards),
+            ("covers_ai_services", self.covers_ai_services),
+            ("security_evidence", self.security_evidence),
+        ]
+    }
+
+    /// The keys of the points that are not `true`.
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.items()
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// True when every point holds.
+    pub fn complete(&self) -> bool {
+        self.items().iter().all(|(_, ok)| *ok)
+    }
+}
+
+/// The state of a BAA's checklist, as recorded in audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecklistState {
+    Complete,
+    Incomplete,
+    NotRecorded,
+}
+
+impl ChecklistState {
+    /// The name used in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecklistState::Complete => "complete",
+            ChecklistState::Incomplete => "incomplete",
+            ChecklistState::NotRecorded => "not_recorded",
+        }
+    }
 }
 
 impl BaaRecord {
-    /// True when the agreement is signed, in effect on `today` and covers `service`.
+    /// True when the agreement is signed, in effect on `today` and covers `service` (the
+    /// checklist is not looked at: see [`BaaRecord::checklist_state`]).
     pub fn covers(&self, service: &str, today: Date) -> bool {
         self.signed <= today
             && self.effective <= today
             && today < self.expires
             && self.services.iter().any(|s| s == service)
     }
+
+    /// Whether the 10-point checklist is recorded, and complete.
+    pub fn checklist_state(&self) -> ChecklistState {
+        match &self.checklist {
+            None => ChecklistState::NotRecorded,
+            Some(c) if c.complete() => ChecklistState::Complete,
+            Some(_) => ChecklistState::Incomplete,
+        }
+    }
+}
+
+fn de_opt_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    de_date(d).map(Some)
 }
 
 fn de_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
@@ -686,8 +821,11 @@ impl Config {
         }
         for (name, p) in &self.providers {
             check_url(&p.endpoint).map_err(|why| format!("providers.{name}.endpoint: {why}"))?;
-            if p.models.is_empty() {
-                return Err(format!("providers.{name}.models: empty"));
+            if p.models.is_empty() && !self.models.values().any(|m| &m.provider == name) {
+                return Err(format!(
+                    "providers.{name}.models: empty (list models here, or name this provider \
+                     in a [models.NAME] table)"
+                ));
             }
             p.check_kind_fields(name)?;
             if let Some(b) = &p.baa {
@@ -703,6 +841,7 @@ impl Config {
                 }
             }
         }
+        self.check_models()?;
         for (name, r) in &self.roles {
             if r.input == InputPolicy::Allow && r.phi != PhiPermission::Full {
                 return Err(format!(
@@ -713,12 +852,109 @@ impl Config {
         Ok(())
     }
 
-    /// The provider serving `model` (first in name order).
+    /// The `[models.NAME]` tables: each names a configured provider, a version, and is not
+    /// listed under another provider.
+    fn check_models(&self) -> Result<(), String> {
+        for (name, m) in &self.models {
+            if name.trim().is_empty() {
+                return Err("models: a model name is empty".into());
+            }
+            let Some(p) = self.providers.get(&m.provider) else {
+                return Err(format!(
+                    "models.{name}.provider: no [providers.{}] section",
+                    m.provider
+                ));
+            };
+            if m.version.trim().is_empty() {
+                return Err(format!("models.{name}.version: empty"));
+            }
+            if m.upstream_name
+                .as_deref()
+                .is_some_and(|u| u.trim().is_empty())
+            {
+                return Err(format!("models.{name}.upstream_name: empty"));
+            }
+            if let Some((other, _)) = self
+                .providers
+                .iter()
+                .find(|(n, q)| *n != &m.provider && q.models.iter().any(|x| x == name))
+            {
+                return Err(format!(
+                    "models.{name}.provider: the model is also listed in providers.{other}.models"
+                ));
+            }
+            if p.kind == ProviderKind::AzureOpenai && !p.deployments.contains_key(m.upstream(name))
+            {
+                return Err(format!(
+                    "providers.{}.deployments: no deployment for model \"{}\" (models.{name})",
+                    m.provider,
+                    m.upstream(name)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Start-up warnings (provider and key names only): BAAs without a recorded checklist, or
+    /// with points not met.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, p) in &self.providers {
+            // A private deployment needs no BAA: its checklist does not decide anything.
+            let Some(b) = p.baa.as_ref().filter(|_| !p.private) else {
+                continue;
+            };
+            match &b.checklist {
+                None => out.push(format!(
+                    "providers.{name}.baa: no checklist recorded \
+                     ([providers.{name}.baa.checklist]); PHI routing relies on the dates and \
+                     services alone"
+                )),
+                Some(c) if !c.complete() => out.push(format!(
+                    "providers.{name}.baa.checklist: not met ({}); PHI will not be routed to \
+                     this provider",
+                    c.missing().join(", ")
+                )),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The provider serving `model`: the registry's when the model is in `[models]`, else the
+    /// first provider (in name order) listing it.
     pub fn provider_for(&self, model: &str) -> Option<(&str, &ProviderConfig)> {
+        if let Some(m) = self.models.get(model) {
+            return self
+                .providers
+                .get_key_value(&m.provider)
+                .map(|(n, p)| (n.as_str(), p));
+        }
         self.providers
             .iter()
             .find(|(_, p)| p.models.iter().any(|m| m == model))
             .map(|(n, p)| (n.as_str(), p))
+    }
+
+    /// Every model callers may name, with its provider and registry entry (if any): each
+    /// provider's listed models in order, then the registry's models it serves not listed.
+    pub fn all_models(&self) -> Vec<(&str, &str, Option<&ModelEntry>)> {
+        let mut out: Vec<(&str, &str, Option<&ModelEntry>)> = Vec::new();
+        for (pname, p) in &self.providers {
+            for m in &p.models {
+                // A name listed under two providers is served by the first (provider_for).
+                if out.iter().any(|(n, _, _)| n == m) {
+                    continue;
+                }
+                out.push((m.as_str(), pname.as_str(), self.models.get(m)));
+            }
+            for (m, e) in &self.models {
+                if &e.provider == pname && !p.models.contains(m) {
+                    out.push((m.as_str(), pname.as_str(), Some(e)));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -953,12 +1189,177 @@ input = "tokenize"
             expires: d("2026-02-01"),
             services: vec!["chat.completions".into()],
             reference: None,
+            checklist: None,
         };
         assert!(!b.covers("chat.completions", d("2025-01-15")));
         assert!(b.covers("chat.completions", d("2025-02-01")));
         assert!(b.covers("chat.completions", d("2026-01-31")));
         assert!(!b.covers("chat.completions", d("2026-02-01")));
         assert!(!b.covers("embeddings", d("2025-06-01")));
+    }
+
+    const CHECKLIST: &str = "[providers.hosted.baa.checklist]
+signed = true
+no_training_on_phi = true
+retention_and_deletion = true
+subcontractor_disclosure = true
+breach_notification_timeline = true
+data_portability = true
+no_data_mixing = true
+security_rule_safeguards = true
+covers_ai_services = true
+security_evidence = true
+";
+
+    fn hosted(checklist: &str) -> String {
+        format!(
+            "{BASE}
+[providers.hosted]
+kind = \"openai_compatible\"
+endpoint = \"https://llm.example.org/v1\"
+models = [\"h1\"]
+[providers.hosted.baa]
+signed = \"2026-01-10\"
+effective = \"2026-02-01\"
+expires = \"2027-02-01\"
+services = [\"chat.completions\"]
+{checklist}"
+        )
+    }
+
+    #[test]
+    fn model_registry_parses_and_resolves() {
+        let raw = format!(
+            "{BASE}
+[models.gpt-4o]
+provider = \"local\"
+version = \"2024-08-06\"
+upstream_name = \"gpt-4o-2024-08-06\"
+description = \"general chat\"
+retired = \"2027-06-30\"
+
+[models.m1]
+provider = \"local\"
+version = \"1.0\"
+"
+        );
+        let c = Config::parse(&raw, Path::new("x"), env).unwrap();
+        let m = &c.models["gpt-4o"];
+        assert_eq!(m.version, "2024-08-06");
+        assert_eq!(m.upstream("gpt-4o"), "gpt-4o-2024-08-06");
+        assert_eq!(c.models["m1"].upstream("m1"), "m1");
+        assert!(!m.is_retired(time::macros::date!(2027 - 06 - 29)));
+        assert!(m.is_retired(time::macros::date!(2027 - 06 - 30)));
+        // Served by the registry's provider without being listed there.
+        assert_eq!(c.provider_for("gpt-4o").unwrap().0, "local");
+        assert_eq!(c.provider_for("m1").unwrap().0, "local");
+        assert!(c.provider_for("nope").is_none());
+        let all: Vec<_> = c
+            .all_models()
+            .into_iter()
+            .map(|(n, p, e)| (n, p, e.is_some()))
+            .collect();
+        assert_eq!(all, vec![("m1", "local", true), ("gpt-4o", "local", true)]);
+        // A provider may list no models when the registry names it.
+        let raw = raw.replace("models = [\"m1\"]\n", "");
+        assert!(Config::parse(&raw, Path::new("x"), env).is_ok());
+    }
+
+    #[test]
+    fn model_registry_errors_name_the_key() {
+        let entry = |body: &str| format!("{BASE}\n[models.gpt-4o]\n{body}\n");
+        let err = |raw: String| {
+            Config::parse(&raw, Path::new("x"), env)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(entry("provider = \"nowhere\"\nversion = \"1\""));
+        assert!(
+            e.contains("models.gpt-4o.provider") && e.contains("nowhere"),
+            "{e}"
+        );
+        let e = err(entry("provider = \"local\""));
+        assert!(e.contains("version"), "{e}");
+        let e = err(entry("provider = \"local\"\nversion = \" \""));
+        assert!(e.contains("models.gpt-4o.version"), "{e}");
+        let e = err(entry(
+            "provider = \"local\"\nversion = \"1\"\nretired = \"soon\"",
+        ));
+        assert!(e.contains("YYYY-MM-DD"), "{e}");
+        let e = err(entry(
+            "provider = \"local\"\nversion = \"1\"\nowner = \"x\"",
+        ));
+        assert!(e.contains("owner"), "{e}");
+        let e = err(entry(
+            "provider = \"local\"\nversion = \"1\"\nupstream_name = \"\"",
+        ));
+        assert!(e.contains("models.gpt-4o.upstream_name"), "{e}");
+        // Listed under another provider: ambiguous.
+        let raw = format!(
+            "{BASE}\n[providers.other]\nkind = \"openai_compatible\"\nendpoint = \"http://127.0.0.1:9/v1\"\nmodels = [\"gpt-4o\"]\n\
+             private = true\n[models.gpt-4o]\nprovider = \"local\"\nversion = \"1\"\n"
+        );
+        let e = err(raw);
+        assert!(
+            e.contains("models.gpt-4o.provider") && e.contains("providers.other.models"),
+            "{e}"
+        );
+        // A provider with neither listed nor registry models.
+        let e = err(BASE.replace("models = [\"m1\"]\n", ""));
+        assert!(e.contains("providers.local.models"), "{e}");
+    }
+
+    #[test]
+    fn baa_checklist_parses_and_is_strict() {
+        let c = Config::parse(&hosted(CHECKLIST), Path::new("x"), env).unwrap();
+        let b = c.providers["hosted"].baa.as_ref().unwrap();
+        assert_eq!(b.checklist_state(), ChecklistState::Complete);
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        // Not recorded: accepted, with a warning naming the provider.
+        let c = Config::parse(&hosted(""), Path::new("x"), env).unwrap();
+        let b = c.providers["hosted"].baa.as_ref().unwrap();
+        assert_eq!(b.checklist_state(), ChecklistState::NotRecorded);
+        let w = c.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("providers.hosted.baa"),
+            "{w:?}"
+        );
+        // A false point: accepted (it is a record), incomplete, warned about by key.
+        let c = Config::parse(
+            &hosted(&CHECKLIST.replace("no_training_on_phi = true", "no_training_on_phi = false")),
+            Path::new("x"),
+            env,
+        )
+        .unwrap();
+        let b = c.providers["hosted"].baa.as_ref().unwrap();
+        assert_eq!(b.checklist_state(), ChecklistState::Incomplete);
+        let w = c.warnings();
+        assert!(w.len() == 1 && w[0].contains("no_training_on_phi"), "{w:?}");
+        // Unknown and missing keys are errors naming the key.
+        let e = Config::parse(
+            &hosted(&format!("{CHECKLIST}soc3 = true\n")),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("soc3"), "{e}");
+        let e = Config::parse(
+            &hosted(&CHECKLIST.replace("data_portability = true\n", "")),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("data_portability"), "{e}");
+        let e = Config::parse(
+            &hosted(&CHECKLIST.replace("signed = true", "signed = \"yes\"")),
+            Path::new("x"),
+            env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bool"), "{e}");
     }
 
     #[test]
@@ -1054,6 +1455,15 @@ input = "tokenize"
         assert_eq!(c.providers["azure"].deployments["gpt-4o"], "gpt-4o-prod");
         assert_eq!(c.providers["vertex"].kind, ProviderKind::Vertex);
         assert!(c.providers.contains_key("hosted"));
+        let baa = c.providers["hosted"].baa.as_ref().unwrap();
+        assert_eq!(baa.checklist_state(), ChecklistState::Complete);
+        let m = &c.models["claude-3-5-sonnet"];
+        assert_eq!(m.provider, "bedrock");
+        assert_eq!(
+            m.upstream("claude-3-5-sonnet"),
+            "anthropic.claude-3-5-sonnet-20240620-v1:0"
+        );
+        assert_eq!(c.provider_for("claude-3-5-sonnet").unwrap().0, "bedrock");
     }
 
     #[test]

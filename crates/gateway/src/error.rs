@@ -26,6 +26,7 @@ pub mod codes {
     pub const MODEL_NOT_ALLOWED: &str = "model_not_allowed";
     pub const ACTION_NOT_ALLOWED: &str = "action_not_allowed";
     pub const MODEL_NOT_FOUND: &str = "model_not_found";
+    pub const MODEL_RETIRED: &str = "model_retired";
     pub const INVALID_REQUEST: &str = "invalid_request";
     pub const REQUEST_TOO_LARGE: &str = "request_too_large";
     pub const PATIENT_REF_REQUIRED: &str = "patient_ref_required";
@@ -63,7 +64,7 @@ impl ApiError {
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
-            413 | 400 | 422 => "invalid_request_error",
+            413 | 400 | 410 | 422 => "invalid_request_error",
             429 => "rate_limit_error",
             502 | 504 => "upstream_error",
             _ => "api_error",

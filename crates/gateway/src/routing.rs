@@ -1,11 +1,12 @@
 //! Deny-by-default routing: a request that may carry PHI goes only to a `private` provider or
-//! to one whose BAA is in effect today and covers the service. The consumer APIs of OpenAI,
+//! to one whose BAA is in effect today, covers the service and — when its 10-point checklist is
+//! recorded — meets every point. The consumer APIs of OpenAI,
 //! Gemini and Anthropic are refused for PHI whatever the config says.
 
 use reqwest::Url;
 use time::Date;
 
-use crate::config::ProviderConfig;
+use crate::config::{ChecklistState, ProviderConfig};
 
 /// Hosts of consumer model APIs that sign no BAA for their consumer tiers.
 pub const CONSUMER_HOSTS: [&str; 3] = [
@@ -49,6 +50,8 @@ pub enum PhiEligibility {
     NoBaa,
     /// A BAA exists but is not in effect today (not yet, or expired) or does not cover the service.
     BaaInactive,
+    /// A BAA is in effect, but its recorded checklist has a point that is not met.
+    BaaChecklistIncomplete,
 }
 
 impl PhiEligibility {
@@ -65,6 +68,7 @@ impl PhiEligibility {
             PhiEligibility::ConsumerEndpoint => "consumer_endpoint",
             PhiEligibility::NoBaa => "no_baa",
             PhiEligibility::BaaInactive => "baa_inactive",
+            PhiEligibility::BaaChecklistIncomplete => "baa_checklist_incomplete",
         }
     }
 }
@@ -79,8 +83,13 @@ pub fn phi_eligibility(provider: &ProviderConfig, service: &str, today: Date) ->
     }
     match &provider.baa {
         None => PhiEligibility::NoBaa,
-        Some(b) if b.covers(service, today) => PhiEligibility::BaaActive,
-        Some(_) => PhiEligibility::BaaInactive,
+        Some(b) if !b.covers(service, today) => PhiEligibility::BaaInactive,
+        // An absent checklist is "not recorded" (warned about at start-up); a recorded one
+        // must hold on every point.
+        Some(b) if b.checklist_state() == ChecklistState::Incomplete => {
+            PhiEligibility::BaaChecklistIncomplete
+        }
+        Some(_) => PhiEligibility::BaaActive,
     }
 }
 
@@ -88,7 +97,7 @@ pub fn phi_eligibility(provider: &ProviderConfig, service: &str, today: Date) ->
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::config::{BaaRecord, ProviderKind};
+    use crate::config::{BaaChecklist, BaaRecord, ProviderKind};
 
     fn p(endpoint: &str, private: bool, baa: Option<BaaRecord>) -> ProviderConfig {
         ProviderConfig {
@@ -111,6 +120,7 @@ mod tests {
             expires: time::macros::date!(2027 - 01 - 01),
             services: vec!["chat.completions".into()],
             reference: None,
+            checklist: None,
         };
         for host in [
             "https://api.openai.com/v1",
@@ -143,6 +153,64 @@ mod tests {
                 today
             )
             .allows_phi()
+        );
+    }
+
+    #[test]
+    fn checklist_must_hold_on_every_point() {
+        let today = time::macros::date!(2026 - 06 - 01);
+        let all = BaaChecklist {
+            signed: true,
+            no_training_on_phi: true,
+            retention_and_deletion: true,
+            subcontractor_disclosure: true,
+            breach_notification_timeline: true,
+            data_portability: true,
+            no_data_mixing: true,
+            security_rule_safeguards: true,
+            covers_ai_services: true,
+            security_evidence: true,
+        };
+        let baa = |c: Option<BaaChecklist>| BaaRecord {
+            signed: time::macros::date!(2026 - 01 - 01),
+            effective: time::macros::date!(2026 - 01 - 01),
+            expires: time::macros::date!(2027 - 01 - 01),
+            services: vec!["chat.completions".into()],
+            reference: None,
+            checklist: c,
+        };
+        let e = |c, private| {
+            phi_eligibility(
+                &p("https://llm.example.org/v1", private, Some(baa(c))),
+                "chat.completions",
+                today,
+            )
+        };
+        assert_eq!(e(Some(all), false), PhiEligibility::BaaActive);
+        assert_eq!(e(None, false), PhiEligibility::BaaActive);
+        let mut one_false = all;
+        one_false.no_data_mixing = false;
+        assert_eq!(
+            e(Some(one_false), false),
+            PhiEligibility::BaaChecklistIncomplete
+        );
+        assert!(!e(Some(one_false), false).allows_phi());
+        assert_eq!(one_false.missing(), vec!["no_data_mixing"]);
+        // A private deployment needs no BAA at all.
+        assert_eq!(e(Some(one_false), true), PhiEligibility::Private);
+        // An expired BAA is inactive whatever its checklist says.
+        let late = time::macros::date!(2027 - 01 - 01);
+        assert_eq!(
+            phi_eligibility(
+                &p(
+                    "https://llm.example.org/v1",
+                    false,
+                    Some(baa(Some(one_false)))
+                ),
+                "chat.completions",
+                late
+            ),
+            PhiEligibility::BaaInactive
         );
     }
 }

@@ -201,6 +201,10 @@ impl Gateway {
             config.limits.requests_per_second_per_route,
             config.limits.burst_per_route,
         )?;
+        for w in config.warnings() {
+            // Provider and checklist key names only.
+            eprintln!("phiguard-gateway: warning: {w}");
+        }
         let injection = phiguard_injection::Screen::try_new()
             .map_err(|e| format!("the prompt-injection screen cannot be loaded: {e}"))?;
         Ok(Gateway {
@@ -322,6 +326,10 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such route")
 }
 
+fn date_str(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
@@ -406,13 +414,23 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let today = (gw.today)();
     let mut data = Vec::new();
-    for (name, p) in &gw.config.providers {
-        for m in &p.models {
-            if role.allows_model(m) {
-                data.push(json!({"id": m, "object": "model", "created": 0, "owned_by": name}));
+    for (m, pname, entry) in gw.config.all_models() {
+        if !role.allows_model(m) || entry.is_some_and(|e| e.is_retired(today)) {
+            continue;
+        }
+        let mut item = json!({"id": m, "object": "model", "created": 0, "owned_by": pname});
+        if let Some(e) = entry {
+            item["version"] = json!(e.version);
+            if let Some(d) = &e.description {
+                item["description"] = json!(d);
+            }
+            if let Some(r) = e.retired {
+                item["retired"] = json!(date_str(r));
             }
         }
+        data.push(item);
     }
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -437,8 +455,12 @@ struct Trace {
     patient_ref: Option<String>,
     provider: Option<String>,
     model: Option<String>,
+    /// From the model registry, when the model is in it.
+    model_version: Option<String>,
     action: Option<String>,
     routing: Option<&'static str>,
+    /// The provider's BAA checklist state, when it has a BAA.
+    baa_checklist: Option<&'static str>,
     policy: Option<InputPolicy>,
     report: GuardReport,
     blocked: bool,
@@ -464,8 +486,10 @@ impl Trace {
             patient_ref: None,
             provider: None,
             model: None,
+            model_version: None,
             action: None,
             routing: None,
+            baa_checklist: None,
             policy: None,
             report: GuardReport::default(),
             blocked: false,
@@ -497,13 +521,18 @@ impl Trace {
             "completed_at": if phase == "complete" { Some(rfc3339(OffsetDateTime::now_utc())) } else { None },
             "patient_ref": self.patient_ref,
             "provider": self.provider,
-            "model": {"name": self.model},
+            "model": {
+                "name": self.model,
+                "version": self.model_version,
+                "provider": self.provider,
+            },
             "action": self.action,
             "decision": {
                 "allowed": error.is_none() || phase == "complete" && self.upstream_status.is_some(),
                 "code": error.map(|e| e.code),
                 "role": self.role,
                 "routing": self.routing,
+                "baa_checklist": self.baa_checklist,
             },
             "guard": {
                 "policy": self.policy.map(InputPolicy::as_str),
@@ -745,12 +774,29 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
     };
     t.model = Some(model.to_string());
     t.provider = Some(pname.to_string());
+    let entry = gw.config.models.get(model);
+    t.model_version = entry.map(|e| e.version.clone());
     if !role.allows_model(model) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             codes::MODEL_NOT_ALLOWED,
             "the role may not use this model",
         ));
+    }
+    let mut body = body;
+    if let Some(e) = entry {
+        if e.is_retired((gw.today)()) {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                codes::MODEL_RETIRED,
+                "the model is retired in the model registry",
+            ));
+        }
+        if let Some(up) = &e.upstream_name
+            && let Some(obj) = body.as_object_mut()
+        {
+            obj.insert("model".into(), Value::String(up.clone()));
+        }
     }
     let provider = gw.providers.get(pname).cloned().ok_or_else(|| {
         ApiError::new(
@@ -845,6 +891,7 @@ async fn guard_and_route(
         .ok_or_else(guard_failed)?;
     let eligibility = phi_eligibility(provider, t.op.service(), (gw.today)());
     t.routing = Some(eligibility.as_str());
+    t.baa_checklist = provider.baa.as_ref().map(|b| b.checklist_state().as_str());
     if phi && !eligibility.allows_phi() {
         // Deny by default: even redacted or tokenized, a request that carried PHI goes only
         // inside the boundary or under an active BAA (the detector's recall is not 100%).

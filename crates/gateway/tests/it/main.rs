@@ -8,6 +8,7 @@ mod chat;
 mod injection;
 mod mock;
 mod ops;
+mod registry;
 mod streaming;
 mod tls;
 mod vertex;
