@@ -1109,6 +1109,9 @@ fn next_sep(d: &Delimiters, raw: &[u8], from: usize) -> usize {
 /// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7
 /// time and zone characters.
 fn looks_like_date(raw: &[u8]) -> bool {
+    if looks_like_written_date(raw) {
+        return true;
+    }
     if raw.len() < 8 || !raw[..8].iter().all(u8::is_ascii_digit) {
         return false;
     }
@@ -1127,9 +1130,51 @@ fn looks_like_date(raw: &[u8]) -> bool {
     (1800..2200).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)
 }
 
+/// A full date written with separators (`04/24/2007`, `24.04.2007`, `2007-04-24`) where the
+/// standard expects a code: also treated as a date (fail safe).
+fn looks_like_written_date(raw: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = raw.split(|b| matches!(b, b'/' | b'.' | b'-')).collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 4 || !p.iter().all(u8::is_ascii_digit))
+    {
+        return false;
+    }
+    let n = |p: &[u8]| p.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+    let year = |y: u32| (1800..2200).contains(&y);
+    let day_month = |a: u32, b: u32| {
+        ((1..=12).contains(&a) && (1..=31).contains(&b))
+            || ((1..=31).contains(&a) && (1..=12).contains(&b))
+    };
+    match (parts[0].len(), parts[1].len(), parts[2].len()) {
+        (4, 1..=2, 1..=2) => year(n(parts[0])) && day_month(n(parts[1]), n(parts[2])),
+        (1..=2, 1..=2, 4) => year(n(parts[2])) && day_month(n(parts[0]), n(parts[1])),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_dates_in_coded_fields_are_dates() {
+        for d in ["04/24/2007", "24.04.2007", "2007-04-24", "4/5/1999"] {
+            assert!(looks_like_date(d.as_bytes()), "{d}");
+        }
+        for d in [
+            "2.16.840",
+            "1.2.3",
+            "12/40/2007",
+            "2007",
+            "v2.5.1",
+            "04/24/07",
+            "13/13/2007",
+        ] {
+            assert!(!looks_like_date(d.as_bytes()), "{d}");
+        }
+    }
 
     #[test]
     fn coded_shapes() {
