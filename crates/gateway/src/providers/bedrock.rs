@@ -22,7 +22,9 @@ use serde_json::{Map, Value, json};
 
 use super::event_stream::{self, Message};
 use super::openai_compatible::transport;
-use super::{BoxFuture, ChunkStream, ProviderAdapter, UpstreamError};
+use super::{
+    BoxFuture, ChunkStream, ProviderAdapter, UpstreamError, completion_id, model_of, unix_now,
+};
 use crate::config::ProviderConfig;
 
 /// The SigV4 service name for the Bedrock runtime.
@@ -164,22 +166,6 @@ impl Bedrock {
             .map_err(|e| transport(&e))?;
         super::openai_compatible::json_answer(resp).await
     }
-}
-
-fn model_of(body: &Value) -> Result<String, UpstreamError> {
-    body.get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .ok_or(UpstreamError::Unsupported("a request without a model"))
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn completion_id() -> String {
-    format!("chatcmpl-bedrock-{:016x}", rand::random::<u64>())
 }
 
 impl ProviderAdapter for Bedrock {
@@ -614,9 +600,9 @@ pub fn from_converse(v: &Value, model: &str) -> Result<Value, UpstreamError> {
     }
     let stop = v.get("stopReason").and_then(Value::as_str).unwrap_or("");
     let mut out = json!({
-        "id": completion_id(),
+        "id": completion_id("bedrock"),
         "object": "chat.completion",
-        "created": now(),
+        "created": unix_now(),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(stop)}],
     });
@@ -641,8 +627,8 @@ pub struct StreamState {
 impl StreamState {
     pub fn new(model: String, include_usage: bool) -> StreamState {
         StreamState {
-            id: completion_id(),
-            created: now(),
+            id: completion_id("bedrock"),
+            created: unix_now(),
             model,
             include_usage,
             tools: BTreeMap::new(),

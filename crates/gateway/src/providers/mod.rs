@@ -15,6 +15,25 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde_json::Value;
 
+/// The `model` of an OpenAI-shaped request, for adapters that put it in the URL.
+pub(crate) fn model_of(body: &Value) -> Result<String, UpstreamError> {
+    body.get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .ok_or(UpstreamError::Unsupported("a request without a model"))
+}
+
+/// Seconds since the epoch, for the `created` of answers an adapter builds itself.
+pub(crate) fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A fresh `chatcmpl-<provider>-<hex>` id for answers an adapter builds itself.
+pub(crate) fn completion_id(provider: &str) -> String {
+    format!("chatcmpl-{provider}-{:016x}", rand::random::<u64>())
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

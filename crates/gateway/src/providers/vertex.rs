@@ -27,7 +27,9 @@ use serde_json::{Map, Value, json};
 
 use super::openai_compatible::{json_answer, sse_chunks, transport};
 use super::token::{self, TokenCache};
-use super::{BoxFuture, ChunkStream, ProviderAdapter, UpstreamError};
+use super::{
+    BoxFuture, ChunkStream, ProviderAdapter, UpstreamError, completion_id, model_of, unix_now,
+};
 use crate::config::ProviderConfig;
 
 /// The OAuth scope requested for Vertex AI.
@@ -171,22 +173,6 @@ impl Vertex {
             Err(e) => Err(self.on_error(e).await),
         }
     }
-}
-
-fn model_of(body: &Value) -> Result<String, UpstreamError> {
-    body.get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .ok_or(UpstreamError::Unsupported("a request without a model"))
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn completion_id() -> String {
-    format!("chatcmpl-vertex-{:016x}", rand::random::<u64>())
 }
 
 impl ProviderAdapter for Vertex {
@@ -613,7 +599,7 @@ pub fn from_gemini(v: &Value, model: &str) -> Result<Value, UpstreamError> {
             "finish_reason": finish_reason(reason, called)}));
     }
     let mut out = json!({
-        "id": completion_id(), "object": "chat.completion", "created": now(), "model": model,
+        "id": completion_id("vertex"), "object": "chat.completion", "created": unix_now(), "model": model,
         "choices": choices,
     });
     if let Some(u) = v.get("usageMetadata") {
@@ -638,8 +624,8 @@ pub struct StreamState {
 impl StreamState {
     pub fn new(model: String, include_usage: bool) -> StreamState {
         StreamState {
-            id: completion_id(),
-            created: now(),
+            id: completion_id("vertex"),
+            created: unix_now(),
             model,
             include_usage,
             started: false,
