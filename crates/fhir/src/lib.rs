@@ -315,16 +315,14 @@ fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
 }
 
-/// True if these first bytes look like FHIR JSON or NDJSON: an object whose first kilobytes
-/// name a `resourceType`.
+/// True if these first bytes look like FHIR JSON or NDJSON: an object that names a
+/// `resourceType` within the bytes given (the caller chooses how many to read).
 pub fn sniff(first_bytes: &[u8]) -> bool {
     let b = strip_bom(first_bytes).trim_ascii_start();
     if !b.starts_with(b"{") {
         return false;
     }
-    let window = &b[..b.len().min(4096)];
-    window
-        .windows(b"\"resourceType\"".len())
+    b.windows(b"\"resourceType\"".len())
         .any(|w| w == b"\"resourceType\"")
 }
 

@@ -69,42 +69,26 @@ pub fn classify(path: &Path) -> Result<Format> {
     Ok(classify_bytes(&head, &ext(path)))
 }
 
-/// The classification rule (content first, extension second).
+/// The classification rule: content first (each format crate's own sniffing), extension second.
 pub fn classify_bytes(head: &[u8], ext: &str) -> Format {
-    if head.len() >= 132 && &head[128..132] == b"DICM" {
-        return Format::Dicom;
+    if phiguard_dicom::sniff(head) {
+        Format::Dicom
+    } else if phiguard_tabular::sniff_parquet(head) {
+        Format::Parquet
+    } else if phiguard_hl7::sniff(head) {
+        Format::Hl7
+    } else if phiguard_fhir::sniff(head) {
+        Format::Fhir
+    } else {
+        match ext {
+            "dcm" | "dicom" => Format::Dicom,
+            "parquet" | "pq" => Format::Parquet,
+            "hl7" | "hl7v2" | "er7" => Format::Hl7,
+            "csv" | "tsv" | "psv" => Format::Csv,
+            // JSON that is not FHIR (no resourceType near the top) is de-identified as text.
+            _ => Format::Text,
+        }
     }
-    if head.starts_with(b"PAR1") {
-        return Format::Parquet;
-    }
-    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let body_trim = {
-        let skip = body.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        &body[skip..]
-    };
-    if ["MSH", "FHS", "BHS"]
-        .iter()
-        .any(|s| body_trim.starts_with(s.as_bytes()))
-        && body_trim.len() > 3
-        && !body_trim[3].is_ascii_alphanumeric()
-    {
-        return Format::Hl7;
-    }
-    if body_trim.starts_with(b"{") && memfind(head, b"\"resourceType\"") {
-        return Format::Fhir;
-    }
-    match ext {
-        "dcm" | "dicom" => Format::Dicom,
-        "parquet" | "pq" => Format::Parquet,
-        "hl7" | "hl7v2" | "er7" => Format::Hl7,
-        "csv" | "tsv" | "psv" => Format::Csv,
-        // JSON that is not FHIR (no resourceType near the top) is de-identified as text.
-        _ => Format::Text,
-    }
-}
-
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Everything a run needs, shared by the worker threads.
