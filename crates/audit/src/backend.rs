@@ -218,15 +218,6 @@ impl AuditStore {
         }
     }
 
-    /// Encrypted payloads not under the current KEK version (0 for PostgreSQL, whose payloads
-    /// rely on the database's own encryption at rest).
-    pub fn payloads_not_current(&self) -> Result<u64, AuditError> {
-        match self {
-            AuditStore::Sqlite(l) => l.payloads_not_current(),
-            AuditStore::Postgres(_) => Ok(0),
-        }
-    }
-
     /// Re-wraps encrypted payloads under the current KEK version: (re-wrapped, already current).
     pub fn rewrap_payloads(&mut self) -> Result<(u64, u64), AuditError> {
         match self {

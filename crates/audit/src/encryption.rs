@@ -132,9 +132,9 @@ impl PayloadCipher {
         Ok(Some(new))
     }
 
-    /// True when `stored` is wrapped under the provider's current KEK version.
-    pub fn is_current(&self, stored: &str) -> Result<bool, AuditError> {
-        Ok(self.fields.is_current(stored)?)
+    /// The provider's current KEK (id and version).
+    pub fn current_kek(&self) -> Result<phiguard_crypto::KekRef, AuditError> {
+        Ok(self.fields.provider().current()?)
     }
 
     /// A sealed known value, stored once in `meta`.

@@ -1062,31 +1062,13 @@ impl AuditLog {
                 Ok(0)
             };
         };
-        let mut n = 0u64;
-        let check: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [META_KEY_CHECK],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(check) = check
-            && !cipher.is_current(&check)?
-        {
-            n += 1;
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT payload FROM leaves WHERE substr(payload, 1, 5) = 'pgf1.'")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let payload: String = row.get(0)?;
-            if !cipher.is_current(&payload)? {
-                n += 1;
-            }
-        }
-        Ok(n)
+        let current = cipher.current_kek()?;
+        Ok(self
+            .payload_keks()?
+            .into_iter()
+            .filter(|((id, version), _)| *id != current.id || *version != current.version)
+            .map(|(_, n)| n)
+            .sum())
     }
 
     /// Moves every encrypted payload, and the key check, to the key's current KEK version,
