@@ -309,7 +309,11 @@ pub fn run(args: Args) -> Result<u8> {
 }
 
 /// The gateway config's API key store, for `keys create`, `list-api-keys`, `revoke-api-key`.
-fn api_key_store(c: &Common, cmd: &str) -> Result<(phiguard_gateway::KeyStore, PathBuf)> {
+/// Also returns the config's audit store (`audit.store`), where API key events are recorded.
+fn api_key_store(
+    c: &Common,
+    cmd: &str,
+) -> Result<(phiguard_gateway::KeyStore, PathBuf, Option<String>)> {
     let path = c
         .config
         .as_ref()
@@ -317,12 +321,12 @@ fn api_key_store(c: &Common, cmd: &str) -> Result<(phiguard_gateway::KeyStore, P
     let config = crate::cmd_serve::load_config(path)?;
     let store_path = crate::cmd_serve::key_store_path(&config)?;
     let store = phiguard_gateway::KeyStore::open(&store_path).map_err(|e| anyhow!("{e}"))?;
-    Ok((store, store_path))
+    Ok((store, store_path, config.audit.store))
 }
 
 /// `keys list-api-keys`: ids, roles, scopes and dates.
 fn list_api_keys(c: &Common, as_json: bool) -> Result<u8> {
-    let (store, store_path) = api_key_store(c, "list-api-keys")?;
+    let (store, store_path, _) = api_key_store(c, "list-api-keys")?;
     let keys = store.list().map_err(|e| anyhow!("{e}"))?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&keys)?);
@@ -366,7 +370,7 @@ fn revoke_api_key(c: &Common, a: RevokeApiKeyArgs) -> Result<u8> {
         bail!("not an API key id: expected the 16 hex digits after pg_ (see `keys list-api-keys`)");
     }
     let id = id.to_ascii_lowercase();
-    let (store, store_path) = api_key_store(c, "revoke-api-key")?;
+    let (store, store_path, audit_store) = api_key_store(c, "revoke-api-key")?;
     let keys = store.list().map_err(|e| anyhow!("{e}"))?;
     match keys.iter().find(|k| k.id == id) {
         None => bail!("no API key with id {id} in {}", store_path.display()),
@@ -380,7 +384,7 @@ fn revoke_api_key(c: &Common, a: RevokeApiKeyArgs) -> Result<u8> {
         c,
         "revoke-api-key",
         json!({"api_key_id": id}),
-        gateway_audit_store(c)?.as_deref(),
+        audit_store.as_deref(),
     )?;
     store.revoke(&id).map_err(|e| anyhow!("{e}"))?;
     if a.json {
@@ -487,14 +491,6 @@ fn record_admin(
         )
     })?;
     Ok(())
-}
-
-/// The gateway config's audit store, for API key events.
-fn gateway_audit_store(c: &Common) -> Result<Option<String>> {
-    match &c.config {
-        Some(path) => Ok(crate::cmd_serve::load_config(path)?.audit.store.clone()),
-        None => Ok(None),
-    }
 }
 
 // ---- finding the key file and the passphrase -----------------------------------------------
