@@ -7,45 +7,13 @@ use std::io::BufReader;
 
 use anyhow::{Context, Result, bail};
 use phiguard_rules::{Config, Engine};
+use phiguard_tabular::Suggestion;
 
 use crate::cmd_deid::Args;
 use crate::structured::{Format, classify, load_config};
 
 /// How many rows of each table are sampled.
 const SAMPLE_ROWS: usize = 200;
-
-/// One table's proposal, split into the parts a merged config needs.
-#[derive(Default)]
-struct Proposal {
-    comments: Vec<String>,
-    patient: Option<String>,
-    no_header: bool,
-    rules: Vec<String>,
-}
-
-fn split(text: &str) -> Proposal {
-    let mut p = Proposal::default();
-    let mut in_rules = false;
-    for line in text.lines() {
-        let t = line.trim_start();
-        if in_rules {
-            if t.starts_with(']') {
-                in_rules = false;
-            } else if !t.is_empty() {
-                p.rules.push(line.to_string());
-            }
-        } else if t.starts_with("rules = [") {
-            in_rules = true;
-        } else if t.starts_with("patient = ") {
-            p.patient = Some(line.to_string());
-        } else if t.starts_with("options = ") {
-            p.no_header = t.contains("no-header");
-        } else if t.starts_with('#') {
-            p.comments.push(line.to_string());
-        }
-    }
-    p
-}
 
 /// Writes the proposed config for every CSV table among the inputs.
 pub fn run(args: &Args) -> Result<u8> {
@@ -68,7 +36,7 @@ pub fn run(args: &Args) -> Result<u8> {
         let reader = BufReader::new(
             std::fs::File::open(file).with_context(|| format!("cannot open input {}", i + 1))?,
         );
-        let text = phiguard_tabular::suggest_table(
+        let parts = phiguard_tabular::suggest_parts(
             &engine,
             &config,
             table.as_deref(),
@@ -82,7 +50,7 @@ pub fn run(args: &Args) -> Result<u8> {
                 table.as_deref().unwrap_or("?")
             )
         })?;
-        proposals.push((table, split(&text)));
+        proposals.push((table, parts));
     }
     let out = merge(&config, &proposals);
     // Validate what we propose: it must load as a config.
@@ -105,7 +73,7 @@ pub fn run(args: &Args) -> Result<u8> {
     Ok(0)
 }
 
-fn merge(config: &Config, proposals: &[(Option<String>, Proposal)]) -> String {
+fn merge(config: &Config, proposals: &[(Option<String>, Suggestion)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -115,8 +83,11 @@ fn merge(config: &Config, proposals: &[(Option<String>, Proposal)]) -> String {
     );
     for (table, p) in proposals {
         let _ = writeln!(out, "# table {}:", table.as_deref().unwrap_or("?"));
-        for c in p.comments.iter().skip(1) {
-            let _ = writeln!(out, "{c}");
+        for n in &p.notes {
+            let _ = writeln!(out, "# {n}");
+        }
+        if p.patient.is_none() && !p.rules.is_empty() {
+            out.push_str("# no patient column found: dates shift by the dataset-wide offset\n");
         }
     }
     out.push_str("[csv]\n");

@@ -45,7 +45,7 @@ use phiguard_rules::{Config, ConfigError, Engine, RuleSet, Selector, Tally};
 
 pub use delimited::sniff_delimiter;
 pub use selector::ColumnSelector;
-pub use suggest::{suggest, suggest_table};
+pub use suggest::{Suggestion, suggest, suggest_parts, suggest_table};
 
 /// Errors de-identifying a table. They name the position (line, column number or name, row
 /// group), never a value.

@@ -36,17 +36,81 @@ pub fn suggest_table<R: Read>(
     input: R,
     sample_rows: usize,
 ) -> Result<String, TabularError> {
+    Ok(suggest_parts(engine, config, table, input, sample_rows)?.to_toml())
+}
+
+/// One table's proposal in parts, so that a caller can merge several tables into one
+/// `[csv]` section. Every line is already rendered (TOML, with its reason as a comment).
+#[derive(Debug, Clone)]
+pub struct Suggestion {
+    /// The profile the rules were chosen for.
+    pub profile: &'static str,
+    /// Comment lines about the sample (without the leading `# `).
+    pub notes: Vec<String>,
+    /// The `patient = ...` line, when a patient column was found.
+    pub patient: Option<String>,
+    /// The first row is not a header (`options = ["no-header"]`).
+    pub no_header: bool,
+    /// One `{ select = ..., action = ... },  # why` line per column (empty for an empty table).
+    pub rules: Vec<String>,
+}
+
+impl Suggestion {
+    /// The proposal as a config section.
+    pub fn to_toml(&self) -> String {
+        let mut out = format!(
+            "# Proposed by `phiguard deid --suggest` for the {} profile. Review every rule before use.\n",
+            self.profile
+        );
+        for n in &self.notes {
+            let _ = writeln!(out, "# {n}");
+        }
+        out.push_str("[csv]\n");
+        if self.rules.is_empty() {
+            out.push_str("rules = []\n");
+            return out;
+        }
+        match &self.patient {
+            Some(line) => {
+                let _ = writeln!(out, "{line}");
+            }
+            None => {
+                out.push_str("# no patient column found: dates shift by the dataset-wide offset\n")
+            }
+        }
+        if self.no_header {
+            out.push_str("options = [\"no-header\"]\n");
+        }
+        out.push_str("rules = [\n");
+        for r in &self.rules {
+            let _ = writeln!(out, "{r}");
+        }
+        out.push_str("]\n");
+        out
+    }
+}
+
+/// As [`suggest_table`], in parts.
+pub fn suggest_parts<R: Read>(
+    engine: &Engine,
+    config: &Config,
+    table: Option<&str>,
+    input: R,
+    sample_rows: usize,
+) -> Result<Suggestion, TabularError> {
     let deid = TabularDeid::new(config).map_err(TabularError::Config)?;
     let mut opened = open(&deid, input)?;
     let sample = read_sample(&mut opened.reader, sample_rows.saturating_add(1))?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Proposed by `phiguard deid --suggest` for the {} profile. Review every rule before use.",
-        config.profile.as_str()
-    );
+    let mut out = Suggestion {
+        profile: config.profile.as_str(),
+        notes: Vec::new(),
+        patient: None,
+        no_header: false,
+        rules: Vec::new(),
+    };
     let Some((first_line, first)) = sample.first() else {
-        out.push_str("# The table is empty: nothing to propose.\n[csv]\nrules = []\n");
+        out.notes
+            .push("The table is empty: nothing to propose.".to_string());
         return Ok(out);
     };
     let first = fields(first, *first_line)?;
@@ -67,9 +131,8 @@ pub fn suggest_table<R: Read>(
         }
         text_rows.push(fields(rec, *line)?);
     }
-    let _ = writeln!(
-        out,
-        "# {} sampled rows, {} columns{}; per column: the rule's reason, then the detector's \
+    out.notes.push(format!(
+        "{} sampled rows, {} columns{}; per column: the rule's reason, then the detector's \
          categories as the share of distinct sampled values (at most 100) they were found in.",
         text_rows.len(),
         names.len(),
@@ -78,26 +141,18 @@ pub fn suggest_table<R: Read>(
         } else {
             " (no header row: columns are col1, col2, ...)"
         }
-    );
+    ));
     let qualify = |name: &str| match table {
         Some(t) => format!("{t}.{name}"),
         None => name.to_string(),
     };
-    out.push_str("[csv]\n");
-    match patient_column(deid.patient.as_ref(), table, &names) {
-        Some(i) => {
-            let _ = writeln!(
-                out,
-                "patient = {}  # the patient key: dates shift per patient",
-                toml_string(&qualify(&names[i]))
-            );
-        }
-        None => out.push_str("# no patient column found: dates shift by the dataset-wide offset\n"),
-    }
-    if !is_header {
-        out.push_str("options = [\"no-header\"]\n");
-    }
-    out.push_str("rules = [\n");
+    out.patient = patient_column(deid.patient.as_ref(), table, &names).map(|i| {
+        format!(
+            "patient = {}  # the patient key: dates shift per patient",
+            toml_string(&qualify(&names[i]))
+        )
+    });
+    out.no_header = !is_header;
     for (i, name) in names.iter().enumerate() {
         let sample = Sample::of(engine, text_rows.iter().map(|r| r[i]));
         let detected = format!(
@@ -109,14 +164,12 @@ pub fn suggest_table<R: Read>(
             text_rows.iter().map(move |r| r[i])
         });
         let (action, why) = (plan.action, plan.why);
-        let _ = writeln!(
-            out,
+        out.rules.push(format!(
             "    {{ select = {}, action = {} }},  # {why}; {detected}",
             toml_string(&qualify(name)),
             toml_string(action.as_str())
-        );
+        ));
     }
-    out.push_str("]\n");
     Ok(out)
 }
 
