@@ -37,7 +37,7 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"phiguard-audit payload key check v1";
 
 /// A key provider shared by the store (a newtype so that `FieldCipher` can own it).
 #[derive(Clone)]
-struct Shared(Arc<dyn KeyProvider>);
+pub(crate) struct Shared(pub(crate) Arc<dyn KeyProvider>);
 
 impl KeyProvider for Shared {
     fn name(&self) -> &str {
@@ -130,6 +130,11 @@ impl PayloadCipher {
         }
         let (_, new) = self.fields.rewrap_field(field, stored)?;
         Ok(Some(new))
+    }
+
+    /// The key provider.
+    pub fn provider(&self) -> Arc<dyn KeyProvider> {
+        self.fields.provider().0.clone()
     }
 
     /// The provider's current KEK (id and version).

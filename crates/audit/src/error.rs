@@ -63,6 +63,8 @@ pub enum AuditError {
          (the tree, proofs and leaf hashes remain readable)"
     )]
     Sealed,
+    #[error("the audit store {path} is encrypted and cannot be opened: {reason}")]
+    FileKey { path: PathBuf, reason: String },
     #[error("the key given does not open the audit store's encrypted records (wrong key)")]
     WrongKey,
 }

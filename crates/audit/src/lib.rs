@@ -45,6 +45,7 @@ pub mod canonical;
 pub mod encryption;
 pub mod error;
 pub mod export;
+pub mod file_key;
 pub mod hash;
 pub mod note;
 pub mod pg;

@@ -30,6 +30,7 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::canonical::{to_canonical_string, write_json_string};
 use crate::encryption::{self, META_ENCRYPTION, META_KEY_CHECK, META_KEY_FILE, PayloadCipher};
 use crate::error::AuditError;
+use crate::file_key::{self, PageKey, Sidecar};
 use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
 use crate::note::{Checkpoint, Signer, VerifierKey};
 use crate::tree::{self, Frontier, Subtrees, TreeError};
@@ -159,6 +160,9 @@ pub struct Options {
     pub retention_years: u16,
     /// The largest canonical record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Encrypt the database file itself (SQLCipher) when a new store is created with a key.
+    /// On by default; off only to measure what it costs.
+    pub encrypt_file: bool,
 }
 
 impl Default for Options {
@@ -167,6 +171,7 @@ impl Default for Options {
             durability: Durability::Full,
             retention_years: 6,
             max_record_bytes: 1 << 20,
+            encrypt_file: true,
         }
     }
 }
@@ -313,6 +318,7 @@ pub struct AuditLog {
     /// True when the store is marked encrypted: new records are sealed, and without
     /// `cipher` records cannot be read or appended.
     encrypted: bool,
+    file_encrypted: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -481,9 +487,22 @@ impl AuditLog {
             })?;
         }
         let existed = path.exists();
+        let page_key = page_key_for(path, &options, cipher.as_ref(), key_file.as_deref())?;
         let conn = Connection::open(path).map_err(open_err)?;
         if !existed {
             restrict_permissions(path);
+        }
+        if let Some(key) = &page_key {
+            file_key::apply(&conn, key, path)?;
+            // A store restored into another home: its page-key file names the key file it is
+            // opened with now.
+            if let Some(file) = &key_file
+                && let Some(mut sc) = Sidecar::read(path)?
+                && sc.key_file.as_deref() != Some(file.as_path())
+            {
+                sc.key_file = Some(file.clone());
+                sc.write(path)?;
+            }
         }
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;
@@ -508,10 +527,17 @@ impl AuditLog {
             options,
             cipher,
             encrypted: false,
+            file_encrypted: page_key.is_some(),
         };
         log.init_schema()?;
         log.init_encryption(key_file)?;
         Ok(log)
+    }
+
+    /// True when the database file itself is encrypted (SQLCipher pages under a wrapped page
+    /// key, see [`crate::file_key`]).
+    pub fn is_file_encrypted(&self) -> bool {
+        self.file_encrypted
     }
 
     /// Reads (and with a key, sets) the store's encryption marks.
@@ -1020,8 +1046,9 @@ impl AuditLog {
         writer.finish()
     }
 
-    /// How many encrypted payloads (and the key check) are wrapped under each KEK
-    /// (`(id, version)`), read from their headers: no key is needed.
+    /// How many encrypted payloads (and the key check, and the database's page key when the
+    /// file is encrypted) are wrapped under each KEK (`(id, version)`), read from their
+    /// headers: no key is needed.
     pub fn payload_keks(&self) -> Result<BTreeMap<(String, u32), u64>, AuditError> {
         let mut out = BTreeMap::new();
         let mut count = |stored: &str| -> Result<(), AuditError> {
@@ -1040,6 +1067,11 @@ impl AuditLog {
         if let Some(check) = check {
             count(&check)?;
         }
+        if self.file_encrypted
+            && let Some(sc) = Sidecar::read(&self.path)?
+        {
+            count(&sc.wrapped)?;
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT payload FROM leaves WHERE substr(payload, 1, 5) = 'pgf1.'")?;
@@ -1051,7 +1083,7 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Counts the encrypted payloads (and the key check) not wrapped under the key's current
+    /// Counts the encrypted payloads (and the key check and page key) not wrapped under the key's current
     /// KEK version: what revoking an older version would make unreadable. Errors when the
     /// store is encrypted and was opened without its key.
     pub fn payloads_not_current(&self) -> Result<u64, AuditError> {
@@ -1071,7 +1103,8 @@ impl AuditLog {
             .sum())
     }
 
-    /// Moves every encrypted payload, and the key check, to the key's current KEK version,
+    /// Moves every encrypted payload, the key check and the database's page key to the key's
+    /// current KEK version,
     /// re-wrapping only their data keys (leaf hashes, the tree and every proof are unchanged).
     /// Runs in batches of 1,000 records, each its own transaction, so it can be interrupted
     /// and run again (what is already current is skipped). Returns (re-wrapped, already
@@ -1117,7 +1150,12 @@ impl AuditLog {
             tx.commit()?;
             done += updates.len() as u64;
         }
-        // The key check last: until every payload is moved, the old version still opens it.
+        // The page key and the key check last: until every payload is moved, the old version
+        // still opens the store.
+        if self.file_encrypted {
+            let cipher = self.cipher.as_ref().ok_or(AuditError::Sealed)?;
+            file_key::rewrap(&self.path, cipher.provider())?;
+        }
         let check: Option<String> = self
             .conn
             .query_row(
@@ -1156,8 +1194,11 @@ impl AuditLog {
     }
 
     /// Writes a consistent snapshot of the store to `dest` (a new file), with `VACUUM INTO`.
+    /// An encrypted store's snapshot is encrypted under the same page key, and its page-key
+    /// file is copied beside it.
     pub fn snapshot_to(&self, dest: &Path) -> Result<(), AuditError> {
-        snapshot_connection(&self.conn, dest)
+        snapshot_connection(&self.conn, dest)?;
+        copy_sidecar(&self.path, dest, self.file_encrypted)
     }
 
     /// Recomputes every leaf hash and the root from the stored records and compares them with
@@ -1228,15 +1269,37 @@ fn snapshot_connection(conn: &Connection, dest: &Path) -> Result<(), AuditError>
 }
 
 /// Writes a consistent snapshot of the SQLite database at `src` (opened read-only) to `dest`
-/// (a new file) with `VACUUM INTO`, which reads one transaction's view of the database.
-pub fn snapshot_sqlite(src: &Path, dest: &Path) -> Result<(), AuditError> {
-    let conn = Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|source| AuditError::Open {
-            path: src.to_path_buf(),
-            source,
-        })?;
+/// (a new file) with `VACUUM INTO`, which reads one transaction's view of the database. An
+/// encrypted database ([`crate::file_key`]) is opened with its page key, unwrapped with
+/// `provider` (or the local key file its page-key file names); the snapshot is encrypted
+/// under the same page key and the page-key file is copied beside it.
+pub fn snapshot_sqlite(
+    src: &Path,
+    dest: &Path,
+    provider: Option<Arc<dyn KeyProvider>>,
+) -> Result<(), AuditError> {
+    let key = if file_key::is_plain_sqlite(src) {
+        None
+    } else {
+        file_key::key_for(src, provider)?
+    };
+    let conn = file_key::open_raw(src, key.as_ref(), true)?;
     conn.busy_timeout(Duration::from_secs(30))?;
-    snapshot_connection(&conn, dest)
+    snapshot_connection(&conn, dest)?;
+    copy_sidecar(src, dest, key.is_some())
+}
+
+fn copy_sidecar(src: &Path, dest: &Path, encrypted: bool) -> Result<(), AuditError> {
+    if !encrypted {
+        return Ok(());
+    }
+    match Sidecar::read(src)? {
+        Some(sc) => sc.write(dest),
+        None => Err(AuditError::Corrupt(format!(
+            "{} vanished during the snapshot",
+            file_key::sidecar_path(src).display()
+        ))),
+    }
 }
 
 /// Writes an export: the header, then one line per entry. Shared by the back ends.
@@ -1504,9 +1567,52 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, AuditEr
     })())
 }
 
+/// The page key of the store at `path`: the existing one (unwrapped with the caller's key,
+/// or the local key file its page-key file names), a new one for a new store opened with a
+/// key (its page-key file written first), or none for a plaintext store.
+fn page_key_for(
+    path: &Path,
+    options: &Options,
+    cipher: Option<&PayloadCipher>,
+    key_file: Option<&Path>,
+) -> Result<Option<PageKey>, AuditError> {
+    let len = std::fs::metadata(path).map(|m| m.len()).ok();
+    if len.is_some_and(|n| n > 0) && file_key::is_plain_sqlite(path) {
+        // A plaintext store (made before file encryption, or opened without a key). A page-key
+        // file beside it is left from an interrupted conversion and is not used.
+        return Ok(None);
+    }
+    if Sidecar::read(path)?.is_some() {
+        return file_key::key_for(path, cipher.map(PayloadCipher::provider));
+    }
+    if len.is_some_and(|n| n > 0) {
+        return Err(AuditError::FileKey {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is not a plaintext SQLite database and has no page-key file {}: if it is \
+                 an encrypted store, put its page-key file back",
+                file_key::sidecar_path(path).display()
+            ),
+        });
+    }
+    match cipher {
+        Some(cipher) if options.encrypt_file => {
+            let (key, sidecar) = file_key::create(cipher.provider(), key_file)?;
+            sidecar.write(path)?;
+            Ok(Some(key))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The local key file named by an existing store, if any (read-only peek; any failure is
 /// "none", and the real open reports it).
 fn stored_key_file(path: &Path) -> Option<PathBuf> {
+    if let Ok(Some(sc)) = Sidecar::read(path)
+        && !file_key::is_plain_sqlite(path)
+    {
+        return sc.key_file;
+    }
     if !path.exists() {
         return None;
     }
@@ -1943,7 +2049,7 @@ mod tests {
         log.append_batch(&(0..30).map(record).collect::<Vec<_>>())
             .unwrap();
         let dest = dir.path().join("copy.db");
-        snapshot_sqlite(log.path(), &dest).unwrap();
+        snapshot_sqlite(log.path(), &dest, None).unwrap();
         let copy = AuditLog::open(&dest).unwrap();
         assert_eq!(copy.tree_head().unwrap(), log.tree_head().unwrap());
         assert!(copy.check(None).unwrap().is_intact());

@@ -52,6 +52,20 @@ pub enum AuditCommand {
     /// Remove the payloads (never the leaf hashes) of records past their retention_until;
     /// the tree, the checkpoints and every proof stay verifiable.
     Retention(RetentionArgs),
+    /// Encrypt the database file of an embedded store made before file encryption (SQLCipher
+    /// pages under a page key wrapped by the local key file). Stop every gateway using the
+    /// store first: it is rewritten into a new file that replaces it atomically.
+    EncryptStore(EncryptStoreArgs),
+}
+
+#[derive(clap::Args)]
+pub struct EncryptStoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The local key file that wraps the page key (default: $PHIGUARD_HOME/keys/kek.json,
+    /// created on first use).
+    #[arg(long, value_name = "FILE")]
+    pub kek: Option<PathBuf>,
 }
 
 /// Options every audit subcommand takes.
@@ -205,6 +219,10 @@ pub struct BenchArgs {
     /// Records per transaction for the group-commit measurement.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch_size: usize,
+    /// Records appended with group commit to each of three stores measured side by side: in
+    /// plaintext, with payloads encrypted, and the embedded default (the file encrypted too).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub encrypted_records: u64,
     /// Records appended one transaction each (one fsync each).
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub single: u64,
@@ -228,6 +246,7 @@ pub fn run(args: Args) -> Result<u8> {
         AuditCommand::Prove(a) => prove(a),
         AuditCommand::Bench(a) => bench(a),
         AuditCommand::Retention(a) => retention(a),
+        AuditCommand::EncryptStore(a) => encrypt_store(a),
     }
 }
 
@@ -800,6 +819,50 @@ fn retention(args: RetentionArgs) -> Result<u8> {
     Ok(0)
 }
 
+fn encrypt_store(args: EncryptStoreArgs) -> Result<u8> {
+    args.common.check_config()?;
+    let StoreUrl::Sqlite(db) = args.common.store_url()? else {
+        bail!("encrypt-store is for the embedded SQLite store; PostgreSQL encrypts at rest itself");
+    };
+    if !db.exists() {
+        bail!("no audit store at {}", db.display());
+    }
+    let kek = match args.kek {
+        Some(p) => std::path::absolute(p)?,
+        None => phiguard_crypto::provider::local::default_path(&phiguard_home()?),
+    };
+    let (provider, created) = phiguard_audit::encryption::local_key(&kek, true)
+        .with_context(|| format!("cannot open key file {}", kek.display()))?;
+    if created {
+        eprintln!("phiguard audit: created key file {}", kek.display());
+    }
+    let before = AuditLog::open_with(&db, Options::default())?.tree_head()?;
+    let done = phiguard_audit::file_key::encrypt_in_place(&db, provider, Some(&kek))
+        .with_context(|| format!("cannot encrypt {}", db.display()))?;
+    let log = AuditLog::open_with(&db, Options::default())?;
+    let after = log.tree_head()?;
+    if after != before || !log.is_file_encrypted() {
+        bail!(
+            "{} was rewritten but does not read back as the same encrypted tree",
+            db.display()
+        );
+    }
+    if done {
+        println!(
+            "encrypted {} (tree of {} records, root {} unchanged); its page key is wrapped \
+             under {} in {}",
+            db.display(),
+            after.size,
+            B64.encode(after.root),
+            kek.display(),
+            phiguard_audit::file_key::sidecar_path(&db).display()
+        );
+    } else {
+        println!("{} is already encrypted", db.display());
+    }
+    Ok(0)
+}
+
 // ---- bench ---------------------------------------------------------------------------------
 
 /// A deterministic synthetic AI-request record (no PHI: references and ids only).
@@ -841,6 +904,7 @@ struct BenchOut {
     single: Rate,
     group_commit: Rate,
     batch_size: usize,
+    encryption: EncryptionCost,
     tree_head_us: f64,
     inclusion_proof_us: f64,
     consistency_proof_us: f64,
@@ -849,6 +913,15 @@ struct BenchOut {
     export_bytes: u64,
     verify_export: Timed,
     verify_store: Timed,
+}
+
+/// Group-commit appends of the same records into three stores, measured in one run.
+#[derive(Serialize)]
+struct EncryptionCost {
+    plaintext: Rate,
+    payloads_encrypted: Rate,
+    /// The embedded default.
+    file_and_payloads_encrypted: Rate,
 }
 
 #[derive(Serialize)]
@@ -935,6 +1008,49 @@ fn bench(args: BenchArgs) -> Result<u8> {
     let group = rate(args.records, elapsed);
     let record_bytes = phiguard_audit::canonical::to_canonical_string(&bench_record(0)).len();
 
+    // 2b. What encryption costs: the same records into a plaintext store, a store with
+    // encrypted payloads, and the embedded default (file and payloads encrypted), interleaved
+    // batch by batch so that machine noise falls on all three alike.
+    say(&format!(
+        "{} records into plaintext, payload-encrypted and file-encrypted stores ...",
+        args.encrypted_records
+    ));
+    let encryption = {
+        let kek = dir.path().join("bench-kek.json");
+        let plain_opts = Options::default();
+        let payload_opts = Options {
+            encrypt_file: false,
+            ..Options::default()
+        };
+        let mut stores = [
+            AuditLog::open_with(&dir.path().join("enc-plain.db"), plain_opts.clone())?,
+            AuditLog::open_with_local_key(&dir.path().join("enc-payload.db"), payload_opts, &kek)?
+                .0,
+            AuditLog::open_with_local_key(&dir.path().join("enc-file.db"), plain_opts, &kek)?.0,
+        ];
+        if !stores[2].is_file_encrypted() || stores[1].is_file_encrypted() {
+            bail!("the benchmark's stores are not encrypted as intended");
+        }
+        let mut secs = [0.0f64; 3];
+        let mut done = 0u64;
+        while done < args.encrypted_records {
+            let n = batch.min(args.encrypted_records - done);
+            let records: Vec<Value> = (done..done + n).map(bench_record).collect();
+            for (store, s) in stores.iter_mut().zip(secs.iter_mut()) {
+                let t = Instant::now();
+                store.append_batch(&records)?;
+                *s += t.elapsed().as_secs_f64();
+            }
+            done += n;
+        }
+        let n = args.encrypted_records;
+        EncryptionCost {
+            plaintext: rate(n, secs[0]),
+            payloads_encrypted: rate(n, secs[1]),
+            file_and_payloads_encrypted: rate(n, secs[2]),
+        }
+    };
+
     // 3. Tree head and proofs.
     let t = Instant::now();
     let head = log.tree_head()?;
@@ -997,6 +1113,7 @@ fn bench(args: BenchArgs) -> Result<u8> {
         single,
         group_commit: group,
         batch_size: args.batch_size,
+        encryption,
         tree_head_us,
         inclusion_proof_us,
         consistency_proof_us,
@@ -1020,11 +1137,23 @@ fn bench(args: BenchArgs) -> Result<u8> {
     Ok(0)
 }
 
+fn ratio(a: &Rate, b: &Rate) -> f64 {
+    if b.per_second > 0.0 {
+        a.per_second / b.per_second
+    } else {
+        0.0
+    }
+}
+
 fn bench_table(o: &BenchOut) -> String {
     format!(
         "phiguard audit bench (store in {}; synchronous=FULL, WAL; records of {} bytes)\n\
          durable appends, 1 per transaction:      {:>12.0} /s  ({} in {:.2} s)\n\
          durable appends, group commit of {:<6}  {:>12.0} /s  ({} in {:.2} s)\n\
+         same run, {} records each, group commit:\n\
+         \x20 plaintext store:                        {:>12.0} /s\n\
+         \x20 payloads encrypted:                     {:>12.0} /s  ({:.2}x plaintext)\n\
+         \x20 file + payloads encrypted (default):    {:>12.0} /s  ({:.2}x plaintext)\n\
          tree head of {} records:         {:>10.1} us\n\
          inclusion proof (mean of 1000):           {:>10.1} us\n\
          consistency proof (mean of 200):          {:>10.1} us\n\
@@ -1041,6 +1170,15 @@ fn bench_table(o: &BenchOut) -> String {
         o.group_commit.per_second,
         o.group_commit.records,
         o.group_commit.seconds,
+        o.encryption.plaintext.records,
+        o.encryption.plaintext.per_second,
+        o.encryption.payloads_encrypted.per_second,
+        ratio(&o.encryption.payloads_encrypted, &o.encryption.plaintext),
+        o.encryption.file_and_payloads_encrypted.per_second,
+        ratio(
+            &o.encryption.file_and_payloads_encrypted,
+            &o.encryption.plaintext
+        ),
         o.group_commit.records,
         o.tree_head_us,
         o.inclusion_proof_us,

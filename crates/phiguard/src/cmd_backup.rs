@@ -14,17 +14,18 @@
 //! truncated backup, or one under another key, is refused with nothing touched.
 
 use crate::home::phiguard_home;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use phiguard_audit::{AuditLog, Options};
+use phiguard_audit::{AuditLog, Options, file_key};
 use phiguard_crypto::provider::local;
-use phiguard_crypto::{EncryptionContext, LocalKeyFile, SealParams, SecretString};
+use phiguard_crypto::{EncryptionContext, KeyProvider, LocalKeyFile, SealParams, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 use crate::output::Sink;
 
@@ -34,8 +35,6 @@ const FORMAT: &str = "phiguard-backup";
 const VERSION: u32 = 1;
 /// The environment variable that holds the key-file passphrase (as `phiguard keys`).
 const PASSPHRASE_ENV: &str = "PHIGUARD_KEY_PASSPHRASE";
-/// The first 16 bytes of every SQLite database file.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// The audit store inside a home, which a restore checks.
 const AUDIT_DB: &str = "audit/audit.db";
 
@@ -190,14 +189,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn is_sqlite(path: &Path) -> bool {
-    let mut magic = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == SQLITE_MAGIC
-}
-
 /// Regular files under `dir`, relative, sorted; symlinks are not followed.
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -290,10 +281,12 @@ pub fn backup(args: BackupArgs) -> Result<u8> {
     let mut rels = Vec::new();
     walk(&home, &home, &mut rels)?;
     let staging = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let kf: Arc<dyn KeyProvider> = Arc::new(args.keys.open(&home, true)?);
     let mut files = Vec::new();
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
+    let mut snapshots: Vec<(String, PathBuf)> = Vec::new();
     for rel in &rels {
         let src = home.join(rel);
         let name = rel_text(rel);
@@ -301,29 +294,55 @@ pub fn backup(args: BackupArgs) -> Result<u8> {
             keys.push(key_metadata(&home, rel));
             continue;
         }
-        if !is_sqlite(&src) {
-            // WAL and shared-memory files are folded into the snapshot; lock files and the
-            // like are not data.
-            skipped.push(name);
+        let encrypted = !file_key::is_plain_sqlite(&src)
+            && !name.ends_with(file_key::SIDECAR_SUFFIX)
+            && file_key::sidecar_path(&src).exists();
+        if !encrypted && !file_key::is_plain_sqlite(&src) {
+            // WAL and shared-memory files are folded into the snapshot, and page-key files
+            // go with their database; lock files and the like are not data.
+            if !(name.ends_with(file_key::SIDECAR_SUFFIX)
+                && home
+                    .join(name.trim_end_matches(file_key::SIDECAR_SUFFIX))
+                    .exists())
+            {
+                skipped.push(name);
+            }
             continue;
         }
-        let dest = staging.path().join(format!("{}.db", files.len()));
-        phiguard_audit::store::snapshot_sqlite(&src, &dest)
+        let dest = staging.path().join(format!("{}.db", snapshots.len()));
+        // A page key wrapped under another local key file is unwrapped with that file.
+        let provider = match file_key::Sidecar::read(&src)? {
+            Some(sc) if sc.key_file.as_deref().is_some_and(Path::exists) => None,
+            _ => Some(kf.clone()),
+        };
+        phiguard_audit::store::snapshot_sqlite(&src, &dest, provider)
             .with_context(|| format!("cannot snapshot {}", src.display()))?;
-        let bytes =
-            std::fs::read(&dest).with_context(|| format!("cannot read {}", dest.display()))?;
-        files.push(FileEntry {
-            path: name,
-            kind: "sqlite".into(),
-            size: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
-        });
-        blobs.push(bytes);
+        let mut add = |path: String, kind: &str, file: &Path| -> Result<()> {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            files.push(FileEntry {
+                path,
+                kind: kind.into(),
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
+            blobs.push(bytes);
+            Ok(())
+        };
+        add(name.clone(), "sqlite", &dest)?;
+        if encrypted {
+            add(
+                format!("{name}{}", file_key::SIDECAR_SUFFIX),
+                "sqlite-page-key",
+                &file_key::sidecar_path(&dest),
+            )?;
+        }
+        snapshots.push((name, dest));
     }
-    let audit = match files.iter().position(|f| f.path == AUDIT_DB) {
-        Some(i) => {
-            let snap = staging.path().join(format!("{i}.db"));
-            let log = AuditLog::open_with(&snap, Options::default())?;
+    let audit = match snapshots.iter().find(|(name, _)| name == AUDIT_DB) {
+        Some((_, snap)) => {
+            let log = AuditLog::open_encrypted(snap, Options::default(), kf.clone())
+                .or_else(|_| AuditLog::open_with(snap, Options::default()))?;
             let head = log.tree_head()?;
             Some(AuditHead {
                 tree_size: head.size,
@@ -348,8 +367,7 @@ pub fn backup(args: BackupArgs) -> Result<u8> {
         plain.extend_from_slice(b);
     }
     drop(blobs);
-    let kf = args.keys.open(&home, true)?;
-    let sealed = phiguard_crypto::encrypt(&kf, &plain, &backup_context()?)?;
+    let sealed = phiguard_crypto::encrypt(&*kf, &plain, &backup_context()?)?;
     let mut sink = Sink::open(Some(&args.output))?;
     sink.write_all(&sealed)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -362,13 +380,14 @@ pub fn backup(args: BackupArgs) -> Result<u8> {
         skipped: &manifest.skipped,
         bytes: sealed.len() as u64,
     };
+    let stores = out.files.iter().filter(|f| f.kind == "sqlite").count();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
             "backed up {} store{} ({} bytes encrypted) to {}{}",
-            out.files.len(),
-            if out.files.len() == 1 { "" } else { "s" },
+            stores,
+            if stores == 1 { "" } else { "s" },
             out.bytes,
             out.output,
             out.audit.map_or_else(String::new, |a| format!(
@@ -492,8 +511,8 @@ pub fn restore(args: RestoreArgs) -> Result<u8> {
     } else {
         phiguard_home().unwrap_or_else(|_| target.clone())
     };
-    let kf = args.keys.open(&key_home, false)?;
-    let plain = phiguard_crypto::decrypt(&kf, &sealed, &backup_context()?).map_err(|e| {
+    let kf: Arc<dyn KeyProvider> = Arc::new(args.keys.open(&key_home, false)?);
+    let plain = phiguard_crypto::decrypt(&*kf, &sealed, &backup_context()?).map_err(|e| {
         anyhow!(
             "refusing {}: it cannot be decrypted and authenticated ({e}); it is corrupted, \
              truncated, or encrypted under another key. Nothing was changed",
@@ -526,8 +545,16 @@ pub fn restore(args: RestoreArgs) -> Result<u8> {
     }
     // 4. The restored audit tree must check out and match the manifest's head.
     if let Some(head) = &manifest.audit {
-        let log = AuditLog::open_with(&staging.path().join(AUDIT_DB), Options::default())
-            .context("the restored audit store does not open")?;
+        let db = staging.path().join(AUDIT_DB);
+        let log = if file_key::sidecar_path(&db).exists() {
+            // Encrypted: its page key must open with the key the backup was made under (or
+            // the key file its page-key file names).
+            AuditLog::open_encrypted(&db, Options::default(), kf.clone())
+                .or_else(|_| AuditLog::open_with(&db, Options::default()))
+        } else {
+            AuditLog::open_with(&db, Options::default())
+        }
+        .context("the restored audit store does not open")?;
         let check = log.check(None)?;
         let now = log.tree_head()?;
         if !check.is_intact() || now.size != head.tree_size || B64.encode(now.root) != head.root {
@@ -578,10 +605,11 @@ pub fn restore(args: RestoreArgs) -> Result<u8> {
             })?;
         }
     }
+    let stores = manifest.files.iter().filter(|f| f.kind == "sqlite").count();
     println!(
         "restored {} store{} into {}{}",
-        manifest.files.len(),
-        if manifest.files.len() == 1 { "" } else { "s" },
+        stores,
+        if stores == 1 { "" } else { "s" },
         target.display(),
         manifest
             .audit

@@ -453,9 +453,54 @@ fn record_admin(
     detail: serde_json::Value,
     store: Option<&str>,
 ) -> Result<()> {
+    record_key_event(c, "keys.admin", action, detail, store)
+}
+
+/// Records a use of a KEK to encrypt or decrypt data (`keys encrypt`, `keys decrypt`) before
+/// it happens: the operation, the provider, the KEK when known, and fingerprints of the file
+/// and of the encryption context (never a file name, which can name a patient, nor a context
+/// value). When the record cannot be written, nothing is encrypted or decrypted.
+fn record_key_use(
+    c: &Common,
+    operation: &str,
+    input: &Path,
+    kek: Option<&phiguard_crypto::KekRef>,
+    context: Option<&EncryptionContext>,
+) -> Result<()> {
+    let input_ref = if input == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        let abs = std::path::absolute(input).unwrap_or_else(|_| input.to_path_buf());
+        fingerprint(abs.as_os_str().as_encoded_bytes())
+    };
+    let mut detail = json!({
+        "input": input_ref,
+        "context_fingerprint": context.map(|ctx| fingerprint(ctx.to_string().as_bytes())),
+        "context_keys": context.map(|ctx| ctx.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()),
+    });
+    if let (Some(kek), Some(obj)) = (kek, detail.as_object_mut()) {
+        obj.insert("kek_id".into(), json!(kek.id));
+        obj.insert("kek_version".into(), json!(kek.version));
+    }
+    record_key_event(c, "keys.use", operation, detail, None)
+}
+
+/// `sha256:` and the first 16 bytes of the SHA-256 of `bytes`, in hex.
+fn fingerprint(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
+fn record_key_event(
+    c: &Common,
+    kind: &str,
+    action: &str,
+    detail: serde_json::Value,
+    store: Option<&str>,
+) -> Result<()> {
     let url = audit_url(store)?;
     let mut record = json!({
-        "type": "keys.admin",
+        "type": kind,
         "action": action,
         "actor": crate::audit_trail::actor(),
         "provider": match c.provider.provider {
@@ -870,7 +915,8 @@ fn revoke(c: &Common, a: RevokeArgs) -> Result<u8> {
             .sum();
         if n > 0 {
             bail!(
-                "{n} encrypted records of the audit store {} are wrapped under KEK v{version}: \
+                "{n} encrypted items of the audit store {} (records, its key check and its \
+                 database file's page key) are wrapped under KEK v{version}: \
                  revoking it would make the store unreadable. Move them first with `phiguard \
                  keys rewrap --audit`, then revoke (or pass --force)",
                 url.describe()
@@ -1086,6 +1132,7 @@ fn encrypt_cmd(c: &Common, a: EncryptArgs) -> Result<u8> {
     let kf = c.provider(true)?;
     let kf = kf.as_ref();
     let input = open_input(&a.input)?;
+    record_key_use(c, "encrypt", &a.input, Some(&kf.current()?), Some(&context))?;
     let mut sink = Sink::open(Some(&a.output))?;
     let info = encrypt_stream(
         kf,
@@ -1118,6 +1165,18 @@ fn decrypt_cmd(c: &Common, a: DecryptArgs) -> Result<u8> {
     };
     let kf = c.provider(false)?;
     let input = open_input(&a.input)?;
+    let header = if a.input == Path::new("-") {
+        None
+    } else {
+        read_file_header(&a.input).ok()
+    };
+    record_key_use(
+        c,
+        "decrypt",
+        &a.input,
+        header.as_ref().map(|h| &h.wrapped.kek),
+        header.as_ref().map(|h| &h.context).or(expected.as_ref()),
+    )?;
     let mut sink = Sink::open(Some(&a.output))?;
     let info = decrypt_stream(kf.as_ref(), input, &mut sink, expected.as_ref())
         .with_context(|| format!("cannot decrypt {}", a.input.display()))?;

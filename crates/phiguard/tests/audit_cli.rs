@@ -622,6 +622,8 @@ fn bench_prints_figures() {
         "500",
         "--single",
         "20",
+        "--encrypted-records",
+        "1000",
         "--json",
         "--dir",
         dir.to_str().unwrap(),
@@ -633,6 +635,59 @@ fn bench_prints_figures() {
     assert_eq!(v["verify_export"]["records"], 3000);
     assert_eq!(v["verify_store"]["records"], 3000);
     assert!(v["inclusion_proof_us"].as_f64().unwrap() > 0.0);
+    for store in [
+        "plaintext",
+        "payloads_encrypted",
+        "file_and_payloads_encrypted",
+    ] {
+        assert_eq!(v["encryption"][store]["records"], 1000, "{v}");
+        assert!(v["encryption"][store]["per_second"].as_f64().unwrap() > 0.0);
+    }
     // the temporary store is removed afterwards
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn a_store_made_before_file_encryption_is_encrypted_in_place() {
+    let f = Fixture::new();
+    let db = f.home().join("audit/audit.db");
+    // A plaintext store, as phiguard wrote them before file encryption.
+    {
+        let mut log = phiguard_audit::AuditLog::open(&db).unwrap();
+        for i in 0..30 {
+            log.append(&json!({"user": "u-legacy", "patient_ref": format!("legacy-ref-{i}")}))
+                .unwrap();
+        }
+    }
+    let grep = |needle: &str| {
+        let mut bytes = std::fs::read(&db).unwrap();
+        if let Ok(w) = std::fs::read(f.home().join("audit/audit.db-wal")) {
+            bytes.extend(w);
+        }
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+    assert!(grep("legacy-ref-17"));
+    let before = f.ok(&["verify", "--json"]);
+    let out = f.ok(&["encrypt-store"]);
+    assert!(out.contains("tree of 30 records"), "{out}");
+    assert!(!grep("legacy-ref-17") && !grep("SQLite format 3"));
+    assert!(f.home().join("audit/audit.db.pgkey").exists());
+    let again = f.ok(&["encrypt-store"]);
+    assert!(again.contains("already encrypted"), "{again}");
+    // Same tree, records still readable, appends go on.
+    let after = f.ok(&["verify", "--json"]);
+    let (b, a): (Value, Value) = (
+        serde_json::from_str(&before).unwrap(),
+        serde_json::from_str(&after).unwrap(),
+    );
+    assert_eq!(
+        (a["intact"].clone(), a["records"].clone()),
+        (json!(true), json!(30))
+    );
+    assert!(a["computed_root"].is_string(), "{a}");
+    assert_eq!(a["computed_root"], b["computed_root"], "{a}");
+    let q = f.ok(&["query", "--patient-ref", "legacy-ref-17"]);
+    assert!(q.contains("u-legacy"), "{q}");
+    f.append_records(2);
+    assert!(!grep("legacy-ref-17"));
 }

@@ -115,6 +115,9 @@ fn restore_drill_recovers_exactly_the_backed_up_tree_and_refuses_corruption() {
         .map(|k| k.as_str().unwrap())
         .collect();
     assert!(listed.contains(&"keys/audit-signing.key"), "{listed:?}");
+    // The store's file is encrypted; its page-key file (wrapped, no secret) travels with it.
+    assert_eq!(summary["files"][1]["path"], "audit/audit.db.pgkey");
+    assert_eq!(summary["files"][1]["kind"], "sqlite-page-key");
     // No key bytes and no record text in the clear.
     let sealed = std::fs::read(&backup).unwrap();
     assert!(!sealed.windows(5).any(|w| w == b"p-12\""));
@@ -135,6 +138,12 @@ fn restore_drill_recovers_exactly_the_backed_up_tree_and_refuses_corruption() {
         ],
     ));
     assert!(out.contains("audit tree size 20 verified"), "{out}");
+    assert!(out.contains("restored 1 store into"), "{out}");
+    let restored = std::fs::read(fresh.join("audit/audit.db")).unwrap();
+    assert!(
+        !restored.starts_with(b"SQLite format 3"),
+        "restored encrypted"
+    );
     let out = ok(&phiguard(
         &fresh,
         &["audit", "verify", "--public-key", key, "--json"],
@@ -265,4 +274,36 @@ fn restore_drill_recovers_exactly_the_backed_up_tree_and_refuses_corruption() {
     ));
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["records"], 27);
+
+    // Disaster recovery: the original machine is gone; the backup and a copy of its key file
+    // are all there is. The restored store opens under the key file put in the new home.
+    let key_copy = dir.path().join("kek-copy.json");
+    std::fs::copy(home.join("keys/kek.json"), &key_copy).unwrap();
+    std::fs::rename(&home, dir.path().join("gone")).unwrap();
+    for p in aside {
+        std::fs::rename(&p, dir.path().join("gone-aside")).unwrap();
+    }
+    let rebuilt = dir.path().join("rebuilt");
+    ok(&phiguard(
+        &rebuilt,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--key-file",
+            key_copy.to_str().unwrap(),
+        ],
+    ));
+    let err = failed(&phiguard(&rebuilt, &["audit", "query", "--user", "svc"]));
+    assert!(err.contains("no key file at"), "{err}");
+    std::fs::create_dir_all(rebuilt.join("keys")).unwrap();
+    std::fs::copy(&key_copy, rebuilt.join("keys/kek.json")).unwrap();
+    let out = ok(&phiguard(
+        &rebuilt,
+        &["audit", "verify", "--public-key", key, "--json"],
+    ));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["intact"].clone(), report["records"].clone()),
+        (json!(true), json!(20))
+    );
 }

@@ -1,9 +1,12 @@
-//! The encrypted embedded store: record payloads sealed under a key provider, so the SQLite
-//! file and its WAL hold no record text, while the tree, proofs and exports are unchanged.
+//! The encrypted embedded store: the database file itself encrypted (SQLCipher pages under a
+//! page key wrapped by the key provider), and record payloads sealed under the same provider,
+//! so the file and its WAL hold nothing readable, while the tree, proofs and exports are
+//! unchanged.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use phiguard_audit::file_key;
 use phiguard_audit::verify::verify_inclusion;
 use phiguard_audit::{AuditError, AuditLog, Options, Query, Signer, verify_export};
 use phiguard_crypto::{KeyProvider, LocalKeyFile, SealParams};
@@ -102,19 +105,29 @@ fn a_plaintext_store_does_hold_the_marker() {
     assert!(contains(&raw_bytes(&db), MARKER));
 }
 
+/// Payload encryption alone (the database file in plaintext, as stores made before file
+/// encryption are).
+fn payloads_only() -> Options {
+    Options {
+        encrypt_file: false,
+        ..Options::default()
+    }
+}
+
 #[test]
-fn a_wrong_key_reads_nothing_but_the_tree_still_verifies() {
+fn with_payload_encryption_alone_a_wrong_key_reads_nothing_but_the_tree_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let right = key(dir.path(), "kek.json");
-    let mut log = AuditLog::open_encrypted(&db, Options::default(), right.clone()).unwrap();
+    let mut log = AuditLog::open_encrypted(&db, payloads_only(), right.clone()).unwrap();
     let receipts = log.append_batch(&records(0, 9)).unwrap();
     let head = log.tree_head().unwrap();
     drop(log);
 
     let wrong = key(dir.path(), "other.json");
+    assert!(!file_key::sidecar_path(&db).exists());
     assert!(matches!(
-        AuditLog::open_encrypted(&db, Options::default(), wrong),
+        AuditLog::open_encrypted(&db, payloads_only(), wrong),
         Err(AuditError::WrongKey)
     ));
 
@@ -144,7 +157,7 @@ fn a_wrong_key_reads_nothing_but_the_tree_still_verifies() {
         )
         .unwrap();
     }
-    let log = AuditLog::open_encrypted(&db, Options::default(), right).unwrap();
+    let log = AuditLog::open_encrypted(&db, payloads_only(), right).unwrap();
     assert!(matches!(
         log.entry(5),
         Err(AuditError::Decrypt { index: 5, .. })
@@ -235,13 +248,13 @@ fn rotation_rewrap_moves_payloads_and_the_trigger_allows_nothing_else() {
     let mut log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
     log.append_batch(&records(2500, 10)).unwrap();
     let before = log.tree_head().unwrap();
-    // 2,500 old payloads and the key check.
-    assert_eq!(log.payloads_not_current().unwrap(), 2501);
+    // 2,500 old payloads, the key check and the database's page key.
+    assert_eq!(log.payloads_not_current().unwrap(), 2502);
     let by_kek = log.payload_keks().unwrap();
-    assert_eq!(by_kek.values().sum::<u64>(), 2511);
+    assert_eq!(by_kek.values().sum::<u64>(), 2512);
     assert_eq!(
         by_kek.iter().find(|((_, v), _)| *v == 1).map(|(_, n)| *n),
-        Some(2501)
+        Some(2502)
     );
 
     assert_eq!(log.rewrap_payloads().unwrap(), (2500, 10));
@@ -264,7 +277,9 @@ fn rotation_rewrap_moves_payloads_and_the_trigger_allows_nothing_else() {
 
     // The trigger lets a sealed payload be replaced only by a sealed one; one moved from
     // another row does not decrypt there (it is bound to its row).
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let page_key = file_key::key_for(&db, Some(open_key())).unwrap();
+    assert!(page_key.is_some());
+    let conn = file_key::open_raw(&db, page_key.as_ref(), false).unwrap();
     let err = conn
         .execute("UPDATE leaves SET payload = '{\"n\":1}' WHERE idx = 5", [])
         .unwrap_err();
@@ -284,4 +299,130 @@ fn rotation_rewrap_moves_payloads_and_the_trigger_allows_nothing_else() {
         log.entry(5),
         Err(AuditError::Decrypt { index: 5, .. })
     ));
+}
+
+#[test]
+fn the_database_file_itself_is_encrypted_and_opens_only_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let right = key(dir.path(), "kek.json");
+    let mut log = AuditLog::open_encrypted(&db, Options::default(), right.clone()).unwrap();
+    assert!(log.is_file_encrypted());
+    let receipts = log.append_batch(&records(0, 12)).unwrap();
+    let head = log.tree_head().unwrap();
+    drop(log);
+
+    // Nothing of the store is readable on disk: no SQLite header, no table name, no record,
+    // no leaf hash, no root.
+    let raw = raw_bytes(&db);
+    assert!(!raw.starts_with(file_key::SQLITE_MAGIC));
+    assert!(!contains(&raw, "SQLite format 3"));
+    assert!(!contains(&raw, "leaves"));
+    assert!(!contains(&raw, MARKER));
+    for needle in [&receipts[3].leaf_hash[..], &head.root[..]] {
+        assert!(!raw.windows(32).any(|w| w == needle));
+    }
+    // The page-key file holds only the wrapped key.
+    let sidecar = std::fs::read_to_string(file_key::sidecar_path(&db)).unwrap();
+    let sc: Value = serde_json::from_str(&sidecar).unwrap();
+    assert_eq!(sc["format"], file_key::FORMAT);
+    assert!(sc["wrapped"].as_str().unwrap().starts_with("pgf1."));
+    assert!(sc.get("key_file").is_none(), "not a local key file: {sc}");
+
+    // Plain SQLite cannot read it.
+    let plain = rusqlite::Connection::open(&db).unwrap();
+    assert!(
+        plain
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r
+                .get::<_, i64>(0))
+            .is_err()
+    );
+    drop(plain);
+
+    // Another key, no key, a missing page-key file: each refused, naming the store.
+    let wrong = key(dir.path(), "other.json");
+    let err = AuditLog::open_encrypted(&db, Options::default(), wrong).unwrap_err();
+    assert!(matches!(err, AuditError::FileKey { .. }), "{err}");
+    assert!(err.to_string().contains("audit.db"), "{err}");
+    let err = AuditLog::open(&db).unwrap_err();
+    assert!(matches!(err, AuditError::FileKey { .. }), "{err}");
+    let moved = dir.path().join("kept.pgkey");
+    std::fs::rename(file_key::sidecar_path(&db), &moved).unwrap();
+    let err = AuditLog::open_encrypted(&db, Options::default(), right.clone()).unwrap_err();
+    assert!(err.to_string().contains("no page-key file"), "{err}");
+    std::fs::rename(&moved, file_key::sidecar_path(&db)).unwrap();
+
+    // With its key everything reads, proves and verifies as before.
+    let log = AuditLog::open_encrypted(&db, Options::default(), right).unwrap();
+    assert_eq!(log.tree_head().unwrap(), head);
+    assert!(
+        log.entry(9)
+            .unwrap()
+            .record
+            .contains(&format!("{MARKER}-9"))
+    );
+    let proof = log.inclusion_proof(4, head.size).unwrap();
+    verify_inclusion(4, head.size, &receipts[4].leaf_hash, &proof, &head.root).unwrap();
+    assert!(log.check(None).unwrap().is_intact());
+
+    // A snapshot is encrypted too, and opens with the same key.
+    let copy = dir.path().join("copy.db");
+    log.snapshot_to(&copy).unwrap();
+    drop(log);
+    assert!(!contains(&raw_bytes(&copy), MARKER));
+    assert!(!file_key::is_plain_sqlite(&copy));
+    let copy_log =
+        AuditLog::open_encrypted(&copy, Options::default(), key_again(dir.path())).unwrap();
+    assert_eq!(copy_log.tree_head().unwrap(), head);
+}
+
+fn key_again(dir: &Path) -> Arc<dyn KeyProvider> {
+    Arc::new(LocalKeyFile::open(&dir.join("kek.json"), None).unwrap())
+}
+
+#[test]
+fn revoking_the_kek_that_wraps_the_page_key_stops_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let kek = dir.path().join("kek.json");
+    LocalKeyFile::create(&kek, None, &SealParams::DEFAULT).unwrap();
+    let open_key = || -> Arc<dyn KeyProvider> { Arc::new(LocalKeyFile::open(&kek, None).unwrap()) };
+    {
+        let mut log = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap();
+        log.append_batch(&records(0, 5)).unwrap();
+    }
+    let mut kf = LocalKeyFile::open(&kek, None).unwrap();
+    kf.rotate().unwrap();
+    let v1 = file_key::Sidecar::read(&db)
+        .unwrap()
+        .unwrap()
+        .kek()
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    LocalKeyFile::revoke(&kek, 1).unwrap();
+    let err = AuditLog::open_encrypted(&db, Options::default(), open_key()).unwrap_err();
+    assert!(matches!(err, AuditError::FileKey { .. }), "{err}");
+}
+
+#[test]
+fn a_plaintext_store_is_encrypted_in_place_with_its_tree_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let head = {
+        let mut old = AuditLog::open(&db).unwrap();
+        old.append_batch(&records(0, 40)).unwrap();
+        old.tree_head().unwrap()
+    };
+    assert!(contains(&raw_bytes(&db), MARKER));
+    let kek = key(dir.path(), "kek.json");
+    assert!(file_key::encrypt_in_place(&db, kek.clone(), None).unwrap());
+    assert!(!file_key::encrypt_in_place(&db, kek.clone(), None).unwrap());
+    assert!(!contains(&raw_bytes(&db), MARKER));
+    assert!(!file_key::is_plain_sqlite(&db));
+    let mut log = AuditLog::open_encrypted(&db, Options::default(), kek).unwrap();
+    assert!(log.is_file_encrypted());
+    assert_eq!(log.tree_head().unwrap(), head);
+    assert!(log.check(None).unwrap().is_intact());
+    log.append(&json!({"user": "after"})).unwrap();
+    assert_eq!(log.tree_head().unwrap().size, 41);
 }
