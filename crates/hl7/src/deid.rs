@@ -1133,12 +1133,21 @@ fn looks_like_date(raw: &[u8]) -> bool {
 /// A full date written with separators (`04/24/2007`, `24.04.2007`, `2007-04-24`) where the
 /// standard expects a code: also treated as a date (fail safe).
 fn looks_like_written_date(raw: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = raw.split(|b| matches!(b, b'/' | b'.' | b'-')).collect();
-    if parts.len() != 3
-        || parts
-            .iter()
-            .any(|p| p.is_empty() || p.len() > 4 || !p.iter().all(u8::is_ascii_digit))
-    {
+    // At most 4 + 2 + 2 digits and two separators; checked without allocating (this runs on
+    // every kept value).
+    if !(5..=10).contains(&raw.len()) || !raw[0].is_ascii_digit() {
+        return false;
+    }
+    let mut parts: [&[u8]; 3] = [&[]; 3];
+    let mut count = 0;
+    for p in raw.split(|b| matches!(b, b'/' | b'.' | b'-')) {
+        if count == 3 || p.is_empty() || p.len() > 4 || !p.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        parts[count] = p;
+        count += 1;
+    }
+    if count != 3 {
         return false;
     }
     let n = |p: &[u8]| p.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
