@@ -186,6 +186,14 @@ pub struct Limits {
     /// Requests a route may take at once above the sustained rate (default: the rate).
     #[serde(default)]
     pub burst_per_route: Option<u32>,
+    /// Sustained requests per second allowed per end user of a key (GCRA): the user named by
+    /// the `X-Phiguard-User` header, else by the OpenAI body field `user`. Users are counted
+    /// per API key; requests naming no user have only the per-key limit. Unset: no limit.
+    #[serde(default)]
+    pub requests_per_second_per_user: Option<u32>,
+    /// Requests a user may send at once above the sustained rate (default: the rate).
+    #[serde(default)]
+    pub burst_per_user: Option<u32>,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -205,6 +213,8 @@ impl Default for Limits {
             burst_per_key: None,
             requests_per_second_per_route: None,
             burst_per_route: None,
+            requests_per_second_per_user: None,
+            burst_per_user: None,
         }
     }
 }
@@ -811,6 +821,11 @@ impl Config {
                 self.limits.requests_per_second_per_route,
             ),
             ("limits.burst_per_route", self.limits.burst_per_route),
+            (
+                "limits.requests_per_second_per_user",
+                self.limits.requests_per_second_per_user,
+            ),
+            ("limits.burst_per_user", self.limits.burst_per_user),
         ] {
             if v == Some(0) {
                 return Err(format!("{name} must be at least 1"));

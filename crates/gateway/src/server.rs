@@ -81,6 +81,13 @@ pub const PATIENT_REF_HEADER: &str = "x-patient-ref";
 pub const ACTION_HEADER: &str = "x-phiguard-action";
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The end user a service calls for (an opaque reference, as `X-Patient-Ref`): recorded in
+/// the audit record and counted by `limits.requests_per_second_per_user`.
+pub const USER_HEADER: &str = "x-phiguard-user";
+
+/// Past this many tracked users, users idle long enough to be back at a full burst are
+/// forgotten (memory stays bounded whatever users callers name).
+const USER_LIMITER_TRIM: usize = 100_000;
 
 /// Everything a running gateway shares.
 pub struct Gateway {
@@ -93,6 +100,8 @@ pub struct Gateway {
     today: fn() -> time::Date,
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
     route_limiter: Option<governor::DefaultKeyedRateLimiter<&'static str>>,
+    /// Keyed by `<key id>/<end user>`.
+    user_limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
     metrics: Arc<Metrics>,
 }
 
@@ -201,6 +210,11 @@ impl Gateway {
             config.limits.requests_per_second_per_route,
             config.limits.burst_per_route,
         )?;
+        let user_limiter = keyed_limiter(
+            "limits.requests_per_second_per_user",
+            config.limits.requests_per_second_per_user,
+            config.limits.burst_per_user,
+        )?;
         for w in config.warnings() {
             // Provider and checklist key names only.
             eprintln!("phiguard-gateway: warning: {w}");
@@ -217,6 +231,7 @@ impl Gateway {
             today: today_utc,
             limiter,
             route_limiter,
+            user_limiter,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -392,6 +407,21 @@ fn check_limits(gw: &Gateway, principal: &Principal, route: &'static str) -> Res
     )
 }
 
+/// The per-user limit, counted per API key (`<key id>/<user>`).
+fn check_user_limit(gw: &Gateway, principal: &Principal, user: &str) -> Result<(), ApiError> {
+    let Some(l) = gw.user_limiter.as_ref() else {
+        return Ok(());
+    };
+    if l.len() > USER_LIMITER_TRIM {
+        l.retain_recent();
+    }
+    take(
+        Some(l),
+        &format!("{}/{user}", principal.key_id),
+        "too many requests for this user; retry later",
+    )
+}
+
 fn role_of<'a>(gw: &'a Gateway, p: &Principal) -> Result<&'a RoleConfig, ApiError> {
     gw.config.roles.get(&p.role).ok_or_else(|| {
         ApiError::new(
@@ -451,6 +481,8 @@ struct Trace {
     started: OffsetDateTime,
     clock: Instant,
     user: Option<String>,
+    /// The end user the service calls for, when named as an opaque reference.
+    end_user: Option<String>,
     role: Option<String>,
     patient_ref: Option<String>,
     provider: Option<String>,
@@ -482,6 +514,7 @@ impl Trace {
             started: OffsetDateTime::now_utc(),
             clock: Instant::now(),
             user: None,
+            end_user: None,
             role: None,
             patient_ref: None,
             provider: None,
@@ -516,6 +549,7 @@ impl Trace {
             "phase": phase,
             "request_id": self.request_id,
             "user": self.user.clone().unwrap_or_else(|| "anonymous".into()),
+            "end_user": self.end_user,
             "role": self.role,
             "started_at": rfc3339(self.started),
             "completed_at": if phase == "complete" { Some(rfc3339(OffsetDateTime::now_utc())) } else { None },
@@ -694,6 +728,20 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
         ));
     }
 
+    let header_user = match parts.headers.get(USER_HEADER) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(s) if valid_ref(s) => Some(s.to_string()),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::INVALID_REQUEST,
+                    "X-Phiguard-User: expected an opaque reference (letters, digits, - _ . : /, at most 128)",
+                ));
+            }
+        },
+    };
+
     if let Some(v) = parts.headers.get(PATIENT_REF_HEADER) {
         match v.to_str() {
             Ok(s) if valid_ref(s) => t.patient_ref = Some(s.to_string()),
@@ -733,6 +781,16 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
             "the body must be a JSON object",
         ));
     };
+    // The end user: the header, else OpenAI's `user` field. The field's value is only
+    // recorded when it is an opaque reference (it may be anything, even a name); it is still
+    // counted by the per-user limit, in memory.
+    let body_user = obj.get("user").and_then(Value::as_str);
+    t.end_user = header_user
+        .clone()
+        .or_else(|| body_user.filter(|u| valid_ref(u)).map(str::to_string));
+    if let Some(user) = header_user.as_deref().or(body_user) {
+        check_user_limit(gw, &principal, user)?;
+    }
     match t.op {
         Op::Chat => {
             if !obj.get("messages").is_some_and(Value::is_array) {

@@ -105,3 +105,80 @@ async fn per_route_limit_answers_429_with_retry_after() {
     assert_eq!(status, 200, "{body}");
     assert!(headers.get("retry-after").is_none());
 }
+
+#[tokio::test]
+async fn per_user_limit_counts_each_end_user_of_a_key_apart() {
+    let h = start_config_text(Arc::new(Detector::new()), |up| {
+        config_text(up).replace(
+            "burst_per_key = 40",
+            "burst_per_key = 40\nrequests_per_second_per_user = 1\nburst_per_user = 2",
+        )
+    })
+    .await;
+    let key = h.key("clinician");
+    let send = |user_header: Option<&'static str>, body_user: Option<&'static str>| {
+        let mut body =
+            json!({"model": "echo", "messages": [{"role": "user", "content": "hello there"}]});
+        if let Some(u) = body_user {
+            body["user"] = json!(u);
+        }
+        let mut rb = h
+            .client
+            .post(format!("{}/v1/chat/completions", h.base))
+            .bearer_auth(&key)
+            .json(&body);
+        if let Some(u) = user_header {
+            rb = rb.header("X-Phiguard-User", u);
+        }
+        rb.send()
+    };
+    // u-1 by header: two at once (the burst), then 429 naming the user limit.
+    let mut limited = None;
+    for _ in 0..6 {
+        let r = send(Some("u-1"), None).await.unwrap();
+        if r.status().as_u16() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let r = limited.expect("the user limit never answered 429");
+    assert!(r.headers().get("retry-after").is_some());
+    let body = r.text().await.unwrap();
+    assert_eq!(error_code(&body), "rate_limited");
+    assert!(body.contains("user"), "{body}");
+    // Another user of the same key, named in the body as OpenAI clients do, is not limited by
+    // u-1's use; nor is a request that names no user.
+    assert_eq!(
+        send(None, Some("u-2")).await.unwrap().status().as_u16(),
+        200
+    );
+    assert_eq!(send(None, None).await.unwrap().status().as_u16(), 200);
+    // The body's user counts the same as the header's.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(None, Some("u-1")).await.unwrap().status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // A malformed header is refused.
+    let r = send(Some("Maria Lopez <m@x>"), None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // The end user is in the audit record when it is an opaque reference; a body `user` that
+    // is not one (it could be a name) is counted but never recorded.
+    assert_eq!(
+        send(None, Some("desk #4 (night)"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let records = h.sink.records();
+    assert!(records.iter().any(|r| r["end_user"] == "u-2"));
+    assert!(records.iter().any(|r| r["end_user"] == "u-1"));
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(
+        !all.contains("desk #4"),
+        "a body user that is not a reference was recorded"
+    );
+}
