@@ -200,10 +200,21 @@ pub fn year(value: &str, format: DateFormat) -> Option<i32> {
 /// The date generalised to its year, written so the format accepts it: `2020` (ISO, HL7, DT),
 /// `20200101` for DICOM DA, which must hold eight digits.
 pub fn year_text(year: i32, format: DateFormat) -> String {
-    match format {
-        DateFormat::DicomDa => format!("{year:04}0101"),
-        _ => format!("{year:04}"),
+    let mut out = String::with_capacity(8);
+    match u32::try_from(year).ok().filter(|y| *y <= 9999) {
+        // Four digits written directly: this runs on every date of a Safe Harbor run, and
+        // `format!` costs several times more.
+        Some(y) => {
+            for d in [y / 1000, y / 100 % 10, y / 10 % 10, y % 10] {
+                out.push(char::from(b'0' + d as u8));
+            }
+        }
+        None => out.push_str(&format!("{year:04}")),
     }
+    if format == DateFormat::DicomDa {
+        out.push_str("0101");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -261,6 +272,10 @@ mod tests {
         assert_eq!(year("03/14/2021", DateFormat::Auto), Some(2021));
         assert_eq!(year_text(1962, DateFormat::DicomDa), "19620101");
         assert_eq!(year_text(1962, DateFormat::Hl7), "1962");
+        assert_eq!(year_text(7, DateFormat::Iso), "0007");
+        assert_eq!(year_text(2000, DateFormat::DicomDa), "20000101");
+        assert_eq!(year_text(12345, DateFormat::Iso), "12345");
+        assert_eq!(year_text(-44, DateFormat::Iso), "-044");
     }
 
     #[test]
