@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Latency the gateway adds, measured from a separate process: `hey` (Debian package) sends chat
+# completions with a ~1,500-character clinical note full of PHI at fixed rates, first straight to
+# a mock OpenAI-compatible upstream (crates/gateway/examples/mock_upstream.rs), then through
+# `phiguard serve` with examples/phiguard.toml (role clinician: every string leaf scanned, PHI
+# tokenized and restored, injection screen on, audit records appended durably to the encrypted
+# embedded store). Prints p50/p99 of both and the difference, and the error rate.
+#
+#   scripts/bench-gateway.sh [RATES] [SECONDS]      # default: "100 300 1000" 10
+#
+# `hey` paces each of its workers (-q per worker), so a rate R runs R/20 workers at 20 req/s:
+# close to an open loop while the latency stays well under 50 ms. Load generator, mock and
+# gateway share the machine, as they would on one host; on 2 cores they compete for CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rates="${1:-100 300 1000}"
+secs="${2:-10}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if ! command -v hey >/dev/null 2>&1; then
+  echo "installing hey (Debian package) ..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey >/dev/null
+fi
+cargo build --release -q -p phiguard -p phiguard-gateway --example mock_upstream
+bin="$CARGO_TARGET_DIR/release"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin/examples/mock_upstream" 127.0.0.1:0 >"$work/mock.out" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "listening on" "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+upstream="$(sed -n 's/^listening on //p' "$work/mock.out")"
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export PHIGUARD_HOME="$work/home"
+export UPSTREAM_BASE_URL="$upstream/v1"
+export PHIGUARD_LISTEN="127.0.0.1:$port"
+key="$("$bin/phiguard" keys create --role clinician --config examples/phiguard.toml 2>/dev/null | tail -1)"
+"$bin/phiguard" serve --config examples/phiguard.toml >"$work/serve.out" 2>"$work/serve.err" &
+pids+=($!)
+for _ in $(seq 200); do
+  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+
+python3 - "$work/body.json" <<'PY'
+import json, sys
+note = ("DISCHARGE SUMMARY. Patient: Maria Lopez, MRN 4839201, DOB 07/22/1956, admitted 03/14/2021 to "
+        "Springfield General Hospital under Dr. John Carter. Phone 617-555-0199, email "
+        "maria.lopez@example.org, address 42 Elm Street, Springfield, MA 01103. History of present "
+        "illness: 64-year-old woman with type 2 diabetes mellitus, hypertension and chronic kidney "
+        "disease stage 3 presenting with three days of progressive dyspnea, orthopnea and bilateral leg "
+        "swelling. On arrival blood pressure 168/94, heart rate 104, oxygen saturation 89% on room air. "
+        "Chest radiograph showed bilateral pleural effusions and pulmonary vascular congestion. BNP 1,840 "
+        "pg/mL, troponin negative times two. Echocardiogram: ejection fraction 35%, moderate mitral "
+        "regurgitation. Hospital course: diuresed with intravenous furosemide with net negative 4.2 "
+        "liters, started on carvedilol and sacubitril-valsartan, metformin held for contrast. Creatinine "
+        "peaked at 1.9 and returned to baseline 1.5. Discharged 03/19/2021 in stable condition to home "
+        "with her daughter Ana Lopez (phone 617-555-0143). Follow-up with Dr. Carter in cardiology clinic "
+        "in one week and with nephrology in four weeks. Medications: carvedilol 6.25 mg twice daily, "
+        "sacubitril-valsartan 24/26 mg twice daily, furosemide 40 mg daily, insulin glargine 18 units "
+        "nightly. Summarize the hospital course for the primary care physician in five sentences.")
+body = {"model": "local-model", "messages": [
+    {"role": "system", "content": "You are a clinical summarizer."},
+    {"role": "user", "content": note}]}
+json.dump(body, open(sys.argv[1], "w"))
+PY
+
+# hey [args] URL -> "p50_ms p99_ms errors total"
+run() {
+  local url="$1" rate="$2" dur="${3:-$secs}" workers q
+  workers=$(( rate / 20 )); [ "$workers" -lt 1 ] && workers=1
+  q=$(( rate / workers ))
+  hey -z "${dur}s" -c "$workers" -q "$q" -m POST -T application/json \
+    -H "Authorization: Bearer $key" -H "X-Patient-Ref: bench-1" \
+    -D "$work/body.json" "$url" >"$work/hey.out" 2>&1 || true
+  python3 - "$work/hey.out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+p = {m.group(1): float(m.group(2)) * 1e3 for m in re.finditer(r"(\d+)%+ in ([0-9.]+) secs", t)}
+codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", t)
+ok = sum(int(n) for c, n in codes if c == "200")
+bad = sum(int(n) for c, n in codes if c != "200")
+# Transport errors (refused, reset, timeouts) are listed after "Error distribution:".
+if "Error distribution:" in t:
+    bad += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+\S", t.split("Error distribution:", 1)[1], re.M))
+rps = re.search(r"Requests/sec:\s+([0-9.]+)", t)
+print(f"{p.get('50', float('nan')):.2f} {p.get('99', float('nan')):.2f} {bad} {ok + bad} {float(rps.group(1)) if rps else 0:.0f}")
+PY
+}
+
+echo "prompt: ~1,500 characters with PHI; ${secs} s per rate; hey from a separate process"
+echo "| rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+# Warm up both paths.
+run "$upstream/v1/chat/completions" 50 2 >/dev/null
+run "http://127.0.0.1:$port/v1/chat/completions" 50 2 >/dev/null
+for rate in $rates; do
+  read -r d50 d99 _ _ _ < <(run "$upstream/v1/chat/completions" "$rate")
+  read -r g50 g99 gbad gtotal grps < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
+  python3 - "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" <<'PY'
+import sys
+r, d50, d99, g50, g99, bad, total, rps = (float(x) for x in sys.argv[1:])
+print(f"| {r:.0f} | {rps:.0f} | {d50:.2f} ms | {d99:.2f} ms | {g50:.2f} ms | {g99:.2f} ms | "
+      f"{g50 - d50:.2f} ms | {g99 - d99:.2f} ms | {100 * bad / max(total, 1):.1f}% |")
+PY
+done
