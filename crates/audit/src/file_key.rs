@@ -99,6 +99,16 @@ impl Sidecar {
     /// Writes the page-key file of `db` atomically and durably (temporary file, fsync,
     /// rename, fsync of the folder).
     pub fn write(&self, db: &Path) -> Result<(), AuditError> {
+        self.write_inner(db, true).map(|_| ())
+    }
+
+    /// As [`Sidecar::write`] for a new store, but never over an existing file: returns false
+    /// when another process created one first (then its key is the store's).
+    pub fn write_new(&self, db: &Path) -> Result<bool, AuditError> {
+        self.write_inner(db, false)
+    }
+
+    fn write_inner(&self, db: &Path, replace: bool) -> Result<bool, AuditError> {
         let path = sidecar_path(db);
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -110,12 +120,20 @@ impl Sidecar {
         text.push(b'\n');
         tmp.write_all(&text)?;
         tmp.as_file().sync_all()?;
-        tmp.persist(&path).map_err(|e| AuditError::Io(e.error))?;
+        if replace {
+            tmp.persist(&path).map_err(|e| AuditError::Io(e.error))?;
+        } else {
+            match tmp.persist_noclobber(&path) {
+                Ok(_) => {}
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(AuditError::Io(e.error)),
+            }
+        }
         if let Ok(d) = std::fs::File::open(&dir) {
             // Best effort: not every platform can fsync a folder.
             let _ = d.sync_all();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The KEK (id and version) the page key is wrapped under, read without any key.

@@ -1598,8 +1598,12 @@ fn page_key_for(
     match cipher {
         Some(cipher) if options.encrypt_file => {
             let (key, sidecar) = file_key::create(cipher.provider(), key_file)?;
-            sidecar.write(path)?;
-            Ok(Some(key))
+            if sidecar.write_new(path)? {
+                Ok(Some(key))
+            } else {
+                // Another process created the store at the same moment: its key wins.
+                file_key::key_for(path, Some(cipher.provider()))
+            }
         }
         _ => Ok(None),
     }

@@ -426,3 +426,23 @@ fn a_plaintext_store_is_encrypted_in_place_with_its_tree_unchanged() {
     log.append(&json!({"user": "after"})).unwrap();
     assert_eq!(log.tree_head().unwrap().size, 41);
 }
+
+#[test]
+fn concurrent_first_opens_agree_on_one_page_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let kek = key(dir.path(), "kek.json");
+    std::thread::scope(|s| {
+        for i in 0..8u64 {
+            let (db, kek) = (&db, kek.clone());
+            s.spawn(move || {
+                let mut log = AuditLog::open_encrypted(db, Options::default(), kek).unwrap();
+                log.append(&json!({"user": format!("u{i}")})).unwrap();
+            });
+        }
+    });
+    let log = AuditLog::open_encrypted(&db, Options::default(), kek).unwrap();
+    assert!(log.is_file_encrypted());
+    assert_eq!(log.tree_head().unwrap().size, 8);
+    assert!(log.check(None).unwrap().is_intact());
+}
