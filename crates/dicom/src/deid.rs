@@ -24,7 +24,7 @@ use phiguard_rules::{
 use crate::profile::{self, AnnexOption, Code, Index};
 use crate::scan::{self, tag_label};
 use crate::selector::DicomSelector;
-use crate::{DicomError, flags};
+use crate::{DicomError, flags, stream};
 
 /// Private attributes kept by the `retain-safe-private` option: `(group, private creator,
 /// element byte)`. A small subset of PS3.15 Table E.3.10-1 limited to numeric acquisition
@@ -100,6 +100,7 @@ pub struct DicomDeid {
     date_policy: Action,
     birth_policy: Action,
     retain_uids: bool,
+    memory_limit: u64,
 }
 
 impl std::fmt::Debug for DicomDeid {
@@ -185,6 +186,7 @@ impl DicomDeid {
             patterns,
             date_policy,
             birth_policy,
+            memory_limit: stream::MAX_IN_MEMORY,
         })
     }
 
@@ -193,23 +195,160 @@ impl DicomDeid {
         &self.options
     }
 
-    /// Reads one file from `input` and writes the de-identified file to `out` (nothing is
-    /// written unless the whole file was processed). Counts into `tally`; a pixel flag is
-    /// counted in `tally.notes` as `dicom_pixels_flagged:<reason>`.
+    /// Reads one file from `input` and writes the de-identified file to `out`, streaming the
+    /// pixel data (see [`DicomDeid::deidentify_stream`]). Counts into `tally`; a pixel flag is
+    /// counted in `tally.notes` as `dicom_pixels_flagged:<reason>`. On error `out` may hold a
+    /// partial file: the caller discards it.
     pub fn deidentify<R: std::io::Read, W: std::io::Write>(
         &self,
         engine: &Engine,
-        mut input: R,
-        mut out: W,
+        input: R,
+        out: W,
         tally: &mut Tally,
     ) -> Result<(), DicomError> {
-        let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
-        let d = self.deidentify_bytes(engine, &bytes, tally)?;
-        out.write_all(&d.bytes)
-            .map_err(|_| DicomError::Write { stage: "output" })?;
-        out.flush()
-            .map_err(|_| DicomError::Write { stage: "output" })
+        self.deidentify_stream(engine, input, out, tally)
+            .map(|_| ())
+    }
+
+    /// The memory limit of [`DicomDeid::deidentify_stream`] (default [`crate::MAX_IN_MEMORY`]):
+    /// the most it holds of a file outside its pixel data.
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        self.memory_limit = bytes;
+    }
+
+    /// De-identifies one file read from `input` into `out` in bounded memory, with the same
+    /// output as [`DicomDeid::deidentify_bytes`]: the file meta group and the data set up to
+    /// the top-level Pixel Data (7FE0,0010) are read (at most the memory limit) and
+    /// de-identified with the pixel data standing in as an empty element, written, then the
+    /// pixel data element is copied from `input` to `out` in [`crate::CHUNK`]-byte chunks (its
+    /// value, or its encapsulated fragments up to the sequence delimiter), then the elements
+    /// after it are read (within the limit), de-identified and written. Returns the pixel
+    /// review flag.
+    ///
+    /// Read whole instead, as [`DicomDeid::deidentify_bytes`] does: deflated and big-endian
+    /// transfer syntaxes (their bytes cannot be copied through), and a file without top-level
+    /// pixel data (refused over the memory limit). On error `out` may hold a partial file: the
+    /// caller discards it. A file cut inside its pixel data fails with the byte offset.
+    pub fn deidentify_stream<R: std::io::Read, W: std::io::Write>(
+        &self,
+        engine: &Engine,
+        input: R,
+        mut out: W,
+        tally: &mut Tally,
+    ) -> Result<Option<&'static str>, DicomError> {
+        let write_err = |_| DicomError::Write { stage: "output" };
+        let mut rd = stream::Reader::new(
+            std::io::BufReader::with_capacity(1 << 16, input),
+            self.memory_limit,
+        );
+        let split = rd.split()?;
+        let (at, header_len, len, ts) = match split {
+            stream::Split::Pixel {
+                at,
+                header_len,
+                len,
+                transfer_syntax,
+            } => (at, header_len, len, transfer_syntax),
+            stream::Split::Whole | stream::Split::Fallback { .. } => {
+                if let stream::Split::Fallback { capped } = split {
+                    rd.read_rest(capped)?;
+                }
+                let d = self.deidentify_bytes(engine, &rd.buf, tally)?;
+                out.write_all(&d.bytes).map_err(write_err)?;
+                out.flush().map_err(write_err)?;
+                return Ok(d.pixel_flag);
+            }
+        };
+        // The head, with the pixel data standing in as an empty element of the same kind.
+        let pixel_header = rd.buf[at..at + header_len].to_vec();
+        rd.buf.truncate(at);
+        let encapsulated = len == 0xFFFF_FFFF;
+        rd.buf.extend_from_slice(&pixel_header[..header_len - 4]);
+        if encapsulated {
+            rd.buf.extend_from_slice(&[0xFF; 4]);
+            rd.buf
+                .extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+            rd.buf
+                .extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        } else {
+            rd.buf.extend_from_slice(&[0; 4]);
+        }
+        let Processed {
+            mut dataset,
+            meta,
+            transfer_syntax: _,
+            pixel_flag,
+            mut patient,
+            mut local,
+        } = self.process(engine, &rd.buf)?;
+        rd.buf = Vec::new();
+        let pixel_tag = Tag(0x7FE0, 0x0010);
+        // Copied through when the rules keep it as it is (what the walk did to the stand-in
+        // says so for encapsulated pixel data; native pixel data is kept by a keep action).
+        let raw = match dataset.get(pixel_tag) {
+            None => false,
+            Some(_) if encapsulated => true,
+            Some(e) => {
+                let (_, _, op) = self.decide(stream::PIXEL_DATA, e.vr(), false);
+                matches!(
+                    op,
+                    Op::Act(Action::Keep) | Op::Uid | Op::UidUnlessStandard | Op::Clean
+                )
+            }
+        };
+        if raw {
+            dataset.remove_element(pixel_tag);
+        }
+        let head = self.write(engine, dataset, meta, &ts)?;
+        out.write_all(&head).map_err(write_err)?;
+        drop(head);
+        let offset = (at + header_len) as u64;
+        let end = if raw {
+            out.write_all(&pixel_header).map_err(write_err)?;
+            stream::copy_pixel_value(&mut rd.r, Some(&mut out), len, offset)?
+        } else {
+            stream::copy_pixel_value(&mut rd.r, None::<&mut W>, len, offset)?
+        };
+        // The elements after the pixel data (signatures, padding, private groups): read within
+        // the limit, de-identified with the same rules, written after it.
+        let mut tail = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut rd.r, self.memory_limit + 1),
+            &mut tail,
+        )?;
+        if tail.len() as u64 > self.memory_limit {
+            return Err(stream::too_large(
+                self.memory_limit,
+                "the file outside its top-level pixel data",
+            ));
+        }
+        if !tail.is_empty() {
+            scan::check_dataset(&tail, &ts, end, "")?;
+            let tsx = TransferSyntaxRegistry
+                .get(&ts)
+                .ok_or_else(|| unsupported(&ts))?;
+            let obj = InMemDicomObject::read_dataset_with_ts(&tail[..], tsx).map_err(|_| {
+                DicomError::Decode {
+                    stage: "elements after the pixel data",
+                }
+            })?;
+            drop(tail);
+            let mut ctx = Ctx {
+                engine,
+                tally: &mut local,
+                patient: patient.take(),
+            };
+            let obj = self.dataset(&mut ctx, obj, false, &mut Vec::new(), 0)?;
+            let mut bytes = Vec::new();
+            obj.write_dataset_with_ts(&mut bytes, tsx)
+                .map_err(|_| DicomError::Write { stage: "data set" })?;
+            out.write_all(&bytes).map_err(write_err)?;
+        }
+        out.flush().map_err(write_err)?;
+        local.files += 1;
+        local.records += 1;
+        tally.merge(local);
+        Ok(pixel_flag)
     }
 
     /// Why the pixels of this file may show burned-in text, without de-identifying it.
@@ -225,6 +364,23 @@ impl DicomDeid {
         input: &[u8],
         tally: &mut Tally,
     ) -> Result<Deidentified, DicomError> {
+        let Processed {
+            dataset,
+            meta,
+            transfer_syntax,
+            pixel_flag,
+            patient: _,
+            mut local,
+        } = self.process(engine, input)?;
+        let bytes = self.write(engine, dataset, meta, &transfer_syntax)?;
+        local.files += 1;
+        local.records += 1;
+        tally.merge(local);
+        Ok(Deidentified { bytes, pixel_flag })
+    }
+
+    /// Reads and de-identifies one file (or head of a file) held in memory.
+    fn process(&self, engine: &Engine, input: &[u8]) -> Result<Processed, DicomError> {
         let (obj, layout) = read(input)?;
         let Parsed { dataset, meta } = obj;
         let pixel_flag = flags::burned_in_reason(&dataset);
@@ -237,6 +393,7 @@ impl DicomDeid {
         };
         let mut path = Vec::new();
         let mut dataset = self.dataset(&mut ctx, dataset, false, &mut path, 0)?;
+        let patient = ctx.patient.take();
         self.mark(&mut dataset);
         // Overlays kept (clean-graphics or a user rule) are bitmaps that may hold text too.
         let pixel_flag = pixel_flag.or_else(|| {
@@ -245,7 +402,28 @@ impl DicomDeid {
                 .any(|t| t.group() & 0xFF01 == 0x6000 && t.element() == 0x3000)
                 .then_some("overlay_data_kept")
         });
-        let mut out = Vec::with_capacity(input.len() + 512);
+        if let Some(reason) = pixel_flag {
+            local.note(&format!("dicom_pixels_flagged:{reason}"));
+        }
+        Ok(Processed {
+            dataset,
+            meta,
+            transfer_syntax: layout.transfer_syntax,
+            pixel_flag,
+            patient,
+            local,
+        })
+    }
+
+    /// Writes a processed data set (with its updated meta group) in its transfer syntax.
+    fn write(
+        &self,
+        engine: &Engine,
+        dataset: InMemDicomObject,
+        meta: Option<dicom_object::FileMetaTable>,
+        transfer_syntax: &str,
+    ) -> Result<Vec<u8>, DicomError> {
+        let mut out = Vec::new();
         match meta {
             Some(mut meta) => {
                 let sop = first_string(&dataset, SOP_INSTANCE_UID);
@@ -266,23 +444,14 @@ impl DicomDeid {
             }
             None => {
                 let ts = TransferSyntaxRegistry
-                    .get(&layout.transfer_syntax)
-                    .ok_or_else(|| unsupported(&layout.transfer_syntax))?;
+                    .get(transfer_syntax)
+                    .ok_or_else(|| unsupported(transfer_syntax))?;
                 dataset
                     .write_dataset_with_ts(&mut out, ts)
                     .map_err(|_| DicomError::Write { stage: "data set" })?;
             }
         }
-        if let Some(reason) = pixel_flag {
-            local.note(&format!("dicom_pixels_flagged:{reason}"));
-        }
-        local.files += 1;
-        local.records += 1;
-        tally.merge(local);
-        Ok(Deidentified {
-            bytes: out,
-            pixel_flag,
-        })
+        Ok(out)
     }
 
     /// PatientIdentityRemoved, DeidentificationMethod, DeidentificationMethodCodeSequence and
@@ -916,6 +1085,16 @@ fn safe_private(elements: &[InMemElement]) -> HashSet<u32> {
         }
     }
     kept
+}
+
+/// A data set after the walk, before it is written.
+struct Processed {
+    dataset: InMemDicomObject,
+    meta: Option<dicom_object::FileMetaTable>,
+    transfer_syntax: String,
+    pixel_flag: Option<&'static str>,
+    patient: Option<PatientRef>,
+    local: Tally,
 }
 
 pub(crate) struct Parsed {

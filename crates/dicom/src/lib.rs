@@ -4,10 +4,14 @@
 //! and its options (from the machine-readable Table E.1-1), consistent UID remapping, private
 //! tags, sequences recursed, and files whose pixels may carry burned-in text flagged.
 //!
-//! Files are read whole (DICOM objects are), so [`DicomDeid::deidentify`] takes a reader and
-//! buffers it; [`DicomDeid::deidentify_bytes`] works on a slice and also returns the pixel
-//! review flag. Parsing and writing use dicom-rs (no image codecs: pixel data passes through
-//! in its transfer syntax, never decoded). A structural pass first checks every element header,
+//! [`DicomDeid::deidentify_stream`] (and [`DicomDeid::deidentify`]) stream a file from a reader
+//! to a writer in bounded memory: the header (everything before the top-level Pixel Data) is
+//! read and de-identified in memory, the pixel data is copied through in [`CHUNK`]-byte chunks,
+//! the elements after it are de-identified too; the output is byte-identical to
+//! [`DicomDeid::deidentify_bytes`], which works on a whole file in a slice. Deflated and
+//! big-endian files, and files without top-level pixel data, are read whole (the latter only
+//! within [`MAX_IN_MEMORY`]). Parsing and writing use dicom-rs (no image codecs: pixel data
+//! passes through in its transfer syntax, never decoded). A structural pass first checks every element header,
 //! sequence and item with bounds, so malformed input fails with a byte offset and a tag path.
 //!
 //! ```no_run
@@ -31,11 +35,13 @@ pub mod flags;
 pub mod profile;
 pub mod scan;
 pub mod selector;
+mod stream;
 
 pub use deid::{Deidentified, DicomDeid, SAFE_PRIVATE};
 pub use flags::burned_in_reason;
 pub use profile::{AnnexOption, Code};
 pub use selector::DicomSelector;
+pub use stream::{CHUNK, MAX_IN_MEMORY};
 
 /// Errors. They name a byte offset and a tag path, never a value.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +66,10 @@ pub enum DicomError {
     Rule { path: String, message: String },
     #[error("writing the de-identified DICOM failed ({stage})")]
     Write { stage: &'static str },
+    #[error(
+        "{what} is over the {limit}-byte memory limit of the streaming path: refused rather than read whole"
+    )]
+    TooLarge { limit: u64, what: &'static str },
 }
 
 fn offset_label(offset: u64, path: &str) -> String {

@@ -42,14 +42,14 @@ const SEQ_END: u32 = 0xFFFE_E0DD;
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 /// The two-letter VRs of PS3.5 Table 6.2-1.
-const VRS: [&[u8; 2]; 34] = [
+pub(crate) const VRS: [&[u8; 2]; 34] = [
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
     b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 ];
 
 /// VRs with a 2-byte reserved field and a 4-byte length in explicit VR.
-const LONG_VRS: [&[u8; 2]; 13] = [
+pub(crate) const LONG_VRS: [&[u8; 2]; 13] = [
     b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
 ];
 
@@ -68,7 +68,7 @@ pub fn looks_like_dicom(bytes: &[u8]) -> bool {
 /// A bare data set (no meta group): the first element must be a group 0008 attribute with a
 /// small element number, in explicit VR (a known VR follows the tag) or implicit VR (a small
 /// length follows). Returns the guessed transfer syntax.
-fn bare_dataset_ts(bytes: &[u8]) -> Option<&'static str> {
+pub(crate) fn bare_dataset_ts(bytes: &[u8]) -> Option<&'static str> {
     if bytes.len() < 8 || bytes[0] != 0x08 || bytes[1] != 0x00 || bytes[3] != 0x00 {
         return None;
     }
@@ -135,9 +135,41 @@ pub fn check(bytes: &[u8]) -> Result<Layout, DicomError> {
     })
 }
 
+/// Checks the structure of a data set fragment in `transfer_syntax` (not deflated) that starts
+/// at byte `offset` of the file: error offsets are file offsets.
+pub(crate) fn check_dataset(
+    bytes: &[u8],
+    transfer_syntax: &str,
+    offset: u64,
+    base: &'static str,
+) -> Result<(), DicomError> {
+    let mut s = Scanner {
+        b: bytes,
+        ts: Ts {
+            explicit: transfer_syntax != IMPLICIT_VR_LE,
+            little: transfer_syntax != EXPLICIT_VR_BE,
+        },
+        path: Vec::new(),
+        base,
+    };
+    match s.dataset(0, Some(bytes.len()), 0) {
+        Ok(_) => Ok(()),
+        Err(DicomError::Malformed {
+            offset: o,
+            path,
+            reason,
+        }) => Err(DicomError::Malformed {
+            offset: o + offset,
+            path,
+            reason,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads the file meta group (explicit VR little endian); returns the transfer syntax UID and
 /// where the data set starts.
-fn meta_group(b: &[u8], mut pos: usize) -> Result<(String, usize), DicomError> {
+pub(crate) fn meta_group(b: &[u8], mut pos: usize) -> Result<(String, usize), DicomError> {
     let mut ts = None;
     loop {
         if pos + 2 > b.len() {

@@ -14,7 +14,7 @@ use crate::output::Sink;
 /// `--max-suppression`. The report is still written.
 pub const EXIT_TARGET_NOT_REACHED: u8 = 4;
 
-/// Measure re-identification risk of a table (CSV, `,`/`;`/tab sniffed, header row) with
+/// Measure re-identification risk of a table (CSV, `,`/`;`/tab sniffed, header row; Parquet) with
 /// declared quasi-identifiers: equivalence classes, k-anonymity, l-diversity, t-closeness,
 /// prosecutor/journalist/marketer risk, sample uniques. With --k, search ARX generalisation
 /// hierarchies for the least-loss generalisation reaching k, suppressing at most
@@ -22,7 +22,8 @@ pub const EXIT_TARGET_NOT_REACHED: u8 = 4;
 /// still written), 1 error.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The table: CSV with a header row, or FHIR R4 Patient resources (a Bundle, NDJSON, or a
+    /// The table: CSV with a header row, Parquet (recognised by content; only the named columns
+    /// are read), or FHIR R4 Patient resources (a Bundle, NDJSON, or a
     /// folder of `.json`/`.ndjson` files) flattened to the columns gender, birthDate, birthYear,
     /// postalCode, zip3, city, state, country, maritalStatus, deceased, race, ethnicity, language.
     pub input: PathBuf,

@@ -55,12 +55,11 @@ impl Formats {
                     .deidentify(engine, BufReader::new(open(path)?), out, tally)?;
             }
             Format::Dicom => {
-                let bytes = std::fs::read(path).context("cannot read the input file")?;
-                let d = self.dicom.deidentify_bytes(engine, &bytes, tally)?;
-                out.write_all(&d.bytes)?;
-                review = d
-                    .pixel_flag
-                    .map(|r| format!("DICOM pixels may show burned-in text: {r}"));
+                // Streamed: the pixel data is copied through in chunks, never held whole.
+                let flag = self
+                    .dicom
+                    .deidentify_stream(engine, open(path)?, &mut *out, tally)?;
+                review = flag.map(|r| format!("DICOM pixels may show burned-in text: {r}"));
             }
             Format::Csv => {
                 let table = phiguard_tabular::table_name(path);

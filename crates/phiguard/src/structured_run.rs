@@ -119,16 +119,17 @@ pub fn run(args: &Args) -> Result<u8> {
     };
     progress.finish();
 
-    // Inputs are fingerprinted after the run (they are read-only to us).
+    // Inputs are fingerprinted after the run (they are read-only to us), streamed: a DICOM
+    // file may be larger than memory.
     let mut inputs = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        let bytes = std::fs::read(&job.input)
+        let (sha256, bytes) = sha256_file(&job.input)
             .with_context(|| format!("cannot read {}", job.input.display()))?;
         inputs.push(InputEntry {
             index: i,
             format: job.format,
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            bytes: bytes.len() as u64,
+            sha256,
+            bytes,
         });
     }
     let mut placed = Vec::with_capacity(jobs.len());
@@ -242,4 +243,24 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
     sink.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     sink.finish()
+}
+
+/// SHA-256 (hex) and length of a file, read in 1 MiB chunks.
+fn sha256_file(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
 }

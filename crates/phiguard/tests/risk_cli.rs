@@ -237,3 +237,69 @@ fn builtin_hierarchies_on_fhir() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2") && !err.contains("male"), "{err}");
 }
+
+/// Writes `test.csv` (every column as text, with an integer `age`) as Parquet at `path`.
+fn test_parquet(path: &Path) {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    let text = std::fs::read_to_string(data("test.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(';').collect())
+        .collect();
+    let age: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r[0].parse::<i64>().unwrap()),
+    ));
+    let gender: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[1])));
+    let zip: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[2])));
+    let batch =
+        RecordBatch::try_from_iter([("age", age), ("gender", gender), ("zipcode", zip)]).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn parquet_input_gives_the_csv_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("test.parquet");
+    test_parquet(&pq);
+    let mut args = test_args("age,gender,zipcode", &["--k", "2"]);
+    let csv_out = risk(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    args[0] = pq.display().to_string();
+    let out = risk(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut w: serde_json::Value = serde_json::from_slice(&csv_out.stdout).unwrap();
+    assert_eq!(v["input"], pq.display().to_string());
+    v.as_object_mut().unwrap().remove("input");
+    w.as_object_mut().unwrap().remove("input");
+    assert_eq!(v, w);
+    assert_eq!(v["measures"]["k"], 3);
+    assert_eq!(v["records_read"], 7);
+}
+
+#[test]
+fn parquet_missing_column_names_file_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("test.parquet");
+    test_parquet(&pq);
+    let out = risk(&[pq.to_str().unwrap(), "--qi", "age,zip"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("test.parquet"), "{err}");
+    assert!(
+        err.contains("no column named 'zip' in the header (columns: age, gender, zipcode)"),
+        "{err}"
+    );
+    assert!(!err.contains("81667") && !err.contains("male"), "{err}");
+}

@@ -384,11 +384,7 @@ impl Dataset {
         retained: &[bool],
     ) -> Result<(Vec<u64>, usize)> {
         let names: Vec<&str> = self.qis.iter().map(|q| q.name()).collect();
-        let pop = if crate::fhir::is_fhir_path(population) {
-            crate::fhir::read_patients(population, &names)?
-        } else {
-            Table::read_csv(population, &names)?
-        };
+        let pop = crate::read_table(population, None, &names)?;
         let views = self.views(levels)?;
         // Label tuple of every sample class → class.
         let mut classes: FxHashMap<Vec<u32>, u32> = FxHashMap::default();

@@ -54,6 +54,14 @@ pub enum RiskError {
         /// What kind of failure (never a value).
         kind: String,
     },
+    /// A Parquet file could not be decoded (footer, page, encoding: structure, never values).
+    #[error("{file}: cannot read Parquet: {detail}")]
+    Parquet {
+        /// The file.
+        file: PathBuf,
+        /// What failed.
+        detail: String,
+    },
     /// A requested column is not in the header.
     #[error("{file}: no column named '{column}' in the header (columns: {available})")]
     MissingColumn {

@@ -1,7 +1,7 @@
 //! # phiguard-risk
 //!
-//! Re-identification risk for HIPAA Expert Determination, over a table (CSV, or FHIR Patient
-//! resources flattened to columns) with declared
+//! Re-identification risk for HIPAA Expert Determination, over a table (CSV, Parquet, or FHIR
+//! Patient resources flattened to columns) with declared
 //! quasi-identifiers and an optional sensitive column:
 //!
 //! - equivalence classes, k-anonymity, sample uniques, class-size distribution;
@@ -36,6 +36,7 @@ pub mod deid_report;
 mod error;
 mod fhir;
 mod hierarchy;
+mod parquet;
 mod report;
 mod table;
 
@@ -51,6 +52,7 @@ pub use classes::{
 pub use error::{Result, RiskError};
 pub use fhir::{PATIENT_COLUMNS, flatten_patient, is_fhir_path, read_patients};
 pub use hierarchy::{Hierarchy, Level, QuasiIdentifier};
+pub use parquet::{is_parquet, read_parquet};
 pub use report::{ClassRow, JournalistBasis, QiReport, RiskReport, SearchReport};
 pub use table::{Column, Table, sniff_delimiter};
 
@@ -60,7 +62,8 @@ pub const DEFAULT_RISK_THRESHOLD: f64 = 0.2;
 /// What to assess and how.
 #[derive(Debug, Clone)]
 pub struct RiskConfig {
-    /// The table (CSV; delimiter sniffed), or FHIR Patient resources (see `fhir`).
+    /// The table (CSV, delimiter sniffed; or Parquet, recognised by content), or FHIR Patient
+    /// resources (see `fhir`).
     pub input: PathBuf,
     /// Read the input as FHIR Patient resources flattened to [`PATIENT_COLUMNS`] (`None`: when
     /// it is a folder or a `.json`/`.ndjson` file).
@@ -172,11 +175,7 @@ pub fn load(cfg: &RiskConfig) -> Result<Dataset> {
     if let Some(s) = &cfg.sensitive {
         names.push(s);
     }
-    let table = if cfg.fhir.unwrap_or_else(|| is_fhir_path(&cfg.input)) {
-        read_patients(&cfg.input, &names)?
-    } else {
-        Table::read_csv(&cfg.input, &names)?
-    };
+    let table = read_table(&cfg.input, cfg.fhir, &names)?;
     let mut qis = Vec::with_capacity(cfg.quasi_identifiers.len());
     for (i, q) in cfg.quasi_identifiers.iter().enumerate() {
         let col = &table.columns()[i];
@@ -197,6 +196,19 @@ pub fn load(cfg: &RiskConfig) -> Result<Dataset> {
         None => None,
     };
     Ok(Dataset::new(table, qis, sensitive))
+}
+
+/// Reads the columns `names` of a table: FHIR Patient resources when `fhir` says so (`None`: a
+/// folder or a `.json`/`.ndjson` file), Parquet when the content is (see [`is_parquet`]), CSV
+/// otherwise.
+pub fn read_table(path: &Path, fhir: Option<bool>, names: &[&str]) -> Result<Table> {
+    if fhir.unwrap_or_else(|| is_fhir_path(path)) {
+        read_patients(path, names)
+    } else if is_parquet(path) {
+        read_parquet(path, names)
+    } else {
+        Table::read_csv(path, names)
+    }
 }
 
 /// Runs the assessment `cfg` describes.

@@ -352,6 +352,29 @@ impl Table {
         })
     }
 
+    /// Starts a table that is filled column by column (Parquet batches): `header` is every
+    /// column name of the file, `columns` the kept ones (already checked to be in `header`).
+    pub(crate) fn builder(path: &Path, header: Vec<String>, columns: &[&str]) -> TableBuilder {
+        TableBuilder {
+            table: Table {
+                path: path.to_path_buf(),
+                delimiter: b',',
+                header,
+                rows: 0,
+                columns: columns
+                    .iter()
+                    .map(|c| Column {
+                        name: (*c).to_string(),
+                        values: Vec::new(),
+                        first_line: Vec::new(),
+                        codes: Vec::new(),
+                    })
+                    .collect(),
+            },
+            lookup: vec![FxHashMap::default(); columns.len()],
+        }
+    }
+
     /// The file the table was read from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -375,6 +398,50 @@ impl Table {
     /// A kept column by name.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A [`Table`] being filled batch by batch: every kept column receives the same rows, in order.
+pub(crate) struct TableBuilder {
+    table: Table,
+    lookup: Vec<FxHashMap<String, u32>>,
+}
+
+impl TableBuilder {
+    /// Appends the value of kept column `j` for the next row of that column; `line` is the
+    /// record number errors and hierarchies name.
+    pub(crate) fn push(&mut self, j: usize, line: u64, value: &str) -> Result<()> {
+        let (Some(col), Some(lookup)) = (self.table.columns.get_mut(j), self.lookup.get_mut(j))
+        else {
+            return Err(RiskError::Config(format!("no kept column #{j}")));
+        };
+        let code = match lookup.get(value) {
+            Some(&c) => c,
+            None => {
+                let c = u32::try_from(col.values.len()).map_err(|_| {
+                    RiskError::Config(format!(
+                        "column '{}': more than 2^32 distinct values",
+                        col.name
+                    ))
+                })?;
+                col.values.push(value.to_string());
+                col.first_line.push(line);
+                lookup.insert(value.to_string(), c);
+                c
+            }
+        };
+        col.codes.push(code);
+        Ok(())
+    }
+
+    /// Counts `n` more rows (after every kept column received them).
+    pub(crate) fn add_rows(&mut self, n: usize) {
+        self.table.rows += n;
+    }
+
+    /// The finished table.
+    pub(crate) fn finish(self) -> Table {
+        self.table
     }
 }
 

@@ -7,4 +7,6 @@ mod keys;
 mod leak;
 mod malformed;
 mod options;
+mod stream;
 mod structure;
+mod synth;

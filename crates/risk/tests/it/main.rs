@@ -6,6 +6,7 @@ mod adult;
 mod errors;
 mod fhir;
 mod hand;
+mod parquet;
 mod props;
 mod pycanon;
 
