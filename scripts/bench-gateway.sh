@@ -1,27 +1,25 @@
 #!/usr/bin/env bash
-# Latency the gateway adds, measured from a separate process: `hey` (Debian package) sends chat
-# completions with a ~1,500-character clinical note full of PHI at fixed rates, first straight to
-# a mock OpenAI-compatible upstream (crates/gateway/examples/mock_upstream.rs), then through
+# Latency the gateway adds, measured from a separate process: an open-loop load generator
+# (crates/gateway/examples/loadgen.rs: request i leaves at i/rate, whatever happened before)
+# sends chat completions with a ~1,500-character clinical note full of PHI at fixed rates, first
+# straight to a mock OpenAI-compatible upstream (crates/gateway/examples/mock_upstream.rs), then
+# through
 # `phiguard serve` with examples/phiguard.toml (role clinician: every string leaf scanned, PHI
 # tokenized and restored, injection screen on, audit records appended durably to the encrypted
 # embedded store). Prints p50/p99 of both and the difference, and the error rate.
 #
 #   scripts/bench-gateway.sh [RATES] [SECONDS]      # default: "100 300 1000" 10
 #
-# `hey` paces each of its workers (-q per worker), so a rate R runs R/20 workers at 20 req/s:
-# close to an open loop while the latency stays well under 50 ms. Load generator, mock and
-# gateway share the machine, as they would on one host; on 2 cores they compete for CPU.
+# (`hey` was tried first: its workers are paced by tickers that fire together, so requests arrive
+# in bursts of `-c` at a time and the gateway's queue, not its cost, dominates the figures.)
+# Load generator, mock and gateway share the machine; on 2 cores they compete for CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates="${1:-100 300 1000}"
 secs="${2:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
-if ! command -v hey >/dev/null 2>&1; then
-  echo "installing hey (Debian package) ..." >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey >/dev/null
-fi
-cargo build --release -q -p phiguard -p phiguard-gateway --example mock_upstream
+cargo build --release -q -p phiguard -p phiguard-gateway --example mock_upstream --example loadgen
 bin="$CARGO_TARGET_DIR/release"
 
 work="$(mktemp -d)"
@@ -72,38 +70,21 @@ body = {"model": "local-model", "messages": [
 json.dump(body, open(sys.argv[1], "w"))
 PY
 
-# hey [args] URL -> "p50_ms p99_ms errors total"
+# run URL RATE [SECONDS] -> "rate achieved p50_ms p99_ms errors total"
 run() {
-  local url="$1" rate="$2" dur="${3:-$secs}" workers q
-  workers=$(( rate / 20 )); [ "$workers" -lt 1 ] && workers=1
-  q=$(( rate / workers ))
-  hey -z "${dur}s" -c "$workers" -q "$q" -m POST -T application/json \
-    -H "Authorization: Bearer $key" -H "X-Patient-Ref: bench-1" \
-    -D "$work/body.json" "$url" >"$work/hey.out" 2>&1 || true
-  python3 - "$work/hey.out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-p = {m.group(1): float(m.group(2)) * 1e3 for m in re.finditer(r"(\d+)%+ in ([0-9.]+) secs", t)}
-codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", t)
-ok = sum(int(n) for c, n in codes if c == "200")
-bad = sum(int(n) for c, n in codes if c != "200")
-# Transport errors (refused, reset, timeouts) are listed after "Error distribution:".
-if "Error distribution:" in t:
-    bad += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+\S", t.split("Error distribution:", 1)[1], re.M))
-rps = re.search(r"Requests/sec:\s+([0-9.]+)", t)
-print(f"{p.get('50', float('nan')):.2f} {p.get('99', float('nan')):.2f} {bad} {ok + bad} {float(rps.group(1)) if rps else 0:.0f}")
-PY
+  "$bin/examples/loadgen" --url "$1" --rate "$2" --seconds "${3:-$secs}" --body "$work/body.json" \
+    --header "Authorization: Bearer $key" --header "X-Patient-Ref: bench-1"
 }
 
-echo "prompt: ~1,500 characters with PHI; ${secs} s per rate; hey from a separate process"
+echo "prompt: ~1,500 characters with PHI; ${secs} s per rate; open loop from a separate process"
 echo "| rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 # Warm up both paths.
 run "$upstream/v1/chat/completions" 50 2 >/dev/null
 run "http://127.0.0.1:$port/v1/chat/completions" 50 2 >/dev/null
 for rate in $rates; do
-  read -r d50 d99 _ _ _ < <(run "$upstream/v1/chat/completions" "$rate")
-  read -r g50 g99 gbad gtotal grps < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
+  read -r _ _ d50 d99 _ _ < <(run "$upstream/v1/chat/completions" "$rate")
+  read -r _ grps g50 g99 gbad gtotal < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
   python3 - "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" <<'PY'
 import sys
 r, d50, d99, g50, g99, bad, total, rps = (float(x) for x in sys.argv[1:])

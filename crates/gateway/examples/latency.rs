@@ -8,8 +8,10 @@
 //! ```sh
 //! cargo run --release -p phiguard-gateway --example latency -- --rates 100,300,1000 --seconds 5 --audit sqlite
 //! ```
-//! `--audit sqlite` appends to the real tamper-evident store (phiguard-audit, SQLite,
-//! synchronous=FULL) in a temp folder; `--audit memory` keeps records in memory.
+//! `--audit sqlite` appends to the real tamper-evident store as `phiguard serve` opens it
+//! (phiguard-audit, SQLite with the file and payloads encrypted under a local key file,
+//! synchronous=FULL) in a temp folder; `--audit sqlite-plain` to a plaintext one; `--audit
+//! memory` keeps records in memory.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -177,11 +179,22 @@ async fn main() {
     let config = Config::parse(&cfg, Path::new("bench.toml"), |_| None).unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
     let key = keys.create("clinician", &[], None).unwrap().token;
-    let sink: Arc<dyn AuditSink> = if audit == "sqlite" {
+    let sink: Arc<dyn AuditSink> = if audit == "sqlite" || audit == "sqlite-plain" {
         let url = phiguard_audit::StoreUrl::Sqlite(dir.path().join("audit.db"));
-        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(
-            phiguard_audit::AuditStore::open(&url, phiguard_audit::Options::default()).unwrap(),
-        )));
+        let options = phiguard_audit::Options::default();
+        let store = if audit == "sqlite" {
+            // The embedded default, as `phiguard serve` opens it: file and payloads encrypted.
+            phiguard_audit::AuditStore::open_with_local_key(
+                &url,
+                options,
+                &dir.path().join("kek.json"),
+            )
+            .unwrap()
+            .0
+        } else {
+            phiguard_audit::AuditStore::open(&url, options).unwrap()
+        };
+        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(store)));
         // Group commit, as `phiguard serve` wires it.
         Arc::new(phiguard_gateway::GroupCommit::new(store, 256))
     } else {
