@@ -28,4 +28,4 @@ pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use guard::{InjectionScreen, PhiScanner, Vault};
 pub use keys::{KeyStore, Principal};
-pub use server::{Gateway, serve, serve_tls};
+pub use server::{Gateway, serve, serve_tls, serve_tls_reloading};

@@ -292,6 +292,22 @@ pub async fn serve_tls(
         .await
 }
 
+/// Serves over TLS built from `tls`, reloading the certificate, key and client CA when their
+/// files change (checked every `every`; see [`crate::tls::TlsListener::reloading`]).
+pub async fn serve_tls_reloading(
+    gateway: Gateway,
+    listener: tokio::net::TcpListener,
+    tls: crate::config::TlsConfig,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = crate::tls::TlsListener::reloading(listener, tls, every)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Liveness: the process is up and serving.
 async fn health() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))

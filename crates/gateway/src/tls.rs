@@ -1,10 +1,15 @@
 //! TLS termination with rustls (ring provider): TLS 1.2 and 1.3 only, optionally TLS 1.3
 //! only, optionally mutual TLS (client certificates verified against `client_ca`). Errors name
 //! the file and what is wrong with it, never key material.
+//!
+//! [`TlsListener::reloading`] watches the certificate, key and client-CA files and swaps in a
+//! new configuration when they change (a renewed certificate is served without a restart);
+//! files that do not load (a half-written renewal, a key that does not match) are reported and
+//! the previous configuration stays in use.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::pem::{self, PemObject};
@@ -151,6 +156,7 @@ pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TlsListener {
@@ -162,7 +168,27 @@ impl std::fmt::Debug for TlsListener {
 impl Drop for TlsListener {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
     }
+}
+
+/// A digest of each TLS file's bytes (`None` when it cannot be read): a change of content is
+/// seen whatever the file system's timestamp granularity.
+type Stamp = Vec<Option<[u8; 32]>>;
+
+fn stamp(tls: &TlsConfig) -> Stamp {
+    use sha2::Digest;
+    std::iter::once(&tls.cert)
+        .chain(std::iter::once(&tls.key))
+        .chain(tls.client_ca.as_ref())
+        .map(|p| {
+            std::fs::read(p)
+                .ok()
+                .map(|b| sha2::Sha256::digest(&b).into())
+        })
+        .collect()
 }
 
 impl TlsListener {
@@ -171,8 +197,66 @@ impl TlsListener {
         listener: TcpListener,
         config: Arc<rustls::ServerConfig>,
     ) -> std::io::Result<TlsListener> {
+        let acceptor = Arc::new(RwLock::new(TlsAcceptor::from(config)));
+        TlsListener::start(listener, acceptor, None)
+    }
+
+    /// Starts accepting on `listener` with the configuration `tls` describes, and looks at its
+    /// files every `every`: when one has changed, the configuration is built again and used for
+    /// new connections (connections already open keep theirs). If the new files do not load,
+    /// the reason is logged and the previous configuration stays.
+    pub fn reloading(
+        listener: TcpListener,
+        tls: TlsConfig,
+        every: Duration,
+    ) -> Result<TlsListener, TlsError> {
+        let mut seen = stamp(&tls);
+        let config = server_config(&tls)?;
+        let acceptor = Arc::new(RwLock::new(TlsAcceptor::from(config)));
+        let shared = acceptor.clone();
+        let watcher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = stamp(&tls);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match server_config(&tls) {
+                    Ok(config) => {
+                        if let Ok(mut a) = shared.write() {
+                            *a = TlsAcceptor::from(config);
+                            eprintln!(
+                                "phiguard-gateway: TLS files changed; now serving the certificate in {}",
+                                tls.cert.display()
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "phiguard-gateway: TLS files changed but do not load ({e}); still serving the previous certificate"
+                    ),
+                }
+            }
+        });
+        let abort = watcher.abort_handle();
+        TlsListener::start(listener, acceptor, Some(watcher)).map_err(|e| {
+            abort.abort();
+            TlsError {
+                what: "server.listen",
+                path: String::new(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    fn start(
+        listener: TcpListener,
+        current: Arc<RwLock<TlsAcceptor>>,
+        watcher: Option<tokio::task::JoinHandle<()>>,
+    ) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(async move {
             loop {
@@ -186,7 +270,11 @@ impl TlsListener {
                 };
                 // No Nagle delay (see `serve`).
                 let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
+                let Ok(acceptor) = current.read().map(|a| a.clone()) else {
+                    // A poisoned lock cannot happen (nothing panics while holding it); refuse
+                    // the connection rather than guess.
+                    continue;
+                };
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -203,7 +291,12 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener { rx, local, task })
+        Ok(TlsListener {
+            rx,
+            local,
+            task,
+            watcher,
+        })
     }
 }
 

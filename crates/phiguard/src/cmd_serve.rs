@@ -19,6 +19,9 @@ pub struct Args {
     pub config: PathBuf,
 }
 
+/// How often `serve` looks at the TLS files for a renewed certificate.
+const TLS_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The tamper-evident audit trail as the gateway's audit sink.
 struct TrailSink(Mutex<AuditStore>);
 
@@ -78,6 +81,7 @@ pub fn run(args: Args) -> Result<u8> {
         Some(t) => Some(phiguard_gateway::tls::server_config(t).map_err(|e| anyhow!("{e}"))?),
         None => None,
     };
+    let tls_files = config.server.tls.clone();
     let keys = KeyStore::open(&key_store_path(&config)?).map_err(|e| anyhow!("{e}"))?;
     let url = match &config.audit.store {
         Some(u) => StoreUrl::parse(u).context("audit.store")?,
@@ -120,9 +124,20 @@ pub fn run(args: Args) -> Result<u8> {
             }
             eprintln!("phiguard serve: shutting down");
         };
-        match tls {
-            Some(tls) => phiguard_gateway::serve_tls(gateway, listener, tls, shutdown).await,
-            None => phiguard_gateway::serve(gateway, listener, shutdown).await,
+        match (tls, tls_files) {
+            // The files were loaded once above (a bad file fails start-up); from now on a
+            // renewed certificate is picked up without a restart.
+            (Some(_), Some(files)) => {
+                phiguard_gateway::serve_tls_reloading(
+                    gateway,
+                    listener,
+                    files,
+                    TLS_RELOAD_EVERY,
+                    shutdown,
+                )
+                .await
+            }
+            _ => phiguard_gateway::serve(gateway, listener, shutdown).await,
         }
         .context("the server stopped with an error")
     })?;

@@ -300,3 +300,101 @@ fn a_key_that_does_not_match_the_certificate_is_named() {
         .collect();
     assert!(!e.contains(&body[..20]), "{e}");
 }
+
+/// The DER of the certificate the server at `addr` presents.
+async fn served_cert(ca_pem: &str, addr: &str) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn der(pem_text: &str) -> Vec<u8> {
+    rustls::pki_types::CertificateDer::from_pem_slice(pem_text.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not() {
+    let pki = Pki::new();
+    let (_mock, upstream) = crate::mock::start().await;
+    let config = Config::parse(
+        &config(&pki, &upstream, "1.2", false),
+        Path::new("tls.toml"),
+        |_| None,
+    )
+    .unwrap();
+    let tls = config.server.tls.clone().unwrap();
+    let keys = Arc::new(KeyStore::open(&pki.path("keys.db")).unwrap());
+    let gw = Gateway::new(
+        config,
+        Arc::new(Clean),
+        keys,
+        Arc::new(MemorySink::default()),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        phiguard_gateway::serve_tls_reloading(
+            gw,
+            listener,
+            tls,
+            std::time::Duration::from_millis(50),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+    let first = std::fs::read_to_string(pki.path("server.pem")).unwrap();
+    assert_eq!(served_cert(&pki.ca.pem, &addr).await, der(&first));
+
+    // Renewal: a new certificate and key from the same CA (written key first, as tools do;
+    // the mismatched moment in between must not take the server down).
+    let (cert2, key2) = leaf(&pki.ca, &["127.0.0.1", "localhost"]);
+    std::fs::write(pki.path("server.key"), &key2).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        served_cert(&pki.ca.pem, &addr).await,
+        der(&first),
+        "a key that does not match the certificate yet is not used"
+    );
+    std::fs::write(pki.path("server.pem"), &cert2).unwrap();
+    let mut now = Vec::new();
+    for _ in 0..100 {
+        now = served_cert(&pki.ca.pem, &addr).await;
+        if now == der(&cert2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        now,
+        der(&cert2),
+        "the renewed certificate was not picked up"
+    );
+
+    // A broken file: the renewed certificate stays in service.
+    std::fs::write(pki.path("server.pem"), "not a certificate").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(served_cert(&pki.ca.pem, &addr).await, der(&cert2));
+    let r = client(&pki.ca.pem, None, false)
+        .get(format!("https://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
