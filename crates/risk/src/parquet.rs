@@ -52,7 +52,29 @@ pub fn read_parquet(path: &Path, columns: &[&str]) -> Result<Table> {
         file: path.to_path_buf(),
         source,
     })?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(path, e))?;
+    // The parquet crate asserts (panics) on a negative chunk offset or length from a damaged
+    // footer: check every chunk's byte range against the file first.
+    for (g, rg) in builder.metadata().row_groups().iter().enumerate() {
+        for (c, col) in rg.columns().iter().enumerate() {
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or_else(|| col.data_page_offset());
+            let len = col.compressed_size();
+            let fits = start >= 0
+                && len >= 0
+                && start
+                    .checked_add(len)
+                    .is_some_and(|e| u64::try_from(e).is_ok_and(|e| e <= file_len));
+            if !fits {
+                return Err(perr(
+                    path,
+                    format!("row group {g}, column chunk {c}: byte range outside the file"),
+                ));
+            }
+        }
+    }
     let header: Vec<String> = builder
         .schema()
         .fields()

@@ -103,6 +103,33 @@ fn as_strings(array: &ArrayRef) -> Result<StringArray, TabularError> {
         .ok_or_else(|| TabularError::Parquet("string cast gave no string array".into()))
 }
 
+/// Checks the byte range of every column chunk against the file before any is read: the
+/// parquet crate asserts (panics) on a negative offset or length from a damaged footer.
+pub(crate) fn check_chunk_ranges(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Result<(), String> {
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        for (c, col) in rg.columns().iter().enumerate() {
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or_else(|| col.data_page_offset());
+            let len = col.compressed_size();
+            let end = start.checked_add(len);
+            let fits = start >= 0
+                && len >= 0
+                && end.is_some_and(|e| u64::try_from(e).is_ok_and(|e| e <= file_len));
+            if !fits {
+                return Err(format!(
+                    "row group {g}, column chunk {c}: byte range (offset {start}, length {len}) \
+                     lies outside the {file_len}-byte file"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn run<R: ChunkReader + 'static, W: Write + Send>(
     deid: &TabularDeid,
     engine: &Engine,
@@ -111,9 +138,30 @@ pub(crate) fn run<R: ChunkReader + 'static, W: Write + Send>(
     out: W,
     tally: &mut Tally,
 ) -> Result<(), TabularError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(input)
-        .map_err(perr)?
-        .with_batch_size(BATCH);
+    // Any other assertion in the parquet or arrow readers on a damaged file is turned into an
+    // error for this file too (the caller discards its output), not a crash of the run.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_inner(deid, engine, table, input, out, tally)
+    }))
+    .unwrap_or_else(|_| {
+        Err(TabularError::Parquet(
+            "the Parquet reader failed on this file's structure (damaged file?)".into(),
+        ))
+    })
+}
+
+fn run_inner<R: ChunkReader + 'static, W: Write + Send>(
+    deid: &TabularDeid,
+    engine: &Engine,
+    table: Option<&str>,
+    input: R,
+    out: W,
+    tally: &mut Tally,
+) -> Result<(), TabularError> {
+    let file_len = input.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(perr)?;
+    check_chunk_ranges(builder.metadata(), file_len).map_err(TabularError::Parquet)?;
+    let builder = builder.with_batch_size(BATCH);
     let schema: SchemaRef = builder.schema().clone();
     let mut reader = builder.build().map_err(perr)?;
     tally.files += 1;
