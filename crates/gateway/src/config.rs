@@ -910,6 +910,32 @@ impl Config {
         Ok(())
     }
 
+    /// BAAs (of providers that need one) that expire within `within_days` of `today`, or have
+    /// expired: provider names and dates only.
+    pub fn baa_expiry_warnings(&self, today: Date, within_days: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, p) in &self.providers {
+            let Some(b) = p.baa.as_ref().filter(|_| !p.private) else {
+                continue;
+            };
+            let days = (b.expires - today).whole_days();
+            if days <= 0 {
+                out.push(format!(
+                    "providers.{name}.baa expired on {}: PHI is not routed to this provider",
+                    b.expires
+                ));
+            } else if days <= within_days {
+                out.push(format!(
+                    "providers.{name}.baa expires on {} (in {days} day{}): PHI routing to this \
+                     provider stops then",
+                    b.expires,
+                    if days == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        out
+    }
+
     /// Start-up warnings (provider and key names only): BAAs without a recorded checklist, or
     /// with points not met.
     pub fn warnings(&self) -> Vec<String> {

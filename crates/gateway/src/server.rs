@@ -215,6 +215,9 @@ impl Gateway {
             config.limits.requests_per_second_per_user,
             config.limits.burst_per_user,
         )?;
+        for w in config.baa_expiry_warnings(today_utc(), 30) {
+            eprintln!("phiguard-gateway: warning: {w}");
+        }
         for w in config.warnings() {
             // Provider and checklist key names only.
             eprintln!("phiguard-gateway: warning: {w}");
@@ -347,10 +350,59 @@ fn readiness(gw: &Gateway) -> Result<(), ApiError> {
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        gw.metrics.render(),
-    )
+    let mut text = gw.metrics.render();
+    text.push_str(&baa_metrics(&gw.config, (gw.today)()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The BAA of every provider that depends on one (not private deployments), as of `today`:
+/// days until it expires (0 or less once it has) and whether it is in effect, so that an
+/// alert can fire before PHI routing to a provider stops. Labels are provider names from the
+/// config.
+fn baa_metrics(config: &Config, today: time::Date) -> String {
+    use std::fmt::Write as _;
+    let baas: Vec<(&String, &crate::config::BaaRecord)> = config
+        .providers
+        .iter()
+        .filter(|(_, p)| !p.private)
+        .filter_map(|(n, p)| p.baa.as_ref().map(|b| (n, b)))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP phiguard_gateway_baa_days_remaining Days until each provider's BAA expires (0 or less: expired; PHI is no longer routed to it)."
+    );
+    let _ = writeln!(out, "# TYPE phiguard_gateway_baa_days_remaining gauge");
+    for (name, b) in &baas {
+        let days = (b.expires - today).whole_days();
+        let _ = writeln!(
+            out,
+            "phiguard_gateway_baa_days_remaining{{provider=\"{}\"}} {days}",
+            label(name)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP phiguard_gateway_baa_active 1 while the provider's BAA is signed, in effect and not expired, else 0."
+    );
+    let _ = writeln!(out, "# TYPE phiguard_gateway_baa_active gauge");
+    for (name, b) in &baas {
+        let active = b.signed <= today && b.effective <= today && today < b.expires;
+        let _ = writeln!(
+            out,
+            "phiguard_gateway_baa_active{{provider=\"{}\"}} {}",
+            label(name),
+            u8::from(active)
+        );
+    }
+    out
+}
+
+/// A Prometheus label value: backslash, quote and line breaks escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn not_found() -> ApiError {

@@ -182,3 +182,52 @@ async fn per_user_limit_counts_each_end_user_of_a_key_apart() {
         "a body user that is not a reference was recorded"
     );
 }
+
+#[tokio::test]
+async fn metrics_show_each_baa_s_days_remaining_and_state() {
+    let h = start().await;
+    let m = h
+        .client
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The harness's BAAs: in effect for another 365 days, expiring today, another service.
+    assert!(
+        m.contains("phiguard_gateway_baa_days_remaining{provider=\"baa_ok\"} 365"),
+        "{m}"
+    );
+    assert!(m.contains("phiguard_gateway_baa_active{provider=\"baa_ok\"} 1"));
+    assert!(m.contains("phiguard_gateway_baa_days_remaining{provider=\"baa_expired\"} 0"));
+    assert!(m.contains("phiguard_gateway_baa_active{provider=\"baa_expired\"} 0"));
+    assert!(m.contains("phiguard_gateway_baa_active{provider=\"baa_other_service\"} 1"));
+    // Private deployments and providers without a BAA are not BAA-bound.
+    for p in ["private", "no_baa", "consumer"] {
+        assert!(!m.contains(&format!("provider=\"{p}\"")), "{p}: {m}");
+    }
+}
+
+#[test]
+fn baa_expiry_warnings_name_the_provider_and_the_date() {
+    let text = config_text("http://127.0.0.1:9/v1");
+    let config =
+        phiguard_gateway::Config::parse(&text, std::path::Path::new("t.toml"), |_| None).unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let soon = config.baa_expiry_warnings(today, 30);
+    assert_eq!(soon.len(), 1, "{soon:?}");
+    assert!(
+        soon[0].starts_with("providers.baa_expired.baa expired on "),
+        "{soon:?}"
+    );
+    // 400 days ahead, the 365-day BAAs are inside the window as well.
+    let later = config.baa_expiry_warnings(today + time::Duration::days(340), 30);
+    assert!(
+        later
+            .iter()
+            .any(|w| w.starts_with("providers.baa_ok.baa expires on ") && w.contains("in 25 days")),
+        "{later:?}"
+    );
+}
