@@ -258,6 +258,7 @@ impl Gateway {
             .route("/health", get(health))
             .route("/ready", get(ready))
             .route("/v1/models", get(models))
+            .route("/v1/phiguard/providers", get(providers_view))
             .route("/metrics", get(metrics))
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/embeddings", post(embeddings))
@@ -531,6 +532,85 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         data.push(item);
     }
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// The provider registry as the gateway sees it today, for keys whose role allows the
+/// `admin` action: kind, models, whether it is a private deployment or a known consumer
+/// endpoint, and its BAA (dates, services, reference, checklist state and missing points,
+/// days remaining, whether PHI may be routed to it). Endpoints and credentials are left out.
+async fn providers_view(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let principal = match authenticate(&gw, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = check_limits(&gw, &principal, "/v1/phiguard/providers") {
+        return e.into_response();
+    }
+    let role = match role_of(&gw, &principal) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let scoped_out =
+        !principal.scopes.is_empty() && !principal.scopes.iter().any(|s| s == "*" || s == "admin");
+    if !role.allows_action("admin") || scoped_out {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::ACTION_NOT_ALLOWED,
+            "the provider registry needs a role (and key scopes) allowing the admin action",
+        )
+        .into_response();
+    }
+    let today = (gw.today)();
+    let data: Vec<Value> = gw
+        .config
+        .providers
+        .iter()
+        .map(|(name, p)| {
+            let consumer = crate::routing::is_consumer_endpoint(&p.endpoint);
+            let baa = p.baa.as_ref().map(|b| {
+                let active = b.signed <= today && b.effective <= today && today < b.expires;
+                json!({
+                    "signed": date_str(b.signed),
+                    "effective": date_str(b.effective),
+                    "expires": date_str(b.expires),
+                    "days_remaining": (b.expires - today).whole_days(),
+                    "active": active,
+                    "services": b.services,
+                    "reference": b.reference,
+                    "checklist": b.checklist_state().as_str(),
+                    "checklist_missing": b.checklist.as_ref().map(|c| c.missing()),
+                })
+            });
+            let phi = if consumer {
+                "never: known consumer (non-BAA) endpoint"
+            } else if p.private {
+                "yes: private deployment"
+            } else {
+                match p.baa.as_ref() {
+                    None => "no: no BAA",
+                    Some(b)
+                        if !(b.signed <= today && b.effective <= today && today < b.expires) =>
+                    {
+                        "no: BAA not in effect"
+                    }
+                    Some(b) if b.checklist_state() == crate::config::ChecklistState::Incomplete => {
+                        "no: BAA checklist incomplete"
+                    }
+                    Some(_) => "yes: for the services the BAA covers",
+                }
+            };
+            json!({
+                "name": name,
+                "kind": p.kind.as_str(),
+                "models": p.models,
+                "private": p.private,
+                "consumer_endpoint": consumer,
+                "phi_routing": phi,
+                "baa": baa,
+            })
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "as_of": date_str(today), "data": data})).into_response()
 }
 
 /// What the prompt-injection screen decided for one request (no text).

@@ -231,3 +231,72 @@ fn baa_expiry_warnings_name_the_provider_and_the_date() {
         "{later:?}"
     );
 }
+
+#[tokio::test]
+async fn the_provider_registry_view_is_for_admin_roles_and_holds_no_endpoint_or_secret() {
+    let h = start_config_text(Arc::new(Detector::new()), |up| {
+        format!(
+            "{}\n[roles.ops]\nactions = [\"admin\"]\nmodels = []\nphi = \"none\"\ninput = \"block\"\n",
+            config_text(up)
+        )
+    })
+    .await;
+    let get = |key: String| {
+        h.client
+            .get(format!("{}/v1/phiguard/providers", h.base))
+            .bearer_auth(key)
+            .send()
+    };
+    // A clinician may not; an unauthenticated caller neither.
+    let r = get(h.key("clinician")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(error_code(&r.text().await.unwrap()), "action_not_allowed");
+    let r = h
+        .client
+        .get(format!("{}/v1/phiguard/providers", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let r = get(h.key("ops")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let by_name = |n: &str| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} missing: {v}"))
+    };
+    let ok = by_name("baa_ok");
+    assert_eq!(ok["baa"]["active"], true, "{ok}");
+    assert_eq!(ok["baa"]["days_remaining"], 365);
+    assert_eq!(ok["baa"]["checklist"], "not_recorded");
+    assert!(ok["phi_routing"].as_str().unwrap().starts_with("yes"));
+    let expired = by_name("baa_expired");
+    assert_eq!(expired["baa"]["active"], false);
+    assert_eq!(expired["phi_routing"], "no: BAA not in effect");
+    assert_eq!(by_name("no_baa")["phi_routing"], "no: no BAA");
+    assert_eq!(by_name("private")["phi_routing"], "yes: private deployment");
+    let consumer = by_name("consumer");
+    assert_eq!(consumer["consumer_endpoint"], true);
+    assert!(
+        consumer["phi_routing"]
+            .as_str()
+            .unwrap()
+            .starts_with("never")
+    );
+    // No endpoint URL (internal addresses) and no credential field is shown.
+    assert!(
+        !text.contains("http://") && !text.contains("https://"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("api_key") && !text.contains("secret"),
+        "{text}"
+    );
+}
