@@ -218,11 +218,89 @@ pub(crate) fn meta_group(b: &[u8], mut pos: usize) -> Result<(String, usize), Di
     }
 }
 
-struct Header {
-    tag: u32,
-    vr: Option<[u8; 2]>,
-    len: u32,
-    header_len: usize,
+/// An element header: tag, VR (explicit VR only), value length, header length.
+pub(crate) struct Header {
+    pub(crate) tag: u32,
+    pub(crate) vr: Option<[u8; 2]>,
+    pub(crate) len: u32,
+    pub(crate) header_len: usize,
+}
+
+/// What [`parse_header`] found at a position.
+pub(crate) enum Parsed {
+    Header(Header),
+    /// The bytes end before the header does: `need` bytes from the start of `b` would hold
+    /// it; `tag` when the tag itself was read.
+    Short {
+        need: usize,
+        tag: Option<u32>,
+    },
+    /// An explicit-VR header whose VR is not one of the standard's.
+    UnknownVr {
+        tag: u32,
+    },
+}
+
+/// Reads the element header at `pos` of `b` (explicit or implicit VR, little or big endian;
+/// items and delimiters, group FFFE, are always implicit). Shared by the whole-file scanner and
+/// the streaming reader, which reads more bytes when it gets [`Parsed::Short`].
+pub(crate) fn parse_header(b: &[u8], pos: usize, explicit: bool, little: bool) -> Parsed {
+    let u16_at = |p: usize| {
+        let v = [b[p], b[p + 1]];
+        if little {
+            u16::from_le_bytes(v)
+        } else {
+            u16::from_be_bytes(v)
+        }
+    };
+    let u32_at = |p: usize| {
+        let v = [b[p], b[p + 1], b[p + 2], b[p + 3]];
+        if little {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        }
+    };
+    if pos + 8 > b.len() {
+        return Parsed::Short {
+            need: pos + 8,
+            tag: None,
+        };
+    }
+    let tag = (u32::from(u16_at(pos)) << 16) | u32::from(u16_at(pos + 2));
+    if tag >> 16 == 0xFFFE || !explicit {
+        return Parsed::Header(Header {
+            tag,
+            vr: None,
+            len: u32_at(pos + 4),
+            header_len: 8,
+        });
+    }
+    let vr = [b[pos + 4], b[pos + 5]];
+    if !VRS.iter().any(|v| **v == vr) {
+        return Parsed::UnknownVr { tag };
+    }
+    if LONG_VRS.iter().any(|v| **v == vr) {
+        if pos + 12 > b.len() {
+            return Parsed::Short {
+                need: pos + 12,
+                tag: Some(tag),
+            };
+        }
+        Parsed::Header(Header {
+            tag,
+            vr: Some(vr),
+            len: u32_at(pos + 8),
+            header_len: 12,
+        })
+    } else {
+        Parsed::Header(Header {
+            tag,
+            vr: Some(vr),
+            len: u32::from(u16_at(pos + 6)),
+            header_len: 8,
+        })
+    }
 }
 
 struct Scanner<'a> {
@@ -297,39 +375,13 @@ impl Scanner<'_> {
     }
 
     fn header(&self, pos: usize) -> Result<Header, DicomError> {
-        if pos + 8 > self.b.len() {
-            return Err(self.err_at(pos, "truncated element header"));
-        }
-        let tag = (u32::from(self.u16_at(pos)) << 16) | u32::from(self.u16_at(pos + 2));
-        if tag >> 16 == 0xFFFE || !self.ts.explicit {
-            return Ok(Header {
-                tag,
-                vr: None,
-                len: self.u32_at(pos + 4),
-                header_len: 8,
-            });
-        }
-        let vr = [self.b[pos + 4], self.b[pos + 5]];
-        if !VRS.iter().any(|v| **v == vr) {
-            return Err(self.err(pos, tag, "unknown value representation"));
-        }
-        if LONG_VRS.iter().any(|v| **v == vr) {
-            if pos + 12 > self.b.len() {
-                return Err(self.err(pos, tag, "truncated element header"));
+        match parse_header(self.b, pos, self.ts.explicit, self.ts.little) {
+            Parsed::Header(h) => Ok(h),
+            Parsed::Short { tag: None, .. } => Err(self.err_at(pos, "truncated element header")),
+            Parsed::Short { tag: Some(tag), .. } => {
+                Err(self.err(pos, tag, "truncated element header"))
             }
-            Ok(Header {
-                tag,
-                vr: Some(vr),
-                len: self.u32_at(pos + 8),
-                header_len: 12,
-            })
-        } else {
-            Ok(Header {
-                tag,
-                vr: Some(vr),
-                len: u32::from(self.u16_at(pos + 6)),
-                header_len: 8,
-            })
+            Parsed::UnknownVr { tag } => Err(self.err(pos, tag, "unknown value representation")),
         }
     }
 

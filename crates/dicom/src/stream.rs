@@ -12,8 +12,8 @@ use dicom_dictionary_std::StandardDataDictionary;
 
 use crate::DicomError;
 use crate::scan::{
-    DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, IMPLICIT_VR_LE, LONG_VRS, VRS, bare_dataset_ts,
-    meta_group, tag_label,
+    DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, Header, IMPLICIT_VR_LE, Parsed, bare_dataset_ts,
+    meta_group, parse_header, tag_label,
 };
 
 /// Default limit on what the streaming path holds in memory: everything but the top-level pixel
@@ -47,13 +47,6 @@ pub(crate) enum Split {
         len: u32,
         transfer_syntax: String,
     },
-}
-
-struct Hdr {
-    tag: u32,
-    vr: Option<[u8; 2]>,
-    len: u32,
-    header_len: usize,
 }
 
 enum Stop {
@@ -209,44 +202,21 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    fn header(&mut self, pos: usize) -> W<Hdr> {
-        if !self.need(pos + 8)? {
-            return Err(Stop::Lost);
-        }
-        let tag = (u32::from(self.u16_at(pos)) << 16) | u32::from(self.u16_at(pos + 2));
-        if tag >> 16 == 0xFFFE || !self.explicit {
-            return Ok(Hdr {
-                tag,
-                vr: None,
-                len: self.u32_at(pos + 4),
-                header_len: 8,
-            });
-        }
-        let vr = [self.buf[pos + 4], self.buf[pos + 5]];
-        if !VRS.iter().any(|v| **v == vr) {
-            return Err(Stop::Lost);
-        }
-        if LONG_VRS.iter().any(|v| **v == vr) {
-            if !self.need(pos + 12)? {
-                return Err(Stop::Lost);
+    fn header(&mut self, pos: usize) -> W<Header> {
+        loop {
+            match parse_header(&self.buf, pos, self.explicit, true) {
+                Parsed::Header(h) => return Ok(h),
+                Parsed::Short { need, .. } => {
+                    if !self.need(need)? {
+                        return Err(Stop::Lost);
+                    }
+                }
+                Parsed::UnknownVr { .. } => return Err(Stop::Lost),
             }
-            Ok(Hdr {
-                tag,
-                vr: Some(vr),
-                len: self.u32_at(pos + 8),
-                header_len: 12,
-            })
-        } else {
-            Ok(Hdr {
-                tag,
-                vr: Some(vr),
-                len: u32::from(self.u16_at(pos + 6)),
-                header_len: 8,
-            })
         }
     }
 
-    fn is_sequence(h: &Hdr) -> bool {
+    fn is_sequence(h: &Header) -> bool {
         match h.vr {
             Some(vr) => &vr == b"SQ",
             None => {
@@ -260,7 +230,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// Skips one element whose header is at `pos`; returns where the next one starts.
-    fn element(&mut self, pos: usize, h: &Hdr, depth: usize) -> W<usize> {
+    fn element(&mut self, pos: usize, h: &Header, depth: usize) -> W<usize> {
         if h.tag >> 16 == 0xFFFE {
             return Err(Stop::Lost);
         }
