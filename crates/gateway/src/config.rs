@@ -619,10 +619,17 @@ impl BaaRecord {
     /// True when the agreement is signed, in effect on `today` and covers `service` (the
     /// checklist is not looked at: see [`BaaRecord::checklist_state`]).
     pub fn covers(&self, service: &str, today: Date) -> bool {
-        self.signed <= today
-            && self.effective <= today
-            && today < self.expires
-            && self.services.iter().any(|s| s == service)
+        self.in_effect(today) && self.services.iter().any(|s| s == service)
+    }
+
+    /// Days from `today` until the agreement expires (0 or less once it has).
+    pub fn days_remaining(&self, today: Date) -> i64 {
+        (self.expires - today).whole_days()
+    }
+
+    /// True when the agreement is signed and in effect on `today` (whatever it covers).
+    pub fn in_effect(&self, today: Date) -> bool {
+        self.signed <= today && self.effective <= today && today < self.expires
     }
 
     /// Whether the 10-point checklist is recorded, and complete.
@@ -910,15 +917,21 @@ impl Config {
         Ok(())
     }
 
+    /// The BAA of every provider that depends on one, in name order: a private deployment
+    /// needs none, so its record (if any) decides nothing.
+    pub fn baa_bound(&self) -> impl Iterator<Item = (&String, &BaaRecord)> {
+        self.providers
+            .iter()
+            .filter(|(_, p)| !p.private)
+            .filter_map(|(n, p)| p.baa.as_ref().map(|b| (n, b)))
+    }
+
     /// BAAs (of providers that need one) that expire within `within_days` of `today`, or have
     /// expired: provider names and dates only.
     pub fn baa_expiry_warnings(&self, today: Date, within_days: i64) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, p) in &self.providers {
-            let Some(b) = p.baa.as_ref().filter(|_| !p.private) else {
-                continue;
-            };
-            let days = (b.expires - today).whole_days();
+        for (name, b) in self.baa_bound() {
+            let days = b.days_remaining(today);
             if days <= 0 {
                 out.push(format!(
                     "providers.{name}.baa expired on {}: PHI is not routed to this provider",
@@ -940,11 +953,7 @@ impl Config {
     /// with points not met.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for (name, p) in &self.providers {
-            // A private deployment needs no BAA: its checklist does not decide anything.
-            let Some(b) = p.baa.as_ref().filter(|_| !p.private) else {
-                continue;
-            };
+        for (name, b) in self.baa_bound() {
             match &b.checklist {
                 None => out.push(format!(
                     "providers.{name}.baa: no checklist recorded \

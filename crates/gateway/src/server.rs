@@ -362,12 +362,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 /// config.
 fn baa_metrics(config: &Config, today: time::Date) -> String {
     use std::fmt::Write as _;
-    let baas: Vec<(&String, &crate::config::BaaRecord)> = config
-        .providers
-        .iter()
-        .filter(|(_, p)| !p.private)
-        .filter_map(|(n, p)| p.baa.as_ref().map(|b| (n, b)))
-        .collect();
+    let baas: Vec<_> = config.baa_bound().collect();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -375,7 +370,7 @@ fn baa_metrics(config: &Config, today: time::Date) -> String {
     );
     let _ = writeln!(out, "# TYPE phiguard_gateway_baa_days_remaining gauge");
     for (name, b) in &baas {
-        let days = (b.expires - today).whole_days();
+        let days = b.days_remaining(today);
         let _ = writeln!(
             out,
             "phiguard_gateway_baa_days_remaining{{provider=\"{}\"}} {days}",
@@ -388,12 +383,11 @@ fn baa_metrics(config: &Config, today: time::Date) -> String {
     );
     let _ = writeln!(out, "# TYPE phiguard_gateway_baa_active gauge");
     for (name, b) in &baas {
-        let active = b.signed <= today && b.effective <= today && today < b.expires;
         let _ = writeln!(
             out,
             "phiguard_gateway_baa_active{{provider=\"{}\"}} {}",
             label(name),
-            u8::from(active)
+            u8::from(b.in_effect(today))
         );
     }
     out
@@ -568,13 +562,12 @@ async fn providers_view(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> R
         .map(|(name, p)| {
             let consumer = crate::routing::is_consumer_endpoint(&p.endpoint);
             let baa = p.baa.as_ref().map(|b| {
-                let active = b.signed <= today && b.effective <= today && today < b.expires;
                 json!({
                     "signed": date_str(b.signed),
                     "effective": date_str(b.effective),
                     "expires": date_str(b.expires),
-                    "days_remaining": (b.expires - today).whole_days(),
-                    "active": active,
+                    "days_remaining": b.days_remaining(today),
+                    "active": b.in_effect(today),
                     "services": b.services,
                     "reference": b.reference,
                     "checklist": b.checklist_state().as_str(),
@@ -588,11 +581,7 @@ async fn providers_view(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> R
             } else {
                 match p.baa.as_ref() {
                     None => "no: no BAA",
-                    Some(b)
-                        if !(b.signed <= today && b.effective <= today && today < b.expires) =>
-                    {
-                        "no: BAA not in effect"
-                    }
+                    Some(b) if !b.in_effect(today) => "no: BAA not in effect",
                     Some(b) if b.checklist_state() == crate::config::ChecklistState::Incomplete => {
                         "no: BAA checklist incomplete"
                     }
