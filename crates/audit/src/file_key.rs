@@ -204,15 +204,28 @@ pub fn rewrap(db: &Path, provider: Arc<dyn KeyProvider>) -> Result<bool, AuditEr
     Ok(true)
 }
 
+/// `before`, the key as SQLCipher's raw-key literal `"x'HEX'"`, then `after`: one statement
+/// built in a buffer that is wiped when dropped (the hex digits go straight into it).
+fn with_key_literal(before: &str, key: &PageKey, after: &str) -> Zeroizing<String> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut sql = Zeroizing::new(String::with_capacity(before.len() + 68 + after.len()));
+    sql.push_str(before);
+    sql.push_str("\"x'");
+    for b in key.0.expose_secret() {
+        sql.push(char::from(HEX[usize::from(b >> 4)]));
+        sql.push(char::from(HEX[usize::from(b & 0xF)]));
+    }
+    sql.push_str("'\"");
+    sql.push_str(after);
+    sql
+}
+
 /// Gives `conn` (just opened, nothing read yet) its page key, then reads the schema to check
 /// that the key opens the file. A wrong key, or a file that is not an encrypted database,
-/// fails with [`AuditError::WrongKey`]-like errors naming `path`.
+/// fails with [`AuditError::FileKey`] naming `path`.
 pub fn apply(conn: &Connection, key: &PageKey, path: &Path) -> Result<(), AuditError> {
     quiet_sqlcipher();
-    let mut sql = Zeroizing::new(String::with_capacity(80));
-    sql.push_str("PRAGMA key = \"x'");
-    sql.push_str(&hex::encode_upper(key.0.expose_secret()));
-    sql.push_str("'\";");
+    let sql = with_key_literal("PRAGMA key = ", key, ";");
     conn.execute_batch(&sql)
         .map_err(|source| AuditError::Open {
             path: path.to_path_buf(),
@@ -363,10 +376,7 @@ pub fn encrypt_in_place(
         .tempfile_in(&dir)?;
     let tmp_path = tmp.path().to_path_buf();
     let (key, sidecar) = create(provider, key_file)?;
-    let mut attach = Zeroizing::new(String::with_capacity(120));
-    attach.push_str("ATTACH DATABASE ?1 AS encrypted KEY \"x'");
-    attach.push_str(&hex::encode_upper(key.0.expose_secret()));
-    attach.push_str("'\";");
+    let attach = with_key_literal("ATTACH DATABASE ?1 AS encrypted KEY ", &key, ";");
     let tmp_text = tmp_path
         .to_str()
         .ok_or_else(|| AuditError::Corrupt(format!("{} is not valid UTF-8", tmp_path.display())))?;
