@@ -6,7 +6,8 @@
 //! (files spread over threads with `std::thread::scope`), for the safe-harbor profile as is
 //! (narrative and base64 notes through the text detector) and for the same inputs with
 //! narratives and attachment data stripped first (the JSON path alone), plus parse and
-//! re-serialise only.
+//! re-serialise only, and both safe-harbor cases again with every Bundle streamed in two passes
+//! (`deidentify_seekable` with a size threshold of 0).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,6 +141,16 @@ fn main() {
         let mut out = Vec::with_capacity(b.len());
         let _ = fhir.deidentify(&engine, b, &mut out, &mut t);
     };
+    // Every Bundle streamed in two passes (`deidentify_seekable` below its size threshold).
+    let streaming = FhirDeid::new(&config)
+        .unwrap_or_else(|e| panic_free_exit(&e.to_string()))
+        .with_stream_threshold(0);
+    let streamed = |b: &[u8]| {
+        let mut t = Tally::default();
+        let mut out = Vec::with_capacity(b.len());
+        let _ =
+            streaming.deidentify_seekable(&engine, std::io::Cursor::new(b), &mut out, &mut t, 1);
+    };
     let parse = |b: &[u8]| {
         if let Ok(v) = Json::from_slice(b) {
             let _ = serde_json::to_vec_pretty(&v);
@@ -175,6 +186,20 @@ fn main() {
             &counts,
             threads,
             &deid,
+        );
+        measure(
+            "the same, Bundles streamed",
+            &inputs,
+            &counts,
+            threads,
+            &streamed,
+        );
+        measure(
+            "JSON path only, Bundles streamed",
+            &stripped,
+            &stripped_counts,
+            threads,
+            &streamed,
         );
     }
     // The same resources as one NDJSON export, lines spread over threads inside the file.

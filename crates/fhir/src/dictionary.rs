@@ -15,6 +15,9 @@ use phiguard_detect::Category;
 pub struct Dictionary {
     values: Vec<(String, Category)>,
     matcher: Option<AhoCorasick>,
+    /// `values` is sorted and deduplicated when it grows past this (a Bundle repeats the
+    /// same names and identifier values in many entries; a streamed one has no other bound).
+    compact_at: usize,
 }
 
 /// Identifier values shorter than this are not searched for (too many false hits).
@@ -41,12 +44,22 @@ impl Dictionary {
             }
         }
         self.values.push((v.to_string(), category));
+        if self.values.len() > self.compact_at.max(1 << 12) {
+            self.compact();
+            self.compact_at = self.values.len() * 2;
+        }
+    }
+
+    /// Sorts and deduplicates the values: a value added under several categories keeps the
+    /// least, whenever this runs, so compacting early never changes what `build` makes.
+    fn compact(&mut self) {
+        self.values.sort();
+        self.values.dedup_by(|a, b| a.0 == b.0);
     }
 
     /// Builds the matcher; call once after the last `add`.
     pub fn build(&mut self) {
-        self.values.sort();
-        self.values.dedup_by(|a, b| a.0 == b.0);
+        self.compact();
         if self.values.is_empty() {
             return;
         }

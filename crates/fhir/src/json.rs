@@ -61,7 +61,7 @@ impl Json {
     }
 }
 
-struct JsonVisitor;
+pub(crate) struct JsonVisitor;
 
 impl<'de> Visitor<'de> for JsonVisitor {
     type Value = Json;

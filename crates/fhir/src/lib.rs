@@ -1,7 +1,9 @@
 //! # phiguard-fhir
 //!
 //! FHIR R4 JSON de-identification: a single resource, a Bundle (any type, with `fullUrl` and
-//! `request.url`), or NDJSON bulk export (one resource per line, streamed). One rule language
+//! `request.url`; from a file, a big one is streamed entry by entry in two passes, see
+//! [`FhirDeid::deidentify_seekable`]), or NDJSON bulk export (one resource per line,
+//! streamed). One rule language
 //! ([`phiguard_rules`]) and one key with the other formats: a patient's ids, references and
 //! date shift are the same in their FHIR resources, HL7 messages, CSV rows and DICOM files.
 //!
@@ -37,10 +39,11 @@ pub mod json;
 pub mod narrative;
 pub mod profile;
 pub mod selector;
+mod stream;
 pub mod types;
 mod walk;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use phiguard_rules::{Config, ConfigError, Engine, ProfileName, Rule, RuleSet, Tally};
 
@@ -91,10 +94,16 @@ fn json_what(e: &serde_json::Error) -> String {
     }
 }
 
+/// JSON documents of at least this many bytes are streamed by
+/// [`FhirDeid::deidentify_seekable`] unless [`FhirDeid::with_stream_threshold`] says otherwise.
+/// Smaller ones are read whole, which is faster (one pass, serde_json's slice reader).
+pub const STREAM_THRESHOLD: u64 = 8 << 20;
+
 /// The FHIR de-identifier for one config. Build once per run; `Send + Sync`.
 pub struct FhirDeid {
     rules: Vec<Rule<FhirSelector>>,
     profile: ProfileName,
+    stream_threshold: u64,
 }
 
 impl FhirDeid {
@@ -109,7 +118,15 @@ impl FhirDeid {
         Ok(FhirDeid {
             rules: set.iter().cloned().collect(),
             profile: config.profile,
+            stream_threshold: STREAM_THRESHOLD,
         })
+    }
+
+    /// Sets the size from which [`FhirDeid::deidentify_seekable`] streams a Bundle document
+    /// (default [`STREAM_THRESHOLD`]; `0` streams every Bundle, `u64::MAX` none).
+    pub fn with_stream_threshold(mut self, bytes: u64) -> FhirDeid {
+        self.stream_threshold = bytes;
+        self
     }
 
     /// The compiled rules, user rules first.
@@ -152,7 +169,8 @@ impl FhirDeid {
 
     /// Reads a resource, a Bundle or NDJSON from `input` and writes the de-identified form to
     /// `out`: a document is written pretty-printed, NDJSON one compact resource per line. On
-    /// error the caller discards `out`.
+    /// error the caller discards `out`. A document is read whole; for files use
+    /// [`FhirDeid::deidentify_seekable`], which streams big Bundles.
     pub fn deidentify<R: Read, W: Write>(
         &self,
         engine: &Engine,
@@ -175,33 +193,95 @@ impl FhirDeid {
         tally: &mut Tally,
         threads: usize,
     ) -> Result<(), FhirError> {
-        let threads = threads.max(1);
         let mut reader = BufReader::with_capacity(1 << 16, input);
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-        let mut first = Vec::new();
-        reader
-            .read_until(b'\n', &mut first)
-            .map_err(FhirError::Read)?;
-        if let Some(b) = first.strip_prefix(b"\xEF\xBB\xBF") {
-            first = b.to_vec();
-        }
-        // NDJSON when the first line is a whole JSON object by itself.
-        let ndjson = first.trim_ascii_start().starts_with(b"{")
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok();
+        let mut out = BufWriter::with_capacity(1 << 16, out);
+        let (first, _) = first_line(&mut reader)?;
         tally.files += 1;
-        if !ndjson {
-            let mut all = first;
-            reader.read_to_end(&mut all).map_err(FhirError::Read)?;
-            let mut v = Json::from_slice(&all).map_err(|e| FhirError::Json {
-                line: e.line(),
-                column: e.column(),
-                what: json_what(&e),
-            })?;
-            self.record(engine, &mut v, tally, None)?;
-            serde_json::to_writer_pretty(&mut out, &v).map_err(|e| FhirError::Write(e.into()))?;
-            out.write_all(b"\n").map_err(FhirError::Write)?;
-            return out.flush().map_err(FhirError::Write);
+        if is_ndjson(&first) {
+            self.ndjson(engine, reader, first, &mut out, tally, threads)?;
+        } else {
+            self.document(engine, reader, first, &mut out, tally)?;
         }
+        out.flush().map_err(FhirError::Write)
+    }
+
+    /// As [`FhirDeid::deidentify_with_threads`] for an input that can be read twice (a file),
+    /// from its current position. A Bundle document of [`STREAM_THRESHOLD`] bytes or more is
+    /// streamed: read twice, one entry at a time (the first pass collects the Bundle's
+    /// identifying values and Patient entries, the second de-identifies and writes), so memory
+    /// is bounded by the largest entry plus those values, not by the Bundle. The output, the
+    /// tally and the errors are those of the whole-document path, byte for byte. A document
+    /// that is not a Bundle is one record and is read whole, as are the rare Bundles a rule
+    /// removes or keeps whole.
+    pub fn deidentify_seekable<R: Read + Seek, W: Write>(
+        &self,
+        engine: &Engine,
+        mut input: R,
+        out: W,
+        tally: &mut Tally,
+        threads: usize,
+    ) -> Result<(), FhirError> {
+        let start = input.stream_position().map_err(FhirError::Read)?;
+        let end = input.seek(SeekFrom::End(0)).map_err(FhirError::Read)?;
+        input
+            .seek(SeekFrom::Start(start))
+            .map_err(FhirError::Read)?;
+        let mut reader = BufReader::with_capacity(1 << 16, input);
+        let mut out = BufWriter::with_capacity(1 << 16, out);
+        let (first, bom) = first_line(&mut reader)?;
+        tally.files += 1;
+        if is_ndjson(&first) {
+            self.ndjson(engine, reader, first, &mut out, tally, threads)?;
+        } else if end.saturating_sub(start) < self.stream_threshold {
+            self.document(engine, reader, first, &mut out, tally)?;
+        } else {
+            drop(first);
+            let mut input = reader.into_inner();
+            let body = start + if bom { 3 } else { 0 };
+            if let stream::Streamed::Whole =
+                stream::bundle(self, engine, &mut input, body, &mut out, tally)?
+            {
+                input.seek(SeekFrom::Start(body)).map_err(FhirError::Read)?;
+                let reader = BufReader::with_capacity(1 << 16, input);
+                self.document(engine, reader, Vec::new(), &mut out, tally)?;
+            }
+        }
+        out.flush().map_err(FhirError::Write)
+    }
+
+    /// A JSON document read whole: `first` (its first line) and the rest of `reader`.
+    fn document<R: Read, W: Write>(
+        &self,
+        engine: &Engine,
+        mut reader: R,
+        first: Vec<u8>,
+        out: &mut W,
+        tally: &mut Tally,
+    ) -> Result<(), FhirError> {
+        let mut all = first;
+        reader.read_to_end(&mut all).map_err(FhirError::Read)?;
+        let mut v = Json::from_slice(&all).map_err(|e| FhirError::Json {
+            line: e.line(),
+            column: e.column(),
+            what: json_what(&e),
+        })?;
+        drop(all);
+        self.record(engine, &mut v, tally, None)?;
+        serde_json::to_writer_pretty(&mut *out, &v).map_err(|e| FhirError::Write(e.into()))?;
+        out.write_all(b"\n").map_err(FhirError::Write)
+    }
+
+    /// NDJSON: `first` (line 1) and the lines of `reader`, in batches.
+    fn ndjson<R: BufRead, W: Write>(
+        &self,
+        engine: &Engine,
+        mut reader: R,
+        first: Vec<u8>,
+        out: &mut W,
+        tally: &mut Tally,
+        threads: usize,
+    ) -> Result<(), FhirError> {
+        let threads = threads.max(1);
         let batch_size = if threads == 1 { 1 } else { threads * 64 };
         let mut batch: Vec<(usize, Vec<u8>)> = vec![(1, first)];
         let mut line_no = 1usize;
@@ -228,7 +308,7 @@ impl FhirDeid {
                 break;
             }
         }
-        out.flush().map_err(FhirError::Write)
+        Ok(())
     }
 
     /// De-identifies a batch of NDJSON lines, in order; blank lines produce nothing.
@@ -310,6 +390,25 @@ impl FhirDeid {
 
 /// De-identified NDJSON lines of one chunk, or the first error.
 type LinesResult = Result<Vec<Vec<u8>>, FhirError>;
+
+/// The first line of the input (with its newline), without a UTF-8 byte-order mark, and
+/// whether there was one.
+fn first_line<R: BufRead>(reader: &mut R) -> Result<(Vec<u8>, bool), FhirError> {
+    let mut first = Vec::new();
+    reader
+        .read_until(b'\n', &mut first)
+        .map_err(FhirError::Read)?;
+    match first.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(b) => Ok((b.to_vec(), true)),
+        None => Ok((first, false)),
+    }
+}
+
+/// NDJSON when the first line is a whole JSON object by itself.
+fn is_ndjson(first: &[u8]) -> bool {
+    first.trim_ascii_start().starts_with(b"{")
+        && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
+}
 
 fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)

@@ -31,22 +31,28 @@ impl Index {
         let mut ix = Index::default();
         if let Some(Json::Arr(entries)) = root.get("entry") {
             for e in entries {
-                let Some(r) = e.get("resource") else { continue };
-                if r.get("resourceType").and_then(Json::as_str) != Some("Patient") {
-                    continue;
-                }
-                let Some(id) = r.get("id").and_then(Json::as_str) else {
-                    continue;
-                };
-                if ix.first_patient.is_none() {
-                    ix.first_patient = Some(id.to_string());
-                }
-                if let Some(u) = e.get("fullUrl").and_then(Json::as_str) {
-                    ix.patients.insert(u.to_string(), id.to_string());
-                }
+                ix.add_entry(e);
             }
         }
         ix
+    }
+
+    /// Adds one item of the root's first `entry` array, in order (a streamed Bundle calls it
+    /// entry by entry).
+    pub fn add_entry(&mut self, e: &Json) {
+        let Some(r) = e.get("resource") else { return };
+        if r.get("resourceType").and_then(Json::as_str) != Some("Patient") {
+            return;
+        }
+        let Some(id) = r.get("id").and_then(Json::as_str) else {
+            return;
+        };
+        if self.first_patient.is_none() {
+            self.first_patient = Some(id.to_string());
+        }
+        if let Some(u) = e.get("fullUrl").and_then(Json::as_str) {
+            self.patients.insert(u.to_string(), id.to_string());
+        }
     }
 }
 
@@ -351,36 +357,120 @@ impl<'a> Walker<'a> {
             if name == "resourceType" && dtype == DType::Resource {
                 continue;
             }
-            let member_name = name.strip_prefix('_').unwrap_or(name);
-            let underscore = member_name.len() != name.len();
-            match value {
-                Json::Arr(items) => {
-                    for (i, item) in items.iter_mut().enumerate() {
-                        let t = types::member_type(dtype, &self.rtype, name, item);
-                        self.push(member_name, t, underscore, Some(i));
-                        let r = self.value(item, t, inherited, sib);
-                        self.depth -= 1;
-                        r?;
-                    }
-                    items.retain(|x| !matches!(x, Json::Gone));
-                    if items.is_empty() {
-                        *value = Json::Gone;
-                    }
-                }
-                _ => {
-                    let t = types::member_type(dtype, &self.rtype, name, value);
-                    self.push(member_name, t, underscore, None);
-                    let r = self.value(value, t, inherited, sib);
-                    self.depth -= 1;
-                    r?;
-                }
-            }
+            self.member(dtype, name, value, inherited, sib)?;
         }
         members.retain(|(_, x)| !matches!(x, Json::Gone));
         if members.is_empty() {
             *v = Json::Gone;
         }
         Ok(())
+    }
+
+    /// One member of an object of type `dtype`: each item of an array (then the array goes
+    /// when no item is left), or the value.
+    fn member(
+        &mut self,
+        dtype: DType,
+        name: &str,
+        value: &mut Json,
+        inherited: Option<usize>,
+        sib: Siblings<'_>,
+    ) -> Result<(), FhirError> {
+        match value {
+            Json::Arr(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.item(dtype, name, item, Some(i), inherited, sib)?;
+                }
+                items.retain(|x| !matches!(x, Json::Gone));
+                if items.is_empty() {
+                    *value = Json::Gone;
+                }
+                Ok(())
+            }
+            _ => self.item(dtype, name, value, None, inherited, sib),
+        }
+    }
+
+    /// One value of member `name` (item `index` of its array, if it is one).
+    fn item(
+        &mut self,
+        dtype: DType,
+        name: &str,
+        item: &mut Json,
+        index: Option<usize>,
+        inherited: Option<usize>,
+        sib: Siblings<'_>,
+    ) -> Result<(), FhirError> {
+        let member_name = name.strip_prefix('_').unwrap_or(name);
+        let underscore = member_name.len() != name.len();
+        let t = types::member_type(dtype, &self.rtype, name, item);
+        self.push(member_name, t, underscore, index);
+        let r = self.value(item, t, inherited, sib);
+        self.depth -= 1;
+        r
+    }
+
+    /// Starts a Bundle document walked member by member and entry by entry (the streamed
+    /// path), in the state [`Walker::walk_root`] gives a root Bundle: the Bundle's patient is
+    /// the index's first Patient. Returns the rule the Bundle's members inherit, or `None`
+    /// (with nothing counted) when that rule removes or keeps the Bundle whole, or removes it
+    /// piece by piece: whether anything is left is only known at the end, so those go through
+    /// the whole-document path.
+    pub fn begin_bundle(&mut self) -> Option<Option<usize>> {
+        self.depth = 0;
+        self.root = 0;
+        self.rtype.clear();
+        self.rtype.push_str("Bundle");
+        let node = self.node(DType::Resource, true, true);
+        let m = self.first_match(&node, self.rules.len());
+        if let Some(i) = m
+            && (self.wholesale(&node, i) || self.rules[i].action == Action::Remove)
+        {
+            return None;
+        }
+        self.patient = self
+            .index
+            .first_patient
+            .as_deref()
+            .map(|p| self.engine.patient(p));
+        Some(m)
+    }
+
+    /// One member of the Bundle begun by [`Walker::begin_bundle`] (`inherited` is what it
+    /// returned), as [`Walker::walk_root`] walks it. `value` becomes [`Json::Gone`] when it
+    /// is removed.
+    pub fn bundle_member(
+        &mut self,
+        name: &str,
+        value: &mut Json,
+        inherited: Option<usize>,
+    ) -> Result<(), FhirError> {
+        if name == "resourceType" {
+            return Ok(());
+        }
+        self.member(DType::Resource, name, value, inherited, Siblings::default())
+    }
+
+    /// Item `index` of the Bundle's `entry` array (streamed: the array is never whole).
+    pub fn bundle_entry(
+        &mut self,
+        index: usize,
+        entry: &mut Json,
+        inherited: Option<usize>,
+    ) -> Result<(), FhirError> {
+        self.item(
+            DType::Resource,
+            "entry",
+            entry,
+            Some(index),
+            inherited,
+            Siblings::default(),
+        )
+    }
+
+    /// Ends the Bundle: its rule counts go into the tally.
+    pub fn end_bundle(&mut self) {
+        self.flush_counts();
     }
 
     fn value(
@@ -921,25 +1011,7 @@ pub fn collect(v: &Json, parent: DType, rtype: &str, keep_city: bool, dict: &mut
                     one => std::slice::from_ref(one),
                 };
                 for item in items {
-                    let t = types::member_type(parent, rtype, name, item);
-                    if let Json::Str(s) = item {
-                        let cat = match (parent, name.as_str()) {
-                            (DType::HumanName, "family" | "given" | "text") => Some(Category::Name),
-                            (DType::Address, "line" | "text") => Some(Category::Location),
-                            (DType::Address, "city" | "district" | "postalCode") if !keep_city => {
-                                Some(Category::Location)
-                            }
-                            (DType::ContactPoint, "value") => Some(Category::Phone),
-                            (DType::Identifier, "value") => Some(Category::OtherId),
-                            (DType::Extension, "valueString") if is_maiden => Some(Category::Name),
-                            _ => None,
-                        };
-                        if let Some(c) = cat {
-                            dict.add(s, c);
-                        }
-                    } else {
-                        collect(item, t, rtype, keep_city, dict);
-                    }
+                    collect_item(item, parent, rtype, name, is_maiden, keep_city, dict);
                 }
             }
         }
@@ -949,5 +1021,39 @@ pub fn collect(v: &Json, parent: DType, rtype: &str, keep_city: bool, dict: &mut
             }
         }
         _ => {}
+    }
+}
+
+/// One value (an array item, or the value) of member `name` of an object of type `parent` in
+/// a resource of type `rtype`, for [`collect`]. A streamed Bundle calls it for each of its
+/// top-level members and each `entry` item, as `collect` on the whole Bundle would (a Bundle
+/// is a resource "about people": every member is looked at).
+pub fn collect_item(
+    item: &Json,
+    parent: DType,
+    rtype: &str,
+    name: &str,
+    is_maiden: bool,
+    keep_city: bool,
+    dict: &mut Dictionary,
+) {
+    if let Json::Str(s) = item {
+        let cat = match (parent, name) {
+            (DType::HumanName, "family" | "given" | "text") => Some(Category::Name),
+            (DType::Address, "line" | "text") => Some(Category::Location),
+            (DType::Address, "city" | "district" | "postalCode") if !keep_city => {
+                Some(Category::Location)
+            }
+            (DType::ContactPoint, "value") => Some(Category::Phone),
+            (DType::Identifier, "value") => Some(Category::OtherId),
+            (DType::Extension, "valueString") if is_maiden => Some(Category::Name),
+            _ => None,
+        };
+        if let Some(c) = cat {
+            dict.add(s, c);
+        }
+    } else {
+        let t = types::member_type(parent, rtype, name, item);
+        collect(item, t, rtype, keep_city, dict);
     }
 }

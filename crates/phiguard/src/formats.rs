@@ -48,7 +48,9 @@ impl Formats {
         let mut review = None;
         match format {
             Format::Fhir => {
-                self.fhir.deidentify(engine, open(path)?, out, tally)?;
+                // A big Bundle document is streamed (read twice, one entry at a time).
+                self.fhir
+                    .deidentify_seekable(engine, open(path)?, out, tally, 1)?;
             }
             Format::Hl7 => {
                 self.hl7

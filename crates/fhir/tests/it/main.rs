@@ -7,6 +7,7 @@ mod keys;
 mod leak;
 mod malformed;
 mod rules;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
