@@ -13,6 +13,10 @@
 //! synchronous=FULL) in a temp folder; `--audit sqlite-plain` to a plaintext one; `--audit
 //! memory` keeps records in memory.
 
+/// The allocator the `phiguard` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

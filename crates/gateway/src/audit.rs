@@ -32,12 +32,41 @@ pub trait AuditSink: Send + Sync {
     fn health(&self) -> Result<(), AuditSinkError> {
         Ok(())
     }
+
+    /// Starts an append without blocking the calling thread, for sinks that write on a thread
+    /// of their own ([`GroupCommit`]): the returned future resolves once the record is durable
+    /// (or the write failed). `Err` gives the record back (the default): the sink only appends
+    /// synchronously, and the caller runs [`AuditSink::append`] on a blocking thread.
+    fn submit(&self, record: Value) -> Result<Submitted, Value> {
+        Err(record)
+    }
 }
 
-type Pending = (
-    Value,
-    std::sync::mpsc::SyncSender<Result<(), AuditSinkError>>,
-);
+/// An append in progress (see [`AuditSink::submit`]).
+pub type Submitted =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AuditSinkError>> + Send>>;
+
+/// Where the writer thread reports one record's outcome: a blocked thread or an async task.
+enum Reply {
+    Sync(std::sync::mpsc::SyncSender<Result<(), AuditSinkError>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), AuditSinkError>>),
+}
+
+impl Reply {
+    fn send(self, result: Result<(), AuditSinkError>) {
+        // A caller that went away no longer waits for the answer.
+        match self {
+            Reply::Sync(s) => {
+                let _ = s.send(result);
+            }
+            Reply::Async(s) => {
+                let _ = s.send(result);
+            }
+        }
+    }
+}
+
+type Pending = (Value, Reply);
 
 /// Group commit in front of another sink: appends from concurrent requests that arrive while a
 /// write is in progress are written together in one `append_batch` (one fsync), and each caller
@@ -107,7 +136,7 @@ impl GroupCommit {
                         *f = result.is_err().then(std::time::Instant::now);
                     }
                     for r in replies {
-                        let _ = r.send(result.clone());
+                        r.send(result.clone());
                     }
                 }
             });
@@ -124,16 +153,34 @@ impl GroupCommit {
     }
 }
 
-impl AuditSink for GroupCommit {
-    fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
-        let (reply, wait) = std::sync::mpsc::sync_channel(1);
+impl GroupCommit {
+    fn enqueue(&self, record: Value, reply: Reply) -> Result<(), AuditSinkError> {
         self.tx
             .lock()
             .map_err(|_| AuditSinkError("lock poisoned".into()))?
-            .send((record.clone(), reply))
-            .map_err(|_| AuditSinkError("the audit writer is not running".into()))?;
+            .send((record, reply))
+            .map_err(|_| AuditSinkError("the audit writer is not running".into()))
+    }
+}
+
+impl AuditSink for GroupCommit {
+    fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
+        let (reply, wait) = std::sync::mpsc::sync_channel(1);
+        self.enqueue(record.clone(), Reply::Sync(reply))?;
         wait.recv()
             .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
+    }
+
+    /// Queues the record for the writer thread and resolves when its batch is durable: no
+    /// thread of the caller's is held while the write and its fsync happen.
+    fn submit(&self, record: Value) -> Result<Submitted, Value> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        let queued = self.enqueue(record, Reply::Async(reply));
+        Ok(Box::pin(async move {
+            queued?;
+            wait.await
+                .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
+        }))
     }
 
     /// Down when the writer thread is not running, or the last batch failed (for
@@ -223,6 +270,30 @@ mod tests {
         inner.set_failing(false);
         gc.append(&serde_json::json!({"x": 2})).unwrap();
         assert!(gc.health().is_ok());
+    }
+
+    #[tokio::test]
+    async fn group_commit_submissions_resolve_when_durable_and_fail_closed() {
+        let inner = Arc::new(MemorySink::default());
+        let gc = Arc::new(GroupCommit::new(inner.clone(), 64));
+        let pending: Vec<_> = (0..100)
+            .map(|i| match gc.submit(serde_json::json!({"i": i})) {
+                Ok(p) => p,
+                Err(_) => panic!("group commit submits without blocking"),
+            })
+            .collect();
+        for p in pending {
+            p.await.unwrap();
+        }
+        assert_eq!(inner.records().len(), 100);
+        inner.set_failing(true);
+        let Ok(p) = gc.submit(serde_json::json!({"x": 1})) else {
+            panic!("submit")
+        };
+        assert!(p.await.is_err());
+        // A sink without a writer thread of its own gives the record back.
+        let memory = MemorySink::default();
+        assert!(memory.submit(serde_json::json!({"y": 1})).is_err());
     }
 
     /// A sink whose batches panic: the writer thread dies.

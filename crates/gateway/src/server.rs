@@ -742,10 +742,14 @@ async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
             "the audit record could not be written; the request was not completed",
         )
     };
-    match tokio::task::spawn_blocking(move || sink.append(&record)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(failed()),
-    }
+    let done = match sink.submit(record) {
+        Ok(pending) => pending.await,
+        Err(record) => match tokio::task::spawn_blocking(move || sink.append(&record)).await {
+            Ok(r) => r,
+            Err(_) => return Err(failed()),
+        },
+    };
+    done.map_err(|_| failed())
 }
 
 /// Logs one line for a finished request and counts it in the metrics.
@@ -818,6 +822,8 @@ fn valid_action(s: &str) -> bool {
 /// Everything checked before the body is guarded.
 struct Admitted {
     body: Value,
+    /// The body's size in bytes (decides where its guard runs: [`run_guard`]).
+    size: usize,
     provider: Arc<dyn ProviderAdapter>,
     role: RoleConfig,
 }
@@ -1002,9 +1008,38 @@ async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitte
     })?;
     Ok(Admitted {
         body,
+        size: bytes.len(),
         provider,
         role,
     })
+}
+
+/// Bodies up to this size are guarded on the request's own worker thread: for them a hand-off
+/// to the blocking pool (two thread wake-ups) costs more than the scan. Larger ones go to the
+/// blocking pool so that one big request does not hold up the others on its worker.
+const INLINE_GUARD_BYTES: usize = 64 * 1024;
+
+/// Runs guard work (`f`, CPU-bound) over an input of `size` bytes; `None` when it panicked
+/// (the caller fails closed).
+async fn run_guard<T: Send + 'static>(
+    size: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if size <= INLINE_GUARD_BYTES {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+    } else {
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+}
+
+/// The bytes of text in a JSON value (its strings and keys): what a scan of it costs.
+fn text_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(a) => a.iter().map(text_bytes).sum(),
+        Value::Object(m) => m.iter().map(|(k, x)| k.len() + text_bytes(x)).sum(),
+        _ => 8,
+    }
 }
 
 fn guard_failed() -> ApiError {
@@ -1021,12 +1056,13 @@ async fn guard_and_route(
     t: &mut Trace,
     role: &RoleConfig,
     mut body: Value,
+    size: usize,
 ) -> Result<(Value, Vault), ApiError> {
     let scanner = gw.scanner.clone();
     let screen = gw.injection.clone();
     let policy = role.input;
     let mode = role.injection;
-    let (body, vault, report, injection) = tokio::task::spawn_blocking(move || {
+    let (body, vault, report, injection) = run_guard(size, move || {
         // The caller's texts are screened as sent, before any PHI is replaced.
         let injection = match mode {
             InjectionMode::Off => None,
@@ -1041,7 +1077,7 @@ async fn guard_and_route(
         r.map(|report| (body, vault, report, injection))
     })
     .await
-    .map_err(|_| guard_failed())?
+    .ok_or_else(guard_failed)?
     .map_err(|_| guard_failed())?;
     if let Some(r) = injection {
         let verdict = match (r.injections > 0, mode) {
@@ -1111,10 +1147,11 @@ async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Ok(a) => a,
         Err(e) => return refuse(&gw, &t, e).await,
     };
-    let (body, _vault) = match guard_and_route(&gw, &mut t, &admitted.role, admitted.body).await {
-        Ok(x) => x,
-        Err(e) => return refuse(&gw, &t, e).await,
-    };
+    let (body, _vault) =
+        match guard_and_route(&gw, &mut t, &admitted.role, admitted.body, admitted.size).await {
+            Ok(x) => x,
+            Err(e) => return refuse(&gw, &t, e).await,
+        };
     if let Err(e) = append(&gw, t.record("dispatch", None, "pending")).await {
         return refuse(&gw, &t, e).await;
     }
@@ -1141,10 +1178,11 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
         Ok(a) => a,
         Err(e) => return refuse(&gw, &t, e).await,
     };
-    let (body, vault) = match guard_and_route(&gw, &mut t, &admitted.role, admitted.body).await {
-        Ok(x) => x,
-        Err(e) => return refuse(&gw, &t, e).await,
-    };
+    let (body, vault) =
+        match guard_and_route(&gw, &mut t, &admitted.role, admitted.body, admitted.size).await {
+            Ok(x) => x,
+            Err(e) => return refuse(&gw, &t, e).await,
+        };
     let mode = if admitted.role.phi == PhiPermission::Full {
         OutputMode::Restore
     } else {
@@ -1169,12 +1207,13 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
     t.upstream_status = Some(200);
     let scanner = gw.scanner.clone();
     let v2 = vault.clone();
-    let filtered = tokio::task::spawn_blocking(move || {
+    let size = text_bytes(&answer);
+    let filtered = run_guard(size, move || {
         filter_answer(scanner.as_ref(), &v2, mode, &mut answer).map(|n| (answer, n))
     })
     .await;
     let (answer, scrubbed) = match filtered {
-        Ok(Ok(x)) => x,
+        Some(Ok(x)) => x,
         _ => {
             t.upstream_status = None;
             return refuse(&gw, &t, guard_failed()).await;

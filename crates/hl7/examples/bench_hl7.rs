@@ -5,6 +5,10 @@
 //! `cargo run --release -p phiguard-hl7 --example bench_hl7 [-- DIR [SECONDS]]`
 //! (default DIR: ../shared/corpora/structured/hl7v2 from the workspace root).
 
+/// The allocator the `phiguard` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

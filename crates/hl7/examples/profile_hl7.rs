@@ -11,6 +11,10 @@
 //! worked out from callgrind's total, and a digest of every output byte, so a faster version can
 //! be checked to write exactly the same files.
 
+/// The allocator the `phiguard` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 
 use phiguard_deid::DeidKey;

@@ -144,7 +144,14 @@ impl Delimiters {
         };
         let mut i = 0;
         while i < b.len() {
-            let c = b[i];
+            // Runs of plain bytes are copied whole (most values have nothing to escape).
+            let run = b[i..]
+                .iter()
+                .position(|&c| c == b'\r' || c == b'\n' || self.is_delim(c))
+                .unwrap_or(b.len() - i);
+            out.extend_from_slice(&b[i..i + run]);
+            i += run;
+            let Some(&c) = b.get(i) else { break };
             i += 1;
             if c == b'\r' {
                 if b.get(i) == Some(&b'\n') {
