@@ -1,10 +1,11 @@
 //! One big Bundle document, streamed (`deidentify_seekable`, two passes, one entry at a time)
 //! and read whole (`deidentify`): throughput and peak resident memory.
 //!
-//! `cargo run --release -p phiguard-fhir --example big_bundle [MIB] [stream|memory|both]`
+//! `cargo run --release -p phiguard-fhir --example big_bundle [MIB] [stream|memory|both] [pretty|compact]`
 //!
 //! The Bundle (default 1024 MiB) is generated as it is read (`tests/it/synth.rs`: pretty
-//! printed, a Patient every 50 entries, Observations with notes), so the disk plays no part and
+//! printed, or with `compact` on one line as FHIR servers return it, a Patient every 50
+//! entries, Observations with notes), so the disk plays no part and
 //! the input never sits in memory unless the path under test puts it there. The output goes to
 //! a hasher; with `both`, the two outputs must hash alike. Peak RSS is `VmHWM` from
 //! `/proc/self/status`, reset through `/proc/self/clear_refs` before each run (Linux); the
@@ -46,8 +47,18 @@ impl Write for Sink {
     }
 }
 
-fn run(mode: &str, mib: u64, fhir: &FhirDeid, engine: &Engine) -> Result<(u64, u64), String> {
-    let input = synth::Bundle::of_size(mib << 20);
+fn run(
+    mode: &str,
+    mib: u64,
+    compact: bool,
+    fhir: &FhirDeid,
+    engine: &Engine,
+) -> Result<(u64, u64), String> {
+    let input = if compact {
+        synth::Bundle::compact_of_size(mib << 20)
+    } else {
+        synth::Bundle::of_size(mib << 20)
+    };
     let (len, entries) = (input.len(), input.entries());
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let before = status_kib("VmRSS:").unwrap_or(0);
@@ -86,6 +97,7 @@ fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mib: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
     let mode = args.get(1).map_or("both", String::as_str);
+    let compact = args.get(2).is_some_and(|a| a == "compact");
     let config = Config::builtin(ProfileName::SafeHarbor);
     // Streamed whatever the size (the default streams from `STREAM_THRESHOLD` up).
     let fhir = FhirDeid::new(&config)
@@ -94,11 +106,11 @@ fn main() -> Result<(), String> {
     let engine = Engine::new(DeidKey::from_bytes([7; 32]), config.engine_options());
     match mode {
         "stream" | "memory" => {
-            run(mode, mib, &fhir, &engine)?;
+            run(mode, mib, compact, &fhir, &engine)?;
         }
         _ => {
-            let a = run("stream", mib, &fhir, &engine)?;
-            let b = run("memory", mib, &fhir, &engine)?;
+            let a = run("stream", mib, compact, &fhir, &engine)?;
+            let b = run("memory", mib, compact, &fhir, &engine)?;
             if a != b {
                 return Err("the streamed output differs from the in-memory one".into());
             }

@@ -213,6 +213,10 @@ impl FhirDeid {
     /// tally and the errors are those of the whole-document path, byte for byte. A document
     /// that is not a Bundle is one record and is read whole, as are the rare Bundles a rule
     /// removes or keeps whole.
+    ///
+    /// The layout is told from the first line without holding it: a Bundle written compactly
+    /// on one line (the whole file one line, then only whitespace) is streamed too, and
+    /// written back compact on one line, as [`FhirDeid::deidentify`] writes a one-line file.
     pub fn deidentify_seekable<R: Read + Seek, W: Write>(
         &self,
         engine: &Engine,
@@ -226,24 +230,36 @@ impl FhirDeid {
         input
             .seek(SeekFrom::Start(start))
             .map_err(FhirError::Read)?;
+        let body = start + skip_bom(&mut input)?;
+        let big = end.saturating_sub(start) >= self.stream_threshold;
         let mut reader = BufReader::with_capacity(1 << 16, input);
+        let shape = shape(&mut reader, big)?;
+        let mut input = reader.into_inner();
         let mut out = BufWriter::with_capacity(1 << 16, out);
-        let (first, bom) = first_line(&mut reader)?;
         tally.files += 1;
-        if is_ndjson(&first) {
-            self.ndjson(engine, reader, first, &mut out, tally, threads)?;
-        } else if end.saturating_sub(start) < self.stream_threshold {
-            self.document(engine, reader, first, &mut out, tally)?;
-        } else {
-            drop(first);
-            let mut input = reader.into_inner();
-            let body = start + if bom { 3 } else { 0 };
-            if let stream::Streamed::Whole =
-                stream::bundle(self, engine, &mut input, body, &mut out, tally)?
-            {
-                input.seek(SeekFrom::Start(body)).map_err(FhirError::Read)?;
-                let reader = BufReader::with_capacity(1 << 16, input);
+        let layout = match shape {
+            _ if !big => None,
+            Shape::Document => Some(stream::Layout::Pretty),
+            Shape::OneLine => Some(stream::Layout::Line),
+            Shape::Ndjson => None,
+        };
+        let streamed = match layout {
+            Some(layout) => {
+                stream::bundle(self, engine, &mut input, body, layout, &mut out, tally)?
+            }
+            None => stream::Streamed::Whole,
+        };
+        if let stream::Streamed::Whole = streamed {
+            input.seek(SeekFrom::Start(body)).map_err(FhirError::Read)?;
+            let mut reader = BufReader::with_capacity(1 << 16, input);
+            if shape == Shape::Document {
                 self.document(engine, reader, Vec::new(), &mut out, tally)?;
+            } else {
+                let mut first = Vec::new();
+                reader
+                    .read_until(b'\n', &mut first)
+                    .map_err(FhirError::Read)?;
+                self.ndjson(engine, reader, first, &mut out, tally, threads)?;
             }
         }
         out.flush().map_err(FhirError::Write)
@@ -410,6 +426,115 @@ fn is_ndjson(first: &[u8]) -> bool {
         && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
 }
 
+/// Skips a UTF-8 byte-order mark at the current position of `input`: its length, 3 or 0.
+fn skip_bom<R: Read + Seek>(input: &mut R) -> Result<u64, FhirError> {
+    let at = input.stream_position().map_err(FhirError::Read)?;
+    let mut head = Vec::with_capacity(3);
+    input
+        .by_ref()
+        .take(3)
+        .read_to_end(&mut head)
+        .map_err(FhirError::Read)?;
+    let skip = if head == b"\xEF\xBB\xBF" { 3 } else { 0 };
+    input
+        .seek(SeekFrom::Start(at + skip))
+        .map_err(FhirError::Read)?;
+    Ok(skip)
+}
+
+/// The layout of an input, told by [`shape`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    /// The first line is not a JSON object by itself: a document over several lines (or not
+    /// JSON at all), read or streamed whole and written pretty-printed.
+    Document,
+    /// The first line is a JSON object by itself ([`is_ndjson`]): NDJSON, written one compact
+    /// resource per line. When [`shape`] was asked, another line follows.
+    Ndjson,
+    /// The first line is a JSON object by itself and only whitespace follows: a resource or
+    /// a Bundle written compactly on one line. As NDJSON of one line it is written compact on
+    /// one line (as it always was); a big Bundle is streamed in that layout.
+    OneLine,
+}
+
+/// Tells the layout of the input after any byte-order mark, as [`is_ndjson`] does on its
+/// first line, without holding that line: the line is parsed as it is read (a huge Bundle
+/// on one line costs one extra reading pass, not memory), and the reading stops early where
+/// the line cannot be a whole object (its first byte other than whitespace is not `{`, or a
+/// syntax error). With `alone`, an object by itself on line 1 followed only by whitespace is
+/// [`Shape::OneLine`]. Leaves `reader` anywhere.
+fn shape<R: BufRead>(reader: &mut R, alone: bool) -> Result<Shape, FhirError> {
+    let mut line = FirstLine {
+        inner: &mut *reader,
+        first: None,
+        ended: false,
+        stopped: false,
+    };
+    let r = serde_json::from_reader::<_, serde::de::IgnoredAny>(&mut line);
+    if line.stopped {
+        return Ok(Shape::Document);
+    }
+    match r {
+        Err(e) if e.is_io() => return Err(FhirError::Read(e.into())),
+        Err(_) => return Ok(Shape::Document),
+        Ok(_) if line.first != Some(b'{') => return Ok(Shape::Document),
+        Ok(_) => {}
+    }
+    if !alone {
+        return Ok(Shape::Ndjson);
+    }
+    // serde_json read the line to its end (trailing whitespace); what follows?
+    loop {
+        let buf = reader.fill_buf().map_err(FhirError::Read)?;
+        if buf.is_empty() {
+            return Ok(Shape::OneLine);
+        }
+        if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+            return Ok(Shape::Ndjson);
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+/// The first line of a reader (with its newline) and then end of input, for [`shape`]. It
+/// notes the line's first byte other than whitespace and stops, with an error, when that is
+/// not `{`.
+struct FirstLine<'r, R> {
+    inner: &'r mut R,
+    first: Option<u8>,
+    /// The newline was given out.
+    ended: bool,
+    /// Stopped on a first byte other than `{`.
+    stopped: bool,
+}
+
+impl<R: BufRead> Read for FirstLine<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ended || buf.is_empty() {
+            return Ok(0);
+        }
+        let avail = self.inner.fill_buf()?;
+        let mut n = avail.len().min(buf.len());
+        if let Some(i) = avail[..n].iter().position(|&b| b == b'\n') {
+            n = i + 1;
+            self.ended = true;
+        }
+        if self.first.is_none()
+            && let Some(&c) = avail[..n].iter().find(|b| !b.is_ascii_whitespace())
+        {
+            self.first = Some(c);
+            if c != b'{' {
+                self.stopped = true;
+                return Err(std::io::Error::other("not an object"));
+            }
+        }
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.inner.consume(n);
+        Ok(n)
+    }
+}
+
 fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
 }
@@ -435,5 +560,76 @@ mod tests {
         assert!(sniff(b"{\n  \"id\": 1,\n  \"resourceType\": \"Patient\""));
         assert!(!sniff(b"MSH|^~\\&|"));
         assert!(!sniff(b"{\"text\":\"note\"}"));
+    }
+
+    fn told(input: &[u8], alone: bool) -> Shape {
+        let mut r = BufReader::with_capacity(7, input);
+        shape(&mut r, alone).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `shape` (reading) says what `is_ndjson` (on the first line, held) says.
+    fn agrees(input: &[u8]) {
+        let line = match input.iter().position(|&b| b == b'\n') {
+            Some(i) => &input[..=i],
+            None => input,
+        };
+        let rest_blank = input[line.len()..].iter().all(u8::is_ascii_whitespace);
+        let want = match (is_ndjson(line), rest_blank) {
+            (false, _) => (Shape::Document, Shape::Document),
+            (true, true) => (Shape::Ndjson, Shape::OneLine),
+            (true, false) => (Shape::Ndjson, Shape::Ndjson),
+        };
+        assert_eq!((told(input, false), told(input, true)), want);
+    }
+
+    #[test]
+    fn shapes() {
+        let p = br#"{"resourceType":"Patient","id":"a"}"#;
+        for (input, want) in [
+            (&b""[..], Shape::Document),
+            (b"  \n", Shape::Document),
+            (b"{\n  \"resourceType\": \"Bundle\"\n}\n", Shape::Document),
+            (b"\n{}", Shape::Document),
+            (b"[{}]", Shape::Document),
+            (b"{} {}", Shape::Document),
+            (b"\x0c{}", Shape::Document),
+            (b"{}", Shape::OneLine),
+            (b" {} \r\n \n\t", Shape::OneLine),
+            (b"{}\n{}", Shape::Ndjson),
+            (b"{}\n\n  x", Shape::Ndjson),
+        ] {
+            assert_eq!(
+                told(input, true),
+                want,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+            agrees(input);
+        }
+        // A line longer than the reader's buffer, an object, then blank lines or another line.
+        let long = [
+            &b"{\"a\":["[..],
+            &vec![&p[..]; 1000].join(&b","[..]),
+            b"]}\n\n",
+        ]
+        .concat();
+        assert_eq!(told(&long, true), Shape::OneLine);
+        agrees(&long);
+        let more = [&long[..], b"{}"].concat();
+        assert_eq!(told(&more, true), Shape::Ndjson);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shape_agrees_with_is_ndjson(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                &b"{"[..], b"}", b"[", b"]", b":", b",", b"\"a\"", b"\"\\n\"", b"1", b"1e999",
+                b"-", b"x", b" ", b"\t", b"\r", b"\n", b"\x0c", b"\"\\u00e9\"", b"\"\xc3\xa9\"",
+                b"\"\xff\"", b"null", b"{\"a\":1}",
+            ]),
+            0..24,
+        )) {
+            agrees(&parts.concat());
+        }
     }
 }

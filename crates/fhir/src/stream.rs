@@ -9,6 +9,10 @@
 //! document order, writing it at once at its place in serde_json's pretty layout, so the
 //! output, the tally and the errors (JSON pointers `/entry/12/...` included) are those of the
 //! whole-document path, byte for byte.
+//!
+//! A Bundle written compactly on one line (what FHIR servers return) is written back compact on
+//! one line ([`Layout::Line`]), as the NDJSON path writes a one-line file, with that path's
+//! errors (`NDJSON line 1: ...`, `line 1, /entry/12/...`).
 
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
@@ -29,6 +33,15 @@ pub(crate) enum Streamed {
     /// Nothing was written: the document is not an object whose first `resourceType` is
     /// `"Bundle"`, or a rule takes the Bundle whole. The caller uses the whole-document path.
     Whole,
+}
+
+/// How the streamed Bundle is written, and which path's output and errors it reproduces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Pretty-printed, as the whole-document path writes a document.
+    Pretty,
+    /// Compact on one line, as the NDJSON path writes line 1 of a file.
+    Line,
 }
 
 /// One member of the top-level object, in document order.
@@ -123,25 +136,30 @@ impl Formatter for Pretty {
     }
 }
 
-/// Writes `v` pretty-printed as if it stood `depth` levels deep in a document.
+/// Writes `v` as if it stood `depth` levels deep in a document: pretty-printed, or compact.
 fn write_at<W: Write, T: Serialize + ?Sized>(
     out: &mut W,
+    layout: Layout,
     depth: usize,
     v: &T,
 ) -> Result<(), FhirError> {
-    v.serialize(&mut Serializer::with_formatter(out, Pretty::at(depth)))
-        .map_err(|e| FhirError::Write(e.into()))
+    match layout {
+        Layout::Pretty => v.serialize(&mut Serializer::with_formatter(out, Pretty::at(depth))),
+        Layout::Line => v.serialize(&mut Serializer::new(out)),
+    }
+    .map_err(|e| FhirError::Write(e.into()))
 }
 
-/// A serde_json error of either pass as the whole-document path reports it.
-fn json_error(e: serde_json::Error) -> FhirError {
+/// A serde_json error of either pass as the whole-document path (or, for a Bundle on one
+/// line, the NDJSON path) reports it.
+fn json_error(layout: Layout, e: serde_json::Error) -> FhirError {
     if e.classify() == serde_json::error::Category::Io {
         return FhirError::Read(e.into());
     }
-    FhirError::Json {
-        line: e.line(),
-        column: e.column(),
-        what: json_what(&e),
+    let (line, column, what) = (e.line(), e.column(), json_what(&e));
+    match layout {
+        Layout::Pretty => FhirError::Json { line, column, what },
+        Layout::Line => FhirError::NdjsonLine { line, column, what },
     }
 }
 
@@ -154,13 +172,14 @@ fn changed() -> FhirError {
 }
 
 /// De-identifies the Bundle document that starts at `start` in `input` (after any byte-order
-/// mark) into `out`, or returns [`Streamed::Whole`] having written nothing. `out` gets the
-/// document and a newline; on error the caller discards it.
+/// mark) into `out` in `layout`, or returns [`Streamed::Whole`] having written nothing. `out`
+/// gets the document and a newline; on error the caller discards it.
 pub(crate) fn bundle<R: Read + Seek, W: Write>(
     deid: &FhirDeid,
     engine: &phiguard_rules::Engine,
     input: &mut R,
     start: u64,
+    layout: Layout,
     out: &mut W,
     tally: &mut phiguard_rules::Tally,
 ) -> Result<Streamed, FhirError> {
@@ -187,7 +206,7 @@ pub(crate) fn bundle<R: Read + Seek, W: Write>(
         if scan.bundle == Some(false) || (!scan.object && r.is_err()) {
             return Ok(Streamed::Whole);
         }
-        r.map_err(json_error)?;
+        r.map_err(|e| json_error(layout, e))?;
     }
     if scan.bundle != Some(true) {
         return Ok(Streamed::Whole);
@@ -216,10 +235,21 @@ pub(crate) fn bundle<R: Read + Seek, W: Write>(
     // Pass 2: walk and write, member by member and entry by entry.
     let mut walker = Walker::new(&deid.rules, engine, tally, &dict, &index);
     walker.cap_ages = !keep_city;
+    if layout == Layout::Line {
+        walker.line = Some(1);
+    }
     let Some(inherited) = walker.begin_bundle() else {
         return Ok(Streamed::Whole);
     };
-    let r = emit(&mut walker, inherited, &mut members, input, start, out);
+    let r = emit(
+        &mut walker,
+        inherited,
+        &mut members,
+        input,
+        start,
+        layout,
+        out,
+    );
     // As `walk_root`: the rule counts go into the tally even when the walk failed.
     walker.end_bundle();
     r.map(|()| Streamed::Done)
@@ -232,6 +262,7 @@ fn emit<R: Read + Seek, W: Write>(
     members: &mut [Member],
     input: &mut R,
     start: u64,
+    layout: Layout,
     out: &mut W,
 ) -> Result<(), FhirError> {
     input
@@ -243,6 +274,7 @@ fn emit<R: Read + Seek, W: Write>(
         members,
         next: 0,
         out,
+        layout,
         wrote: false,
         failed: None,
     };
@@ -253,11 +285,15 @@ fn emit<R: Read + Seek, W: Write>(
     if let Some(e) = emit.failed.take() {
         return Err(e);
     }
-    r.map_err(json_error)?;
+    r.map_err(|e| json_error(layout, e))?;
     if emit.next != emit.members.len() {
         return Err(changed());
     }
-    let end: &[u8] = if emit.wrote { b"\n}\n" } else { b"}\n" };
+    let end: &[u8] = if emit.wrote && layout == Layout::Pretty {
+        b"\n}\n"
+    } else {
+        b"}\n"
+    };
     emit.out.write_all(end).map_err(FhirError::Write)
 }
 
@@ -381,6 +417,7 @@ struct Emit<'e, 'a, W> {
     /// The next member expected.
     next: usize,
     out: &'e mut W,
+    layout: Layout,
     /// A member has been written.
     wrote: bool,
     /// Why pass 2 stopped, when it was not serde_json.
@@ -396,11 +433,16 @@ impl<W: Write> Emit<'_, '_, W> {
 
     /// The separator and key of the next member written.
     fn key(&mut self, name: &str) -> Result<(), FhirError> {
-        let sep: &[u8] = if self.wrote { b",\n  " } else { b"\n  " };
+        let (sep, colon): (&[u8], &[u8]) = match (self.layout, self.wrote) {
+            (Layout::Pretty, true) => (b",\n  ", b": "),
+            (Layout::Pretty, false) => (b"\n  ", b": "),
+            (Layout::Line, true) => (b",", b":"),
+            (Layout::Line, false) => (b"", b":"),
+        };
         self.wrote = true;
         self.out.write_all(sep).map_err(FhirError::Write)?;
-        write_at(self.out, 1, name)?;
-        self.out.write_all(b": ").map_err(FhirError::Write)
+        write_at(self.out, self.layout, 1, name)?;
+        self.out.write_all(colon).map_err(FhirError::Write)
     }
 
     fn kept(&mut self, name: &str, mut v: Json) -> Result<(), FhirError> {
@@ -409,7 +451,7 @@ impl<W: Write> Emit<'_, '_, W> {
             return Ok(());
         }
         self.key(name)?;
-        write_at(self.out, 1, &v)
+        write_at(self.out, self.layout, 1, &v)
     }
 
     /// Entry `i`; `open` says whether the `entry` array has been opened in the output.
@@ -418,15 +460,18 @@ impl<W: Write> Emit<'_, '_, W> {
         if matches!(e, Json::Gone) {
             return Ok(());
         }
-        let sep: &[u8] = if *open {
-            b",\n    "
-        } else {
-            self.key("entry")?;
-            *open = true;
-            b"[\n    "
+        let pretty = self.layout == Layout::Pretty;
+        let sep: &[u8] = match (*open, pretty) {
+            (true, true) => b",\n    ",
+            (true, false) => b",",
+            (false, _) => {
+                self.key("entry")?;
+                *open = true;
+                if pretty { b"[\n    " } else { b"[" }
+            }
         };
         self.out.write_all(sep).map_err(FhirError::Write)?;
-        write_at(self.out, 2, &e)
+        write_at(self.out, self.layout, 2, &e)
     }
 }
 
@@ -493,7 +538,11 @@ impl<'de, W: Write> Visitor<'de> for EmitEntries<'_, '_, '_, W> {
             }
             n += 1;
         }
-        if open && let Err(e) = emit.out.write_all(b"\n  ]") {
+        let end: &[u8] = match emit.layout {
+            Layout::Pretty => b"\n  ]",
+            Layout::Line => b"]",
+        };
+        if open && let Err(e) = emit.out.write_all(end) {
             return Err(emit.fail(FhirError::Write(e)));
         }
         Ok(n)

@@ -73,21 +73,34 @@ fn same_error(want: &str, got: &str) -> bool {
     want == got || (want.ends_with(OUT) && got.ends_with(OUT) && got.contains(", column 0:"))
 }
 
-fn is_bundle_document(input: &[u8]) -> bool {
+/// How many times the streamed path reads `input` when it streams it: a pretty Bundle document
+/// twice, a Bundle on one line three times (the first line's layout is told by reading it).
+fn streamed_passes(input: &[u8]) -> Option<u64> {
     let text = String::from_utf8_lossy(input);
-    let text = text.trim_start_matches('\u{feff}').trim_start();
-    text.starts_with('{')
-        && serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
-            v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle")
-                && text.lines().next().is_some_and(|l| l.trim() == "{")
-        })
+    let text = text.trim_start_matches('\u{feff}');
+    let bundle = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t)
+            .is_ok_and(|v| v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle"))
+    };
+    let (line, rest) = text.split_at(text.find('\n').map_or(text.len(), |i| i + 1));
+    if line.trim() == "{" && bundle(text) {
+        Some(2)
+    } else if line.trim_start().starts_with('{') && rest.trim().is_empty() && bundle(line) {
+        Some(3)
+    } else {
+        None
+    }
 }
 
 /// Streams `input` under every profile and checks it against the whole-document path;
 /// returns whether it was a streamed Bundle.
 fn check_same(name: &str, input: &[u8]) -> bool {
-    let bundle = is_bundle_document(input);
-    for p in PROFILES {
+    check_same_in(&PROFILES, name, input)
+}
+
+fn check_same_in(profiles: &[ProfileName], name: &str, input: &[u8]) -> bool {
+    let passes = streamed_passes(input);
+    for &p in profiles {
         let config = Config::builtin(p);
         let want = in_memory(&config, input);
         let (got, read) = streamed(&config, input);
@@ -99,30 +112,219 @@ fn check_same(name: &str, input: &[u8]) -> bool {
             (Err(w), Err(g)) => assert!(same_error(w, g), "{name} {p:?}: {w} / {g}"),
             _ => panic!("{name} {p:?}: in memory {want:?}, streamed {got:?}"),
         }
-        if bundle {
-            // Two passes: the streamed path really streamed (it did not fall back).
+        if let Some(passes) = passes {
+            // The streamed path really streamed (it did not fall back).
+            let body = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
             assert!(
-                read >= 2 * input.len() as u64,
+                read >= passes * body.len() as u64,
                 "{name} {p:?}: read {read} of {} bytes",
                 input.len()
             );
         }
     }
-    bundle
+    passes.is_some()
 }
 
+/// Every input as it is, and every Bundle document also written compactly on one line (as
+/// FHIR servers return them; safe-harbor only, for time).
 #[test]
 fn streamed_bundles_match_the_whole_document_path() {
     let mut bundles = 0;
+    let mut one_line = 0;
     let mut files = 0;
     for path in inputs() {
         let input = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        bundles += usize::from(check_same(&name, &input));
         files += 1;
+        if !check_same(&name, &input) {
+            continue;
+        }
+        bundles += 1;
+        let json = phiguard_fhir::Json::from_slice(&input).unwrap();
+        let mut compact = serde_json::to_vec(&json).unwrap();
+        compact.push(b'\n');
+        let name = format!("{name} on one line");
+        assert_eq!(streamed_passes(&compact), Some(3), "{name}");
+        one_line += usize::from(check_same_in(&[ProfileName::SafeHarbor], &name, &compact));
     }
-    eprintln!("{files} files, {bundles} Bundle documents streamed");
+    eprintln!("{files} files, {bundles} Bundle documents streamed, {one_line} on one line");
     assert!(bundles >= 2, "no Bundle among the inputs");
+}
+
+/// What the input is told to be and how it is written, for the whole-document path (which
+/// reads the first line whole, as before) and the streamed one (which tells it as it reads).
+enum Want {
+    /// One compact line: NDJSON of one line, or a resource or Bundle written on one line.
+    OneLine,
+    /// NDJSON of this many records.
+    Lines(usize),
+    /// A document, pretty-printed.
+    Pretty,
+    /// This error.
+    Error(&'static str),
+}
+
+#[test]
+fn layouts_are_told_as_before() {
+    const BUNDLE: &str = r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:p1","resource":{"resourceType":"Patient","id":"p1","name":[{"family":"Zyxwvut"}],"birthDate":"1931-02-03"}},{"resource":{"resourceType":"Observation","id":"o1","subject":{"reference":"urn:uuid:p1"},"note":[{"text":"Zyxwvut was seen"}]}}]}"#;
+    const PATIENT: &str = r#"{"resourceType":"Patient","id":"p2","name":[{"family":"Qwerty"}],"birthDate":"1940-05-06"}"#;
+    let pretty_bundle =
+        serde_json::to_string_pretty(&serde_json::from_str::<phiguard_fhir::Json>(BUNDLE).unwrap())
+            .unwrap();
+    let bad_entry = r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}},{"resource":{"resourceType":7}}]}"#;
+    let cases: Vec<(&str, String, Want)> = vec![
+        ("compact Bundle", BUNDLE.into(), Want::OneLine),
+        (
+            "compact Bundle, newline",
+            format!("{BUNDLE}\n"),
+            Want::OneLine,
+        ),
+        (
+            "compact Bundle, CRLF",
+            format!("{BUNDLE}\r\n"),
+            Want::OneLine,
+        ),
+        (
+            "compact Bundle, trailing whitespace and blank lines",
+            format!("  {BUNDLE} \t\r\n \n\t\n\n"),
+            Want::OneLine,
+        ),
+        (
+            "compact Bundle, BOM",
+            format!("\u{feff}{BUNDLE}\n"),
+            Want::OneLine,
+        ),
+        ("compact resource", PATIENT.into(), Want::OneLine),
+        ("NDJSON of one line", format!("{PATIENT}\n"), Want::OneLine),
+        (
+            "NDJSON",
+            format!("{PATIENT}\n{PATIENT}\n{BUNDLE}\n"),
+            Want::Lines(3),
+        ),
+        (
+            "NDJSON, blank lines",
+            format!("{PATIENT}\n\n  \n{BUNDLE}\r\n\n{PATIENT}\n \n"),
+            Want::Lines(3),
+        ),
+        (
+            "NDJSON, a Bundle first",
+            format!("{BUNDLE}\n{PATIENT}"),
+            Want::Lines(2),
+        ),
+        (
+            "NDJSON, BOM",
+            format!("\u{feff}{PATIENT}\n{PATIENT}\n"),
+            Want::Lines(2),
+        ),
+        ("pretty Bundle", pretty_bundle.clone(), Want::Pretty),
+        (
+            "pretty Bundle, BOM",
+            format!("\u{feff}{pretty_bundle}"),
+            Want::Pretty,
+        ),
+        // The first line is blank, so it is not an object by itself: a document.
+        (
+            "blank line, then a compact Bundle",
+            format!("\n{BUNDLE}"),
+            Want::Pretty,
+        ),
+        (
+            "compact Bundle, then garbage on its line",
+            format!("{BUNDLE} x\n"),
+            Want::Error("invalid JSON at line 1, column 315: trailing characters"),
+        ),
+        (
+            "two objects on line 1",
+            format!("{PATIENT}{PATIENT}"),
+            Want::Error("invalid JSON at line 1, column 91: trailing characters"),
+        ),
+        (
+            "compact Bundle, then garbage on the next line",
+            format!("{BUNDLE}\nx"),
+            Want::Error("NDJSON line 2: invalid JSON at column 1: expected value"),
+        ),
+        (
+            "pretty Bundle, then garbage",
+            format!("{pretty_bundle}\n\nx"),
+            Want::Error("invalid JSON at line 35, column 1: trailing characters"),
+        ),
+        (
+            "compact Bundle, bad entry",
+            bad_entry.into(),
+            Want::Error("line 1, /entry/1/resource: not a FHIR resource (no resourceType string)"),
+        ),
+        (
+            "an array on one line",
+            format!("[{PATIENT}]\n"),
+            Want::Error("/: not a FHIR resource (no resourceType string)"),
+        ),
+        (
+            "truncated on line 1",
+            BUNDLE[..100].into(),
+            Want::Error("invalid JSON at line 1, column 100: unexpected end of input"),
+        ),
+        (
+            "empty",
+            String::new(),
+            Want::Error("invalid JSON at line 1, column 0: unexpected end of input"),
+        ),
+        (
+            "blank",
+            " \n \n".into(),
+            Want::Error("invalid JSON at line 3, column 0: unexpected end of input"),
+        ),
+    ];
+    let config = Config::builtin(ProfileName::SafeHarbor);
+    for (name, input, want) in &cases {
+        let input = input.as_bytes();
+        let whole = in_memory(&config, input);
+        // Every size streams (threshold 0), and the default threshold (these are small).
+        let (streamed0, read) = streamed(&config, input);
+        let fhir = FhirDeid::new(&config).unwrap();
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let default = fhir
+            .deidentify_seekable(
+                engine(3, &config),
+                Cursor::new(input),
+                &mut out,
+                &mut tally,
+                2,
+            )
+            .map(|()| (out, tally))
+            .map_err(|e| e.to_string());
+        for got in [&streamed0, &default] {
+            match (&whole, got) {
+                (Ok((wb, wt)), Ok((gb, gt))) => {
+                    assert!(wb == gb, "{name}: output differs");
+                    assert_eq!(wt, gt, "{name}: tally differs");
+                }
+                (Err(w), Err(g)) => assert_eq!(w, g, "{name}"),
+                _ => panic!("{name}: in memory {whole:?}, streamed {got:?}"),
+            }
+        }
+        match (want, &whole) {
+            (Want::Error(e), Err(got)) => assert_eq!(got, e, "{name}"),
+            (Want::Error(_), Ok(_)) => panic!("{name}: no error"),
+            (_, Err(e)) => panic!("{name}: {e}"),
+            (Want::OneLine, Ok((out, _))) => {
+                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "{name}");
+                assert!(out.ends_with(b"}\n"), "{name}");
+            }
+            (Want::Lines(n), Ok((out, tally))) => {
+                assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), *n, "{name}");
+                assert!(tally.records >= *n as u64, "{name}");
+            }
+            (Want::Pretty, Ok((out, _))) => {
+                assert!(out.starts_with(b"{\n  \""), "{name}");
+            }
+        }
+        if matches!(want, Want::OneLine) && name.contains("Bundle") {
+            // Streamed (told, then two passes), not read as one NDJSON line.
+            let body = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
+            assert!(read >= 3 * body.len() as u64, "{name}: read {read}");
+        }
+    }
 }
 
 /// Member order, members before and after `entry`, removed entries and members, an empty
@@ -146,7 +348,7 @@ fn odd_bundles_match_too() {
         r#"{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}}]} x"#,
     ];
     for (i, c) in cases.iter().enumerate() {
-        // Pretty-printed first (a compact document on one line is NDJSON), then as is.
+        // Pretty-printed first, then as is (compact on one line: written back on one line).
         let pretty =
             match serde_json::from_str::<phiguard_fhir::Json>(c.trim_start_matches('\u{feff}')) {
                 Ok(j) => {

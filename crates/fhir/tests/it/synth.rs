@@ -1,6 +1,7 @@
 //! A synthetic transaction Bundle of any size, generated as it is read (`Read + Seek`, never
-//! held whole): pretty-printed like Synthea's, a Patient every 50 entries and Observations
-//! that point at it, with names, identifiers, phone numbers, dates and notes to de-identify.
+//! held whole): pretty-printed like Synthea's, or compact on one line like a FHIR server's
+//! response, a Patient every 50 entries and Observations that point at it, with names,
+//! identifiers, phone numbers, dates and notes to de-identify.
 //! Numbers are written at fixed width, so every entry of a kind has the same length and any
 //! position maps to an entry.
 
@@ -14,6 +15,10 @@ pub const PER_PATIENT: u64 = 50;
 const HEAD: &str = "{\n  \"resourceType\": \"Bundle\",\n  \"id\": \"synthetic-0001\",\n  \"type\": \"transaction\",\n  \"entry\": [\n";
 const TAIL: &str = "\n  ],\n  \"timestamp\": \"2024-02-03T04:05:06Z\"\n}\n";
 const SEP: &str = ",\n";
+const HEAD_COMPACT: &str =
+    r#"{"resourceType":"Bundle","id":"synthetic-0001","type":"transaction","entry":["#;
+const TAIL_COMPACT: &str = "],\"timestamp\":\"2024-02-03T04:05:06Z\"}\n";
+const SEP_COMPACT: &str = ",";
 
 fn uuid(i: u64) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
@@ -62,6 +67,8 @@ pub fn entry(i: u64) -> Vec<u8> {
 /// A Bundle of `entries` entries as a reader.
 pub struct Bundle {
     entries: u64,
+    /// On one line (but for a final newline).
+    compact: bool,
     /// Length of a Patient entry and of an Observation entry, separator included.
     patient_len: u64,
     other_len: u64,
@@ -72,22 +79,57 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(entries: u64) -> Bundle {
-        let patient_len = entry(0).len() as u64 + SEP.len() as u64;
-        let other_len = entry(1).len() as u64 + SEP.len() as u64;
-        Bundle {
-            entries,
-            patient_len,
-            other_len,
-            pos: 0,
-            cur: None,
-        }
+        Bundle::with(entries, false)
     }
 
-    /// About `bytes` long.
+    fn with(entries: u64, compact: bool) -> Bundle {
+        let mut b = Bundle {
+            entries,
+            compact,
+            patient_len: 0,
+            other_len: 0,
+            pos: 0,
+            cur: None,
+        };
+        b.patient_len = b.entry(0).len() as u64 + b.sep().len() as u64;
+        b.other_len = b.entry(1).len() as u64 + b.sep().len() as u64;
+        b
+    }
+
+    /// About `bytes` long, pretty-printed.
     pub fn of_size(bytes: u64) -> Bundle {
-        let b = Bundle::new(1);
+        Bundle::sized(bytes, false)
+    }
+
+    /// About `bytes` long, compact on one line.
+    pub fn compact_of_size(bytes: u64) -> Bundle {
+        Bundle::sized(bytes, true)
+    }
+
+    fn sized(bytes: u64, compact: bool) -> Bundle {
+        let b = Bundle::with(1, compact);
         let per = (b.patient_len + (PER_PATIENT - 1) * b.other_len) / PER_PATIENT;
-        Bundle::new((bytes / per).max(1))
+        Bundle::with((bytes / per).max(1), compact)
+    }
+
+    fn head(&self) -> &'static str {
+        if self.compact { HEAD_COMPACT } else { HEAD }
+    }
+
+    fn tail(&self) -> &'static str {
+        if self.compact { TAIL_COMPACT } else { TAIL }
+    }
+
+    fn sep(&self) -> &'static str {
+        if self.compact { SEP_COMPACT } else { SEP }
+    }
+
+    fn entry(&self, i: u64) -> Vec<u8> {
+        if self.compact {
+            compact(i).into_bytes()
+        } else {
+            entry(i)
+        }
     }
 
     pub fn entries(&self) -> u64 {
@@ -97,18 +139,18 @@ impl Bundle {
     /// Where entry `i` starts.
     fn offset(&self, i: u64) -> u64 {
         let patients = i.div_ceil(PER_PATIENT);
-        HEAD.len() as u64 + patients * self.patient_len + (i - patients) * self.other_len
+        self.head().len() as u64 + patients * self.patient_len + (i - patients) * self.other_len
     }
 
     pub fn len(&self) -> u64 {
         // The last entry has no separator.
-        self.offset(self.entries) - SEP.len() as u64 + TAIL.len() as u64
+        self.offset(self.entries) - self.sep().len() as u64 + self.tail().len() as u64
     }
 
     /// The entry holding body position `at` (`at` past the head, before the tail).
     fn entry_at(&self, at: u64) -> u64 {
         let cycle = self.patient_len + (PER_PATIENT - 1) * self.other_len;
-        let rel = at - HEAD.len() as u64;
+        let rel = at - self.head().len() as u64;
         let base = rel / cycle * PER_PATIENT;
         let r = rel % cycle;
         if r < self.patient_len {
@@ -125,22 +167,23 @@ impl Read for Bundle {
         if self.pos >= len || buf.is_empty() {
             return Ok(0);
         }
-        let head = HEAD.len() as u64;
-        let tail_at = len - TAIL.len() as u64;
+        let (head, tail) = (self.head(), self.tail());
+        let tail_at = len - tail.len() as u64;
+        let head_len = head.len() as u64;
         let chunk: &[u8];
         let from;
-        if self.pos < head {
-            chunk = HEAD.as_bytes();
+        if self.pos < head_len {
+            chunk = head.as_bytes();
             from = self.pos;
         } else if self.pos >= tail_at {
-            chunk = TAIL.as_bytes();
+            chunk = tail.as_bytes();
             from = self.pos - tail_at;
         } else {
             let i = self.entry_at(self.pos);
             if self.cur.as_ref().is_none_or(|(c, _)| *c != i) {
-                let mut e = entry(i);
+                let mut e = self.entry(i);
                 if i + 1 < self.entries {
-                    e.extend_from_slice(SEP.as_bytes());
+                    e.extend_from_slice(self.sep().as_bytes());
                 }
                 self.cur = Some((i, e));
             }
