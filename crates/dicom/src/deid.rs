@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::header::Header;
@@ -225,23 +226,53 @@ impl DicomDeid {
     /// after it are read (within the limit), de-identified and written. Returns the pixel
     /// review flag.
     ///
-    /// Read whole instead, as [`DicomDeid::deidentify_bytes`] does: deflated and big-endian
-    /// transfer syntaxes (their bytes cannot be copied through), and a file without top-level
-    /// pixel data (refused over the memory limit). On error `out` may hold a partial file: the
+    /// Explicit VR big endian streams the same way (the pixel bytes are copied as they are, as
+    /// dicom-rs writes them back). Deflated Explicit VR Little Endian is inflated as it is read
+    /// and the output data set deflated as it is written (flate2, the level dicom-rs uses, so
+    /// the bytes are the same); a corrupt or truncated deflate stream fails with the file
+    /// offset. A file without top-level pixel data is read whole (refused over the memory
+    /// limit). On error `out` may hold a partial file (never a finished deflate stream): the
     /// caller discards it. A file cut inside its pixel data fails with the byte offset.
     pub fn deidentify_stream<R: std::io::Read, W: std::io::Write>(
         &self,
         engine: &Engine,
         input: R,
-        mut out: W,
+        out: W,
         tally: &mut Tally,
     ) -> Result<Option<&'static str>, DicomError> {
-        let write_err = |_| DicomError::Write { stage: "output" };
         let mut rd = stream::Reader::new(
             std::io::BufReader::with_capacity(1 << 16, input),
             self.memory_limit,
         );
-        let split = rd.split()?;
+        match rd.split()? {
+            stream::Split::Deflated { at } => {
+                // The meta group stays in the buffer; what follows it is inflated as it is read.
+                let stream::Reader { r, mut buf, .. } = rd;
+                let rest = buf.split_off(at);
+                let inflate = stream::Inflate::new(
+                    std::io::Read::chain(std::io::Cursor::new(rest), r),
+                    at as u64,
+                );
+                let mut rd = stream::Reader::with_buf(inflate, buf, self.memory_limit);
+                let split = rd.split_from(at, scan::EXPLICIT_VR_LE.to_string())?;
+                self.stream_split(engine, rd, split, Some(at), out, tally)
+            }
+            split => self.stream_split(engine, rd, split, None, out, tally),
+        }
+    }
+
+    /// The rest of [`DicomDeid::deidentify_stream`] once the head is read; `deflated`: the
+    /// length of the meta group of a deflated file, whose data set `rd` reads inflated.
+    fn stream_split<R: std::io::Read, W: std::io::Write>(
+        &self,
+        engine: &Engine,
+        mut rd: stream::Reader<R>,
+        split: stream::Split,
+        deflated: Option<usize>,
+        mut out: W,
+        tally: &mut Tally,
+    ) -> Result<Option<&'static str>, DicomError> {
+        let write_err = |_| DicomError::Write { stage: "output" };
         let (at, header_len, len, ts) = match split {
             stream::Split::Pixel {
                 at,
@@ -249,15 +280,53 @@ impl DicomDeid {
                 len,
                 transfer_syntax,
             } => (at, header_len, len, transfer_syntax),
-            stream::Split::Whole | stream::Split::Fallback { .. } => {
-                if let stream::Split::Fallback { capped } = split {
-                    rd.read_rest(capped)?;
+            stream::Split::Whole | stream::Split::Fallback if deflated.is_none() => {
+                if matches!(split, stream::Split::Fallback) {
+                    rd.read_rest()?;
                 }
                 let d = self.deidentify_bytes(engine, &rd.buf, tally)?;
                 out.write_all(&d.bytes).map_err(write_err)?;
                 out.flush().map_err(write_err)?;
                 return Ok(d.pixel_flag);
             }
+            stream::Split::Whole | stream::Split::Fallback => {
+                // Deflated: the meta group and the whole inflated data set, within the limit
+                // (read to the end of the deflate stream, which must be complete).
+                rd.read_rest()?;
+                let Processed {
+                    dataset,
+                    meta,
+                    pixel_flag,
+                    mut local,
+                    ..
+                } = self.process(engine, &rd.buf, true)?;
+                rd.buf = Vec::new();
+                let (plain, data) = self.write_inflated(engine, dataset, meta)?;
+                out.write_all(&plain).map_err(write_err)?;
+                let mut z = stream::DeflateSink::new(out);
+                z.write_all(&data).map_err(write_err)?;
+                let mut out = z.finish().map_err(write_err)?;
+                out.flush().map_err(write_err)?;
+                local.files += 1;
+                local.records += 1;
+                tally.merge(local);
+                return Ok(pixel_flag);
+            }
+            // Only the first split finds a deflated data set.
+            stream::Split::Deflated { .. } => return Err(DicomError::Decode { stage: "file" }),
+        };
+        let little = ts != scan::EXPLICIT_VR_BE;
+        let item = |tag: u32| {
+            let (g, e) = ((tag >> 16) as u16, tag as u16);
+            let mut h = [0u8; 8];
+            if little {
+                h[..2].copy_from_slice(&g.to_le_bytes());
+                h[2..4].copy_from_slice(&e.to_le_bytes());
+            } else {
+                h[..2].copy_from_slice(&g.to_be_bytes());
+                h[2..4].copy_from_slice(&e.to_be_bytes());
+            }
+            h
         };
         // The head, with the pixel data standing in as an empty element of the same kind.
         let pixel_header = rd.buf[at..at + header_len].to_vec();
@@ -266,10 +335,8 @@ impl DicomDeid {
         rd.buf.extend_from_slice(&pixel_header[..header_len - 4]);
         if encapsulated {
             rd.buf.extend_from_slice(&[0xFF; 4]);
-            rd.buf
-                .extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
-            rd.buf
-                .extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            rd.buf.extend_from_slice(&item(0xFFFE_E000));
+            rd.buf.extend_from_slice(&item(0xFFFE_E0DD));
         } else {
             rd.buf.extend_from_slice(&[0; 4]);
         }
@@ -280,7 +347,7 @@ impl DicomDeid {
             pixel_flag,
             mut patient,
             mut local,
-        } = self.process(engine, &rd.buf)?;
+        } = self.process(engine, &rd.buf, deflated.is_some())?;
         rd.buf = Vec::new();
         let pixel_tag = Tag(0x7FE0, 0x0010);
         // Copied through when the rules keep it as it is (what the walk did to the stand-in
@@ -299,18 +366,32 @@ impl DicomDeid {
         if raw {
             dataset.remove_element(pixel_tag);
         }
-        let head = self.write(engine, dataset, meta, &ts)?;
-        out.write_all(&head).map_err(write_err)?;
-        drop(head);
-        let offset = (at + header_len) as u64;
+        // Offsets past the head: in the file, or in the inflated data set.
+        let (mut sink, origin, label) = match deflated {
+            None => {
+                let head = self.write(engine, dataset, meta, &ts)?;
+                out.write_all(&head).map_err(write_err)?;
+                (stream::Sink::Plain(out), 0, "")
+            }
+            Some(meta_len) => {
+                let (plain, data) = self.write_inflated(engine, dataset, meta)?;
+                out.write_all(&plain).map_err(write_err)?;
+                let mut z = stream::DeflateSink::new(out);
+                z.write_all(&data).map_err(write_err)?;
+                (stream::Sink::Deflate(z), meta_len as u64, scan::INFLATED)
+            }
+        };
+        let at_px = stream::At { little, label };
+        let offset = (at + header_len) as u64 - origin;
         let end = if raw {
-            out.write_all(&pixel_header).map_err(write_err)?;
-            stream::copy_pixel_value(&mut rd.r, Some(&mut out), len, offset)?
+            sink.write_all(&pixel_header).map_err(write_err)?;
+            stream::copy_pixel_value(&mut rd.r, Some(&mut sink), len, offset, at_px)?
         } else {
-            stream::copy_pixel_value(&mut rd.r, None::<&mut W>, len, offset)?
+            stream::copy_pixel_value(&mut rd.r, None::<&mut W>, len, offset, at_px)?
         };
         // The elements after the pixel data (signatures, padding, private groups): read within
-        // the limit, de-identified with the same rules, written after it.
+        // the limit, de-identified with the same rules, written after it. For a deflated file
+        // this reads to the end of the deflate stream, which must be complete.
         let mut tail = Vec::new();
         std::io::Read::read_to_end(
             &mut std::io::Read::take(&mut rd.r, self.memory_limit + 1),
@@ -323,7 +404,7 @@ impl DicomDeid {
             ));
         }
         if !tail.is_empty() {
-            scan::check_dataset(&tail, &ts, end, "")?;
+            scan::check_dataset(&tail, &ts, end, label)?;
             let tsx = TransferSyntaxRegistry
                 .get(&ts)
                 .ok_or_else(|| unsupported(&ts))?;
@@ -342,8 +423,9 @@ impl DicomDeid {
             let mut bytes = Vec::new();
             obj.write_dataset_with_ts(&mut bytes, tsx)
                 .map_err(|_| DicomError::Write { stage: "data set" })?;
-            out.write_all(&bytes).map_err(write_err)?;
+            sink.write_all(&bytes).map_err(write_err)?;
         }
+        let mut out = sink.finish().map_err(write_err)?;
         out.flush().map_err(write_err)?;
         local.files += 1;
         local.records += 1;
@@ -371,7 +453,7 @@ impl DicomDeid {
             pixel_flag,
             patient: _,
             mut local,
-        } = self.process(engine, input)?;
+        } = self.process(engine, input, false)?;
         let bytes = self.write(engine, dataset, meta, &transfer_syntax)?;
         local.files += 1;
         local.records += 1;
@@ -379,9 +461,15 @@ impl DicomDeid {
         Ok(Deidentified { bytes, pixel_flag })
     }
 
-    /// Reads and de-identifies one file (or head of a file) held in memory.
-    fn process(&self, engine: &Engine, input: &[u8]) -> Result<Processed, DicomError> {
-        let (obj, layout) = read(input)?;
+    /// Reads and de-identifies one file (or head of a file) held in memory; `inflated`: a
+    /// deflated file's data set is given inflated (the streaming path's head).
+    fn process(
+        &self,
+        engine: &Engine,
+        input: &[u8],
+        inflated: bool,
+    ) -> Result<Processed, DicomError> {
+        let (obj, layout) = read_with(input, inflated)?;
         let Parsed { dataset, meta } = obj;
         let pixel_flag = flags::burned_in_reason(&dataset);
         let mut local = Tally::default();
@@ -425,19 +513,8 @@ impl DicomDeid {
     ) -> Result<Vec<u8>, DicomError> {
         let mut out = Vec::new();
         match meta {
-            Some(mut meta) => {
-                let sop = first_string(&dataset, SOP_INSTANCE_UID);
-                meta.media_storage_sop_instance_uid = match sop {
-                    Some(s) => s,
-                    None if self.retain_uids => meta.media_storage_sop_instance_uid.clone(),
-                    None => engine.uid(&meta.media_storage_sop_instance_uid),
-                };
-                meta.source_application_entity_title = None;
-                meta.sending_application_entity_title = None;
-                meta.receiving_application_entity_title = None;
-                meta.private_information_creator_uid = None;
-                meta.private_information = None;
-                meta.update_information_group_length();
+            Some(meta) => {
+                let meta = self.final_meta(engine, &dataset, meta);
                 let file = dataset.with_exact_meta(meta);
                 file.write_all(&mut out)
                     .map_err(|_| DicomError::Write { stage: "data set" })?;
@@ -452,6 +529,56 @@ impl DicomDeid {
             }
         }
         Ok(out)
+    }
+
+    /// A deflated file as [`DicomDeid::write`] would write it, before deflating: the preamble
+    /// and meta group, and the data set in explicit VR little endian (what dicom-rs deflates).
+    fn write_inflated(
+        &self,
+        engine: &Engine,
+        dataset: InMemDicomObject,
+        meta: Option<dicom_object::FileMetaTable>,
+    ) -> Result<(Vec<u8>, Vec<u8>), DicomError> {
+        let meta = meta.ok_or(DicomError::Decode {
+            stage: "file meta group",
+        })?;
+        let meta = self.final_meta(engine, &dataset, meta);
+        let mut plain = vec![0u8; 128];
+        plain.extend_from_slice(b"DICM");
+        meta.write(&mut plain).map_err(|_| DicomError::Write {
+            stage: "file meta group",
+        })?;
+        let ts = TransferSyntaxRegistry
+            .get(scan::EXPLICIT_VR_LE)
+            .ok_or_else(|| unsupported(scan::EXPLICIT_VR_LE))?;
+        let mut data = Vec::new();
+        dataset
+            .write_dataset_with_ts(&mut data, ts)
+            .map_err(|_| DicomError::Write { stage: "data set" })?;
+        Ok((plain, data))
+    }
+
+    /// The meta group written out: the SOP instance UID of the data set, no AE titles, no
+    /// private information, the group length updated.
+    fn final_meta(
+        &self,
+        engine: &Engine,
+        dataset: &InMemDicomObject,
+        mut meta: dicom_object::FileMetaTable,
+    ) -> dicom_object::FileMetaTable {
+        let sop = first_string(dataset, SOP_INSTANCE_UID);
+        meta.media_storage_sop_instance_uid = match sop {
+            Some(s) => s,
+            None if self.retain_uids => meta.media_storage_sop_instance_uid.clone(),
+            None => engine.uid(&meta.media_storage_sop_instance_uid),
+        };
+        meta.source_application_entity_title = None;
+        meta.sending_application_entity_title = None;
+        meta.receiving_application_entity_title = None;
+        meta.private_information_creator_uid = None;
+        meta.private_information = None;
+        meta.update_information_group_length();
+        meta
     }
 
     /// PatientIdentityRemoved, DeidentificationMethod, DeidentificationMethodCodeSequence and
@@ -1113,9 +1240,29 @@ fn unsupported(uid: &str) -> DicomError {
     }
 }
 
+/// The registry, except that Deflated Explicit VR Little Endian reads as Explicit VR Little
+/// Endian: for a deflated file whose data set is given already inflated.
+struct InflatedIndex;
+
+impl TransferSyntaxIndex for InflatedIndex {
+    fn get(&self, uid: &str) -> Option<&dicom_encoding::TransferSyntax> {
+        let trimmed = uid.trim_end_matches(|c: char| c.is_whitespace() || c == '\0');
+        if trimmed == scan::DEFLATED_EXPLICIT_VR_LE {
+            TransferSyntaxRegistry.get(scan::EXPLICIT_VR_LE)
+        } else {
+            TransferSyntaxRegistry.get(uid)
+        }
+    }
+}
+
 /// Checks the structure, then decodes with dicom-rs.
 pub(crate) fn read(input: &[u8]) -> Result<(Parsed, scan::Layout), DicomError> {
-    let layout = scan::check(input)?;
+    read_with(input, false)
+}
+
+/// [`read`]; with `inflated`, a deflated file's data set is given already inflated.
+fn read_with(input: &[u8], inflated: bool) -> Result<(Parsed, scan::Layout), DicomError> {
+    let layout = scan::check_with(input, inflated)?;
     let ts = TransferSyntaxRegistry
         .get(&layout.transfer_syntax)
         .ok_or_else(|| unsupported(&layout.transfer_syntax))?;
@@ -1124,10 +1271,15 @@ pub(crate) fn read(input: &[u8]) -> Result<(Parsed, scan::Layout), DicomError> {
     }
     let parsed = match layout.magic {
         Some(at) => {
-            let file = OpenFileOptions::new()
-                .read_preamble(ReadPreamble::Never)
-                .from_reader(&input[at..])
-                .map_err(|_| DicomError::Decode { stage: "file" })?;
+            let options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
+            let file = if inflated {
+                options
+                    .transfer_syntax_index(InflatedIndex)
+                    .from_reader(&input[at..])
+            } else {
+                options.from_reader(&input[at..])
+            }
+            .map_err(|_| DicomError::Decode { stage: "file" })?;
             let meta = file.meta().clone();
             Parsed {
                 dataset: file.into_inner(),

@@ -8,9 +8,10 @@
 //! to a writer in bounded memory: the header (everything before the top-level Pixel Data) is
 //! read and de-identified in memory, the pixel data is copied through in [`CHUNK`]-byte chunks,
 //! the elements after it are de-identified too; the output is byte-identical to
-//! [`DicomDeid::deidentify_bytes`], which works on a whole file in a slice. Deflated and
-//! big-endian files, and files without top-level pixel data, are read whole (the latter only
-//! within [`MAX_IN_MEMORY`]). Parsing and writing use dicom-rs (no image codecs: pixel data
+//! [`DicomDeid::deidentify_bytes`], which works on a whole file in a slice. Big-endian files
+//! stream the same way; a deflated file's data set is inflated and deflated again on the fly
+//! (same encoder and level as dicom-rs: same bytes). Files without top-level pixel data are
+//! read whole, within [`MAX_IN_MEMORY`]. Parsing and writing use dicom-rs (no image codecs: pixel data
 //! passes through in its transfer syntax, never decoded). A structural pass first checks every element header,
 //! sequence and item with bounds, so malformed input fails with a byte offset and a tag path.
 //!
@@ -47,7 +48,7 @@ pub use stream::{CHUNK, MAX_IN_MEMORY};
 #[derive(Debug, thiserror::Error)]
 pub enum DicomError {
     #[error("reading the input failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("not a DICOM file (no DICM magic code and no recognisable data set)")]
     NotDicom,
     #[error("malformed DICOM at byte {path_offset}: {reason}", path_offset = offset_label(*offset, path))]
@@ -70,6 +71,23 @@ pub enum DicomError {
         "{what} is over the {limit}-byte memory limit of the streaming path: refused rather than read whole"
     )]
     TooLarge { limit: u64, what: &'static str },
+}
+
+/// A read error; one from inflating a deflated data set is malformed input, with the offset.
+impl From<std::io::Error> for DicomError {
+    fn from(e: std::io::Error) -> Self {
+        match e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<stream::InflateError>())
+        {
+            Some(i) => DicomError::Malformed {
+                offset: i.offset,
+                path: stream::DEFLATE_STREAM.into(),
+                reason: i.reason,
+            },
+            None => DicomError::Io(e),
+        }
+    }
 }
 
 fn offset_label(offset: u64, path: &str) -> String {

@@ -80,8 +80,16 @@ pub(crate) fn bare_dataset_ts(bytes: &[u8]) -> Option<&'static str> {
     (len < 0x1000).then_some(IMPLICIT_VR_LE)
 }
 
+/// The label of offsets in a deflated data set: they count from the start of the inflated data.
+pub(crate) const INFLATED: &str = "offset in the inflated data set ";
+
 /// Checks the structure of the whole stream.
 pub fn check(bytes: &[u8]) -> Result<Layout, DicomError> {
+    check_with(bytes, false)
+}
+
+/// [`check`]; with `inflated`, a deflated file's data set is given already inflated.
+pub(crate) fn check_with(bytes: &[u8], inflated: bool) -> Result<Layout, DicomError> {
     let (magic, mut pos) = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
         (Some(128), 132)
     } else if bytes.starts_with(b"DICM") {
@@ -104,20 +112,17 @@ pub fn check(bytes: &[u8]) -> Result<Layout, DicomError> {
         explicit: transfer_syntax != IMPLICIT_VR_LE,
         little: transfer_syntax != EXPLICIT_VR_BE,
     };
-    if transfer_syntax == DEFLATED_EXPLICIT_VR_LE {
+    if transfer_syntax == DEFLATED_EXPLICIT_VR_LE && inflated {
+        // The data set after the meta group is already inflated (the streaming path's head).
+        check_dataset(&bytes[pos..], EXPLICIT_VR_LE, 0, INFLATED)?;
+    } else if transfer_syntax == DEFLATED_EXPLICIT_VR_LE {
         let mut inflated = Vec::new();
-        flate2::read::DeflateDecoder::new(&bytes[pos..])
-            .read_to_end(&mut inflated)
-            .map_err(|_| DicomError::Malformed {
-                offset: pos as u64,
-                path: "data set".into(),
-                reason: "the deflated data set does not inflate",
-            })?;
+        crate::stream::Inflate::new(&bytes[pos..], pos as u64).read_to_end(&mut inflated)?;
         let mut s = Scanner {
             b: &inflated,
             ts,
             path: Vec::new(),
-            base: "offset in the inflated data set ",
+            base: INFLATED,
         };
         s.dataset(0, Some(inflated.len()), 0)?;
     } else {

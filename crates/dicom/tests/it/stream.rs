@@ -1,6 +1,7 @@
 //! The streaming path (`deidentify_stream`) against the in-memory one (`deidentify_bytes`):
 //! byte-identical output, tally and flag over every corpus file and synthetic files; pixel
-//! data cut short; the memory limit.
+//! data cut short; the memory limit; big-endian and deflated files (re-encoded from the
+//! fixtures with dicom-rs, or written by `synth`), and damaged deflate streams.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -8,8 +9,8 @@ use std::path::Path;
 use phiguard_dicom::{DicomDeid, DicomError};
 use phiguard_rules::{Engine, ProfileName, Tally};
 
-use crate::common::{corpus, deid, engine, parse, walk};
-use crate::synth;
+use crate::common::{corpus, data, deid, engine, parse, walk};
+use crate::synth::{self, Coding};
 
 const PROFILES: [ProfileName; 3] = [
     ProfileName::SafeHarbor,
@@ -230,10 +231,15 @@ proptest::proptest! {
     fn damaged_input_agrees(
         flips in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 0..6),
         cut in 0usize..20_000,
-        which in 0usize..3,
+        which in 0usize..5,
     ) {
-        let name = ["MR_small.dcm", "MR_small_implicit.dcm", "I290.dcm"][which];
-        let mut input = crate::common::data(name);
+        let mut input = match which {
+            0 => data("MR_small.dcm"),
+            1 => data("MR_small_implicit.dcm"),
+            2 => data("I290.dcm"),
+            3 => reencode(&data("MR_small.dcm"), synth::TS_BIG_ENDIAN),
+            _ => reencode(&data("MR_small.dcm"), synth::TS_DEFLATED),
+        };
         for (at, b) in flips {
             let n = input.len();
             input[at % n] = b;
@@ -259,4 +265,236 @@ proptest::proptest! {
             (a, b) => proptest::prop_assert!(false, "in memory {:?}, streamed {:?}", a.err(), b.err()),
         }
     }
+}
+
+/// A file re-encoded by dicom-rs in another transfer syntax (explicit VR big endian, deflated
+/// explicit VR little endian): the same data set, written as dicom-rs writes that syntax.
+fn reencode(input: &[u8], ts: &str) -> Vec<u8> {
+    let (obj, meta) = parse(input);
+    let mut meta = meta.unwrap();
+    meta.transfer_syntax = if ts.len() % 2 == 1 {
+        format!("{ts}\0")
+    } else {
+        ts.to_string()
+    };
+    meta.update_information_group_length();
+    let mut out = Vec::new();
+    obj.with_exact_meta(meta).write_all(&mut out).unwrap();
+    out
+}
+
+fn transfer_syntax(file: &[u8]) -> String {
+    let (_, meta) = parse(file);
+    meta.unwrap().transfer_syntax().to_string()
+}
+
+/// Inflates the data set of a deflated file (after its meta group) with flate2, requiring a
+/// complete deflate stream.
+fn inflate_data_set(file: &[u8]) -> Vec<u8> {
+    let meta_len = u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::DeflateDecoder::new(&file[144 + meta_len..]),
+        &mut v,
+    )
+    .unwrap();
+    v
+}
+
+/// Synthetic files in `coding`: native pixel data (over three 1 MiB chunks) and encapsulated
+/// fragments, each with and without elements after the pixel data.
+fn synthetic(coding: Coding) -> Vec<(String, Vec<u8>)> {
+    let little = coding != Coding::BigEndian;
+    let mut out = Vec::new();
+    for with_tail in [false, true] {
+        let mut native = Vec::new();
+        synth::write_coded(
+            &mut native,
+            coding,
+            3 * 1024 * 1024 + 6,
+            with_tail,
+            synth::pixel_byte,
+        );
+        out.push((format!("{coding:?} native, tail {with_tail}"), native));
+        let frags: Vec<Vec<u8>> = (0..4u8)
+            .map(|i| vec![i; 300_000 + usize::from(i) * 2])
+            .collect();
+        let enc = synth::file(
+            coding,
+            &synth::encapsulated_pixels_in(&frags, little),
+            with_tail,
+        );
+        out.push((format!("{coding:?} encapsulated, tail {with_tail}"), enc));
+    }
+    out
+}
+
+#[test]
+fn big_endian_and_deflated_stream_byte_identical_under_every_profile() {
+    let e = engine(7);
+    let fixtures = [
+        "MR_small.dcm",
+        "I290.dcm",
+        "ctbrain1.dcm",
+        "test-SR.dcm",
+        "nested_priv_SQ.dcm",
+        "dicomdirtests_98892003_MR1_4919.dcm",
+    ];
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for ts in [synth::TS_BIG_ENDIAN, synth::TS_DEFLATED] {
+        for name in fixtures {
+            let f = reencode(&data(name), ts);
+            assert_eq!(transfer_syntax(&f), ts, "{name}");
+            files.push((format!("{name} as {ts}"), f));
+        }
+    }
+    files.push(("image_dfl.dcm".into(), data("image_dfl.dcm")));
+    files.push((
+        "MR_small_bigendian.dcm".into(),
+        data("MR_small_bigendian.dcm"),
+    ));
+    files.extend(synthetic(Coding::BigEndian));
+    files.extend(synthetic(Coding::Deflated));
+    for profile in PROFILES {
+        let d = deid(profile);
+        for (what, input) in &files {
+            let what = format!("{what} ({})", profile.as_str());
+            let out = same(&d, &e, input, &what).unwrap_or_else(|| panic!("{what}: failed"));
+            // Written back in the input's transfer syntax, a complete deflate stream for a
+            // deflated file, and readable by dicom-rs.
+            let ts = transfer_syntax(input);
+            assert_eq!(transfer_syntax(&out), ts, "{what}");
+            if ts == synth::TS_DEFLATED {
+                assert!(!inflate_data_set(&out).is_empty(), "{what}");
+            }
+            let (obj, _) = parse(&out);
+            let text = walk(&obj)
+                .iter()
+                .flat_map(|s| s.strings.clone())
+                .collect::<Vec<_>>()
+                .join("|");
+            assert!(
+                !text.contains("Doe^Jane") && !text.contains("PID12345"),
+                "{what}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn big_endian_and_deflated_pixels_pass_through_unchanged() {
+    let e = engine(7);
+    let d = deid(ProfileName::SafeHarbor);
+    for coding in [Coding::BigEndian, Coding::Deflated] {
+        let len = 2 * 1024 * 1024 + 10;
+        let mut input = Vec::new();
+        synth::write_coded(&mut input, coding, len, true, synth::pixel_byte);
+        let out = same(&d, &e, &input, &format!("{coding:?}")).unwrap();
+        // The pixel bytes as they are in the file: the inflated data set for a deflated file,
+        // the file itself otherwise; no byte swapped.
+        let want: Vec<u8> = (0..u64::from(len)).map(synth::pixel_byte).collect();
+        let body = if coding == Coding::Deflated {
+            inflate_data_set(&out)
+        } else {
+            out.clone()
+        };
+        let mut header = synth::native_pixel_header_in(len, coding != Coding::BigEndian);
+        header.extend_from_slice(&want[..64]);
+        let at = body
+            .windows(header.len())
+            .position(|w| w == header)
+            .expect("pixel data element in the output");
+        assert!(
+            body[at + 12..at + 12 + want.len()] == want[..],
+            "{coding:?}"
+        );
+    }
+}
+
+#[test]
+fn deflated_truncations_and_flips_fail_cleanly() {
+    let e = engine(7);
+    let d = deid(ProfileName::SafeHarbor);
+    let mut input = Vec::new();
+    synth::write_coded(
+        &mut input,
+        Coding::Deflated,
+        256 * 1024,
+        true,
+        synth::pixel_byte,
+    );
+    let meta_end = 144 + u32::from_le_bytes(input[140..144].try_into().unwrap()) as usize;
+    // Cut anywhere: an error (the meta group cut short, or the deflate stream ending before
+    // its last block), never a panic, and no output that ends as a complete deflate stream.
+    let n = input.len();
+    let mut cuts: Vec<usize> = (1..n).step_by(n / 97).collect();
+    cuts.extend([meta_end, meta_end + 1, meta_end + 2, n - 2, n - 1]);
+    for cut in cuts {
+        let mut out = Vec::new();
+        let r = d.deidentify_stream(
+            &e,
+            Trickle(Cursor::new(&input[..cut]), 0),
+            &mut out,
+            &mut Tally::default(),
+        );
+        let err = match r {
+            Err(err) => err,
+            Ok(_) => panic!("cut at {cut} of {n}: no error"),
+        };
+        let msg = err.to_string();
+        assert!(!msg.contains("Doe"), "{msg}");
+        if cut > meta_end + 16 {
+            assert!(
+                matches!(err, DicomError::Malformed { .. })
+                    && msg.contains("deflate")
+                    && msg.contains("truncated")
+                    && msg.contains("offset "),
+                "cut at {cut}: {msg}"
+            );
+            if out.len() > meta_end {
+                let r = std::io::Read::read_to_end(
+                    &mut flate2::read::DeflateDecoder::new(&out[meta_end..]),
+                    &mut Vec::new(),
+                );
+                assert!(
+                    r.is_err(),
+                    "cut at {cut}: the partial output ends its deflate stream"
+                );
+            }
+        }
+        // The in-memory path fails too.
+        assert!(
+            d.deidentify_bytes(&e, &input[..cut], &mut Tally::default())
+                .is_err()
+        );
+    }
+    // Flips in the deflate stream: both paths agree (a flip may still inflate), no panic.
+    let mut corrupt = 0;
+    for i in 0..200usize {
+        let mut bad = input.clone();
+        let at = meta_end + (i * 7919) % (n - meta_end);
+        bad[at] ^= 1 << (i % 8);
+        let mut t1 = Tally::default();
+        let r1 = d.deidentify_bytes(&e, &bad, &mut t1);
+        let mut t2 = Tally::default();
+        let mut out = Vec::new();
+        let r2 = d.deidentify_stream(&e, Trickle(Cursor::new(&bad[..]), 0), &mut out, &mut t2);
+        match (r1, r2) {
+            (Ok(a), Ok(_)) => {
+                assert!(a.bytes == out, "flip at {at}");
+                assert_eq!(t1, t2);
+            }
+            (Err(_), Err(b)) => {
+                if b.to_string().contains("deflate stream is corrupt") {
+                    corrupt += 1;
+                }
+            }
+            (a, b) => panic!(
+                "flip at {at}: in memory {:?}, streamed {:?}",
+                a.err(),
+                b.err()
+            ),
+        }
+    }
+    assert!(corrupt > 0, "no flip made a corrupt deflate stream");
 }
