@@ -286,6 +286,12 @@ pub fn open_raw(
         path: path.to_path_buf(),
         source,
     })?;
+    // Wait for a concurrent writer instead of failing at once (applying the key reads).
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(|source| AuditError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if let Some(key) = key {
         apply(&conn, key, path)?;
     }

@@ -415,6 +415,27 @@ pub(crate) fn json_path(field: &str) -> Result<String, AuditError> {
     Ok(format!("$.{field}"))
 }
 
+/// Switches the connection to WAL mode and returns the mode now in force. Switching a new store
+/// takes an exclusive lock without going through the busy handler (SQLite's pager does not wait
+/// there), so while other processes open the same new store it can fail at once with
+/// `SQLITE_BUSY`: it is retried for up to 30 s, like every other wait on the store.
+fn journal_mode_wal(conn: &Connection) -> Result<String, rusqlite::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl AuditLog {
     /// Opens (creating if needed) the log at `path` with the default options.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
@@ -492,6 +513,10 @@ impl AuditLog {
         if !existed {
             restrict_permissions(path);
         }
+        // Before anything reads the file: applying the page key reads the schema, which waits
+        // (rather than failing at once) while another opener switches a new store to WAL.
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(open_err)?;
         if let Some(key) = &page_key {
             file_key::apply(&conn, key, path)?;
             // A store restored into another home: its page-key file names the key file it is
@@ -506,9 +531,7 @@ impl AuditLog {
         }
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        let mode = journal_mode_wal(&conn).map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(AuditError::Corrupt(format!(
                 "cannot switch {} to WAL mode (got {mode})",

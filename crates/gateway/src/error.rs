@@ -22,6 +22,7 @@ pub struct ApiError {
 pub mod codes {
     pub const MISSING_API_KEY: &str = "missing_api_key";
     pub const INVALID_API_KEY: &str = "invalid_api_key";
+    pub const CLIENT_CERT_MISMATCH: &str = "client_cert_mismatch";
     pub const ROLE_NOT_CONFIGURED: &str = "role_not_configured";
     pub const MODEL_NOT_ALLOWED: &str = "model_not_allowed";
     pub const ACTION_NOT_ALLOWED: &str = "action_not_allowed";

@@ -27,6 +27,9 @@ pub struct Principal {
     pub key_id: String,
     pub role: String,
     pub scopes: Vec<String>,
+    /// The SHA-256 of the client certificate (DER) the key is bound to: the key is accepted
+    /// only on a mutual-TLS connection that presented that certificate.
+    pub client_cert: Option<[u8; 32]>,
 }
 
 impl Principal {
@@ -55,6 +58,8 @@ pub struct KeyInfo {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The bound client certificate's SHA-256 (hex), if the key is bound to one.
+    pub client_cert_sha256: Option<String>,
 }
 
 fn split_scopes(scopes: &str) -> Vec<String> {
@@ -126,6 +131,17 @@ impl KeyStore {
              );",
         )
         .map_err(|e| err(e.to_string()))?;
+        // Stores made before keys could be bound to a client certificate get the column.
+        let bound = conn
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('api_keys') WHERE name = 'client_cert_sha256'",
+            )
+            .and_then(|mut s| s.exists([]))
+            .map_err(|e| err(e.to_string()))?;
+        if !bound {
+            conn.execute_batch("ALTER TABLE api_keys ADD COLUMN client_cert_sha256 BLOB")
+                .map_err(|e| err(e.to_string()))?;
+        }
         Ok(KeyStore {
             conn: Mutex::new(conn),
             path: p,
@@ -150,6 +166,19 @@ impl KeyStore {
         scopes: &[String],
         expires: Option<OffsetDateTime>,
     ) -> Result<NewKey, KeyStoreError> {
+        self.create_bound(role, scopes, expires, None)
+    }
+
+    /// As [`KeyStore::create`], bound to the client certificate whose DER has the SHA-256
+    /// `client_cert` when given: the key is then refused on any connection that did not
+    /// present that certificate (mutual TLS), so a leaked key alone is not enough.
+    pub fn create_bound(
+        &self,
+        role: &str,
+        scopes: &[String],
+        expires: Option<OffsetDateTime>,
+        client_cert: Option<[u8; 32]>,
+    ) -> Result<NewKey, KeyStoreError> {
         let mut rng = rand::rngs::OsRng;
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
@@ -159,8 +188,9 @@ impl KeyStore {
         let secret = hex::encode(secret);
         let conn = self.lock()?;
         conn.execute(
-            "INSERT INTO api_keys (id, secret_sha256, role, scopes, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO api_keys
+                (id, secret_sha256, role, scopes, created_at, expires_at, client_cert_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 key_id,
                 sha256(&secret).to_vec(),
@@ -168,6 +198,7 @@ impl KeyStore {
                 scopes.join(","),
                 rfc3339(now()),
                 expires.map(rfc3339),
+                client_cert.map(|c| c.to_vec()),
             ],
         )
         .map_err(|e| self.err(e))?;
@@ -197,8 +228,8 @@ impl KeyStore {
         let conn = self.lock()?;
         let mut stmt = conn
             .prepare(
-                "SELECT id, role, scopes, created_at, expires_at, revoked_at FROM api_keys
-                 ORDER BY created_at, id",
+                "SELECT id, role, scopes, created_at, expires_at, revoked_at, client_cert_sha256
+                 FROM api_keys ORDER BY created_at, id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -210,6 +241,7 @@ impl KeyStore {
                     created_at: r.get(3)?,
                     expires_at: r.get(4)?,
                     revoked_at: r.get(5)?,
+                    client_cert_sha256: r.get::<_, Option<Vec<u8>>>(6)?.map(hex::encode),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -243,7 +275,8 @@ impl KeyStore {
         let row = {
             let conn = self.lock()?;
             conn.query_row(
-                "SELECT secret_sha256, role, scopes, expires_at, revoked_at FROM api_keys WHERE id = ?1",
+                "SELECT secret_sha256, role, scopes, expires_at, revoked_at, client_cert_sha256
+                 FROM api_keys WHERE id = ?1",
                 params![id],
                 |r| {
                     Ok((
@@ -252,13 +285,14 @@ impl KeyStore {
                         r.get::<_, String>(2)?,
                         r.get::<_, Option<String>>(3)?,
                         r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?
         };
-        let Some((hash, role, scopes, expires, revoked)) = row else {
+        let Some((hash, role, scopes, expires, revoked, cert)) = row else {
             return Ok(Err(KeyRejection::Unknown));
         };
         if !bool::from(hash.as_slice().ct_eq(&sha256(secret))) {
@@ -274,10 +308,18 @@ impl KeyStore {
                 return Ok(Err(KeyRejection::Expired));
             }
         }
+        let client_cert = match cert {
+            None => None,
+            Some(c) => Some(
+                <[u8; 32]>::try_from(c.as_slice())
+                    .map_err(|_| self.err("a stored client-certificate hash is not 32 bytes"))?,
+            ),
+        };
         Ok(Ok(Principal {
             key_id: id.to_string(),
             role,
             scopes: split_scopes(&scopes),
+            client_cert,
         }))
     }
 }
@@ -325,6 +367,49 @@ mod tests {
         assert_eq!(
             store.verify(&old.token).unwrap(),
             Err(KeyRejection::Expired)
+        );
+    }
+
+    #[test]
+    fn keys_bound_to_a_client_certificate_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        // A store made before keys could be bound: no client_cert_sha256 column.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE api_keys (id TEXT PRIMARY KEY, secret_sha256 BLOB NOT NULL,
+                 role TEXT NOT NULL, scopes TEXT NOT NULL, created_at TEXT NOT NULL,
+                 expires_at TEXT, revoked_at TEXT);",
+            )
+            .unwrap();
+        }
+        let store = KeyStore::open(&path).unwrap();
+        let free = store.create("clinician", &[], None).unwrap();
+        let fp = [0xabu8; 32];
+        let bound = store
+            .create_bound("clinician", &[], None, Some(fp))
+            .unwrap();
+        assert_eq!(
+            store.verify(&free.token).unwrap().unwrap().client_cert,
+            None
+        );
+        assert_eq!(
+            store.verify(&bound.token).unwrap().unwrap().client_cert,
+            Some(fp)
+        );
+        let listed = store.list().unwrap();
+        let row = listed.iter().find(|k| k.id == bound.key_id).unwrap();
+        assert_eq!(
+            row.client_cert_sha256.as_deref(),
+            Some(hex::encode(fp).as_str())
+        );
+        // Opening again leaves the (now present) column alone.
+        drop(store);
+        let again = KeyStore::open(&path).unwrap();
+        assert_eq!(
+            again.verify(&bound.token).unwrap().unwrap().client_cert,
+            Some(fp)
         );
     }
 }

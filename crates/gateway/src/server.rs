@@ -291,9 +291,14 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = crate::tls::TlsListener::new(listener, tls)?;
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        gateway
+            .router()
+            .into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves over TLS built from `tls`, reloading the certificate, key and client CA when their
@@ -307,9 +312,14 @@ pub async fn serve_tls_reloading(
 ) -> std::io::Result<()> {
     let listener = crate::tls::TlsListener::reloading(listener, tls, every)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        gateway
+            .router()
+            .into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Liveness: the process is up and serving.
@@ -418,7 +428,20 @@ fn new_request_id() -> String {
     format!("req_{}", hex::encode(b))
 }
 
-fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// The SHA-256 of the client certificate the request's connection presented (mutual TLS).
+fn peer_cert(extensions: &axum::http::Extensions) -> Option<[u8; 32]> {
+    extensions
+        .get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>()
+        .and_then(|c| c.0.client_cert)
+}
+
+/// The API key of the request, checked against the key store and, for a key bound to a client
+/// certificate, against the certificate the connection presented (`client_cert`).
+fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    client_cert: Option<[u8; 32]>,
+) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -436,6 +459,11 @@ fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, ApiError
         .map(str::trim)
         .unwrap_or("");
     match gw.keys.verify(token) {
+        Ok(Ok(p)) if p.client_cert.is_some() && p.client_cert != client_cert => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::CLIENT_CERT_MISMATCH,
+            "the API key is bound to a client certificate this connection did not present",
+        )),
         Ok(Ok(p)) => Ok(p),
         Ok(Err(r)) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -495,8 +523,9 @@ fn role_of<'a>(gw: &'a Gateway, p: &Principal) -> Result<&'a RoleConfig, ApiErro
     })
 }
 
-async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let principal = match authenticate(&gw, &headers) {
+async fn models(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let principal = match authenticate(&gw, &parts.headers, peer_cert(&parts.extensions)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -532,8 +561,9 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
 /// `admin` action: kind, models, whether it is a private deployment or a known consumer
 /// endpoint, and its BAA (dates, services, reference, checklist state and missing points,
 /// days remaining, whether PHI may be routed to it). Endpoints and credentials are left out.
-async fn providers_view(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    let principal = match authenticate(&gw, &headers) {
+async fn providers_view(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let principal = match authenticate(&gw, &parts.headers, peer_cert(&parts.extensions)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -618,6 +648,8 @@ struct Trace {
     started: OffsetDateTime,
     clock: Instant,
     user: Option<String>,
+    /// The SHA-256 (hex) of the client certificate the connection presented (mutual TLS).
+    client_cert: Option<String>,
     /// The end user the service calls for, when named as an opaque reference.
     end_user: Option<String>,
     role: Option<String>,
@@ -651,6 +683,7 @@ impl Trace {
             started: OffsetDateTime::now_utc(),
             clock: Instant::now(),
             user: None,
+            client_cert: None,
             end_user: None,
             role: None,
             patient_ref: None,
@@ -686,6 +719,7 @@ impl Trace {
             "phase": phase,
             "request_id": self.request_id,
             "user": self.user.clone().unwrap_or_else(|| "anonymous".into()),
+            "client_cert_sha256": self.client_cert,
             "end_user": self.end_user,
             "role": self.role,
             "started_at": rfc3339(self.started),
@@ -830,7 +864,9 @@ struct Admitted {
 
 async fn admit(gw: &Arc<Gateway>, t: &mut Trace, req: Request) -> Result<Admitted, ApiError> {
     let (parts, body) = req.into_parts();
-    let principal = authenticate(gw, &parts.headers)?;
+    let client_cert = peer_cert(&parts.extensions);
+    t.client_cert = client_cert.map(hex::encode);
+    let principal = authenticate(gw, &parts.headers, client_cert)?;
     t.user = Some(principal.audit_id());
     t.role = Some(principal.role.clone());
     check_limits(gw, &principal, t.op.route())?;

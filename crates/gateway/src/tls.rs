@@ -153,7 +153,7 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsEr
 /// in their own tasks (a slow client does not hold up the others) with a time limit; failed
 /// handshakes are logged (the reason only) and dropped.
 pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, TlsPeer)>,
     local: SocketAddr,
     task: tokio::task::JoinHandle<()>,
     watcher: Option<tokio::task::JoinHandle<()>>,
@@ -279,7 +279,21 @@ impl TlsListener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
+                            let client_cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(<[_]>::first)
+                                .map(|c| cert_sha256(c.as_ref()));
+                            let _ = tx
+                                .send((
+                                    stream,
+                                    TlsPeer {
+                                        addr: peer,
+                                        client_cert,
+                                    },
+                                ))
+                                .await;
                         }
                         Ok(Err(e)) => {
                             eprintln!("phiguard-gateway: TLS handshake refused: {e}");
@@ -300,9 +314,43 @@ impl TlsListener {
     }
 }
 
+/// Who is at the other end of a TLS connection: the address, and the SHA-256 of the client
+/// certificate (DER) when mutual TLS is on and one was presented (the handshake has already
+/// verified it against `client_ca`). Handlers read it as `ConnectInfo<TlsPeer>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsPeer {
+    pub addr: SocketAddr,
+    pub client_cert: Option<[u8; 32]>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> TlsPeer {
+        *stream.remote_addr()
+    }
+}
+
+/// The SHA-256 of a certificate's DER bytes: how keys name the client certificate they are
+/// bound to.
+pub fn cert_sha256(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).into()
+}
+
+/// The SHA-256 of the first certificate of a PEM file (`what` names the setting or flag in
+/// errors), for binding a key to a client certificate.
+pub fn cert_file_sha256(what: &'static str, path: &Path) -> Result<[u8; 32], TlsError> {
+    let certs = load_certs(what, path)?;
+    match certs.first() {
+        Some(c) => Ok(cert_sha256(c.as_ref())),
+        None => Err(tls_err(what, path, "no certificate found")),
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+    type Addr = TlsPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.rx.recv().await {
@@ -313,7 +361,10 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+        Ok(TlsPeer {
+            addr: self.local,
+            client_cert: None,
+        })
     }
 }
 

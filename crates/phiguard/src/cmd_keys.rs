@@ -154,6 +154,10 @@ pub struct CreateArgs {
     /// Days until the key expires (default: never).
     #[arg(long, value_name = "DAYS")]
     pub expires_in_days: Option<u32>,
+    /// Bind the key to this client certificate (PEM; the first certificate in the file): the
+    /// gateway then accepts the key only over mutual TLS from a connection that presented it.
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -418,17 +422,37 @@ fn create_api_key(c: &Common, a: CreateArgs) -> Result<u8> {
     }
     let store_path = crate::cmd_serve::key_store_path(&config)?;
     let store = phiguard_gateway::KeyStore::open(&store_path).map_err(|e| anyhow!("{e}"))?;
+    let client_cert = match &a.client_cert {
+        None => None,
+        Some(path) => Some(
+            phiguard_gateway::tls::cert_file_sha256("--client-cert", path)
+                .map_err(|e| anyhow!("{e}"))?,
+        ),
+    };
+    if client_cert.is_some()
+        && config
+            .server
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.client_ca.is_none())
+    {
+        eprintln!(
+            "note: the key is bound to a client certificate, but the config sets no \
+             server.tls.client_ca: the gateway will refuse the key until mutual TLS is on"
+        );
+    }
     record_admin(
         c,
         "create-api-key",
-        json!({"role": a.role, "scopes": a.scopes, "expires_in_days": a.expires_in_days}),
+        json!({"role": a.role, "scopes": a.scopes, "expires_in_days": a.expires_in_days,
+               "client_cert_sha256": client_cert.map(hex::encode)}),
         config.audit.store.as_deref(),
     )?;
     let expires = a
         .expires_in_days
         .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
     let key = store
-        .create(&a.role, &a.scopes, expires)
+        .create_bound(&a.role, &a.scopes, expires, client_cert)
         .map_err(|e| anyhow!("{e}"))?;
     println!(
         "created API key {} for role {} in {} (shown once; only its hash is stored):",

@@ -496,6 +496,82 @@ fn revoking_an_api_key_with_the_cli_refuses_it_at_once() {
     );
 }
 
+/// A self-signed certificate (its key was thrown away: binding needs only the certificate).
+/// `openssl x509 -outform DER | sha256sum` gives the fingerprint below.
+const SVC_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBhDCCASmgAwIBAgIUfAeUaAD67Q90DOl0tIHHgTELUDowCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLc3ZjLWJpbGxpbmcwIBcNMjYxMjA0MjAxMDU3WhgPMjEyNjEx
+MTAyMDEwNTdaMBYxFDASBgNVBAMMC3N2Yy1iaWxsaW5nMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEX+Qo6vjNXrLU8PQFyKyDTKsueOQXgUhyS2KEsdjwbN9Yn4ki
+rBFLbiJ5yAGIN2aQ0HKCqPep9TOa7AoGbyyV1aNTMFEwHQYDVR0OBBYEFPScRNTv
+mqxucV30370q0zFSsKOoMB8GA1UdIwQYMBaAFPScRNTvmqxucV30370q0zFSsKOo
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAIw3uAy96nPx1lxt
+dr3rmDQUvTj3MIHnYXYNh2MY8A3cAiEAu5cShhlzjIB2pqqf55xvh4ACwX90ID5L
+0kkTEBuubQo=
+-----END CERTIFICATE-----
+";
+const SVC_CERT_SHA256: &str = "d7ebde3558150fa02c128b17e2193f2921d8dab532b9b66303bbfa36b3ee35f7";
+
+#[test]
+fn a_key_bound_to_a_client_certificate_with_the_cli_is_refused_without_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_mock, upstream) = rt.block_on(mock::start());
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), None);
+    let cert = home.path().join("svc.pem");
+    std::fs::write(&cert, SVC_CERT).unwrap();
+    let out = cmd(home.path(), &upstream, "127.0.0.1:1")
+        .args(["keys", "create", "--role", "clinician", "--client-cert"])
+        .arg(&cert)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The example config has no mutual TLS: the command says the key cannot be used yet.
+    assert!(stderr.contains("client_ca"), "{stderr}");
+    let bound = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let id = bound.split('_').nth(1).unwrap().to_string();
+    let out = keys_cli(home.path(), &config, &["list-api-keys", "--json"]);
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = listed.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(mine["client_cert_sha256"], SVC_CERT_SHA256, "{mine}");
+
+    // Plain HTTP presents no certificate: the bound key is refused, an unbound one is not.
+    let free = create_key(home.path(), &upstream, &config, "clinician");
+    let server = start_server(home.path(), &upstream, &config);
+    let hello = json!({"model": "echo", "messages": [{"role": "user", "content": "hello"}]});
+    let (status, body) = chat(&server.base, &bound, None, &hello);
+    assert_eq!(status, 401, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "client_cert_mismatch", "{body}");
+    let (status, body) = chat(&server.base, &free, None, &hello);
+    assert_eq!(status, 200, "{body}");
+
+    // A file with no certificate in it: refused, naming the flag.
+    std::fs::write(home.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let out = cmd(home.path(), &upstream, "127.0.0.1:1")
+        .args(["keys", "create", "--role", "clinician", "--client-cert"])
+        .arg(home.path().join("empty.pem"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--client-cert") && err.contains("no certificate"),
+        "{err}"
+    );
+}
+
 #[test]
 fn serve_tls_errors_name_the_file() {
     let home = tempfile::tempdir().unwrap();

@@ -112,6 +112,17 @@ input = "tokenize"
 
 /// Starts a TLS gateway; returns its base URL (`https://127.0.0.1:PORT`) and a key.
 async fn start_tls(pki: &Pki, min_version: &str, mtls: bool) -> (String, String) {
+    let (base, keys, _) = start_tls_with(pki, min_version, mtls).await;
+    let key = keys.create("clinician", &[], None).unwrap().token;
+    (base, key)
+}
+
+/// Starts a TLS gateway; returns its base URL, its key store and its audit sink.
+async fn start_tls_with(
+    pki: &Pki,
+    min_version: &str,
+    mtls: bool,
+) -> (String, Arc<KeyStore>, Arc<MemorySink>) {
     let (_mock, upstream) = crate::mock::start().await;
     let config = Config::parse(
         &config(pki, &upstream, min_version, mtls),
@@ -121,14 +132,8 @@ async fn start_tls(pki: &Pki, min_version: &str, mtls: bool) -> (String, String)
     .unwrap();
     let tls = phiguard_gateway::tls::server_config(config.server.tls.as_ref().unwrap()).unwrap();
     let keys = Arc::new(KeyStore::open(&pki.path("keys.db")).unwrap());
-    let key = keys.create("clinician", &[], None).unwrap().token;
-    let gw = Gateway::new(
-        config,
-        Arc::new(Clean),
-        keys,
-        Arc::new(MemorySink::default()),
-    )
-    .unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let gw = Gateway::new(config, Arc::new(Clean), keys.clone(), sink.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -136,7 +141,7 @@ async fn start_tls(pki: &Pki, min_version: &str, mtls: bool) -> (String, String)
             .await
             .unwrap();
     });
-    (format!("https://{addr}"), key)
+    (format!("https://{addr}"), keys, sink)
 }
 
 fn client(ca_pem: &str, identity: Option<(&str, &str)>, tls12_only: bool) -> reqwest::Client {
@@ -269,6 +274,90 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_key_bound_to_a_client_certificate_needs_that_certificate() {
+    let pki = Pki::new();
+    let (base, keys, sink) = start_tls_with(&pki, "1.2", true).await;
+    let (cert_a, key_a) = leaf(&pki.client_ca, &["svc-billing"]);
+    let (cert_b, key_b) = leaf(&pki.client_ca, &["svc-reports"]);
+    std::fs::write(pki.path("svc-billing.pem"), &cert_a).unwrap();
+    let fp_a =
+        phiguard_gateway::tls::cert_file_sha256("--client-cert", &pki.path("svc-billing.pem"))
+            .unwrap();
+    assert_eq!(fp_a, phiguard_gateway::tls::cert_sha256(&der(&cert_a)));
+    let bound = keys
+        .create_bound("clinician", &[], None, Some(fp_a))
+        .unwrap()
+        .token;
+    let free = keys.create("clinician", &[], None).unwrap().token;
+    let chat = json!({"model": "echo", "messages": [{"role": "user", "content": "hello"}]});
+    let a = client(&pki.ca.pem, Some((&cert_a, &key_a)), false);
+    let b = client(&pki.ca.pem, Some((&cert_b, &key_b)), false);
+
+    // The bound key over the connection that presented its certificate: served, and the
+    // certificate's fingerprint is in the audit record.
+    let r = a
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&bound)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = a
+        .get(format!("{base}/v1/models"))
+        .bearer_auth(&bound)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let records = sink.records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["client_cert_sha256"] == hex::encode(fp_a) && r["phase"] == "complete"),
+        "the audit record names the client certificate"
+    );
+
+    // The same key from another client certificate (same CA, handshake accepted): refused.
+    for path in ["/v1/chat/completions", "/v1/models"] {
+        let req = if path == "/v1/models" {
+            b.get(format!("{base}{path}"))
+        } else {
+            b.post(format!("{base}{path}")).json(&chat)
+        };
+        let r = req.bearer_auth(&bound).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "client_cert_mismatch", "{path}");
+    }
+    // An unbound key still works from either certificate.
+    let r = b
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&free)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // Without mutual TLS no certificate is presented: the bound key is refused.
+    let pki2 = Pki::new();
+    let (base2, keys2, _) = start_tls_with(&pki2, "1.2", false).await;
+    let bound2 = keys2
+        .create_bound("clinician", &[], None, Some(fp_a))
+        .unwrap()
+        .token;
+    let r = client(&pki2.ca.pem, None, false)
+        .post(format!("{base2}/v1/chat/completions"))
+        .bearer_auth(&bound2)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
 }
 
 #[test]
