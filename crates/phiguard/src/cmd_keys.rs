@@ -342,8 +342,8 @@ fn list_api_keys(c: &Common, as_json: bool) -> Result<u8> {
     }
     let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
     println!(
-        "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  REVOKED",
-        "ID", "ROLE", "SCOPES", "CREATED", "EXPIRES"
+        "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  {:<25}  CLIENT CERT (SHA-256)",
+        "ID", "ROLE", "SCOPES", "CREATED", "EXPIRES", "REVOKED"
     );
     for k in &keys {
         let scopes = if k.scopes.is_empty() {
@@ -352,13 +352,14 @@ fn list_api_keys(c: &Common, as_json: bool) -> Result<u8> {
             k.scopes.join(",")
         };
         println!(
-            "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  {}",
+            "{:<16}  {:<14}  {:<20}  {:<25}  {:<25}  {:<25}  {}",
             k.id,
             k.role,
             scopes,
             k.created_at,
             dash(&k.expires_at),
-            dash(&k.revoked_at)
+            dash(&k.revoked_at),
+            dash(&k.client_cert_sha256)
         );
     }
     Ok(0)

@@ -543,6 +543,12 @@ fn a_key_bound_to_a_client_certificate_with_the_cli_is_refused_without_it() {
     let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mine = listed.iter().find(|k| k["id"] == id.as_str()).unwrap();
     assert_eq!(mine["client_cert_sha256"], SVC_CERT_SHA256, "{mine}");
+    let out = keys_cli(home.path(), &config, &["list-api-keys"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("CLIENT CERT") && table.contains(SVC_CERT_SHA256),
+        "{table}"
+    );
 
     // Plain HTTP presents no certificate: the bound key is refused, an unbound one is not.
     let free = create_key(home.path(), &upstream, &config, "clinician");
