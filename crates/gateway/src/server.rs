@@ -788,9 +788,10 @@ async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
 
 /// Logs one line for a finished request and counts it in the metrics.
 fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
-    // Ids, status and timings only: never request or answer text.
-    eprintln!(
-        "phiguard-gateway: {} status={} code={} phi={} injection={} ms={:.1}",
+    // Ids, status and timings only: never request or answer text. Formatted first and written
+    // in one call: stderr is unbuffered, and `eprintln!` makes a write per piece (13 here).
+    let line = format!(
+        "phiguard-gateway: {} status={} code={} phi={} injection={} ms={:.1}\n",
         t.request_id,
         status,
         code.unwrap_or("-"),
@@ -798,6 +799,7 @@ fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
         t.injection.as_ref().map_or("-", |i| i.verdict),
         t.clock.elapsed().as_secs_f64() * 1e3
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     let m = &gw.metrics;
     m.request(status, code.unwrap_or("ok"));
     if let Some(i) = &t.injection {
