@@ -163,8 +163,6 @@ impl Delimiters {
                 }
             } else if c == b'\n' {
                 put(out, b".br");
-            } else if !self.is_delim(c) {
-                out.push(c);
             } else if c == self.field {
                 put(out, b"F");
             } else if c == self.component {
