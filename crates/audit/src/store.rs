@@ -513,8 +513,8 @@ impl AuditLog {
         if !existed {
             restrict_permissions(path);
         }
-        // Before anything reads the file: applying the page key reads the schema, which waits
-        // (rather than failing at once) while another opener switches a new store to WAL.
+        // Before anything reads the file: applying the page key reads the schema, which then
+        // waits (rather than failing at once) while another opener holds a write lock.
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(open_err)?;
         if let Some(key) = &page_key {
@@ -529,8 +529,6 @@ impl AuditLog {
                 sc.write(path)?;
             }
         }
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(open_err)?;
         let mode = journal_mode_wal(&conn).map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(AuditError::Corrupt(format!(
