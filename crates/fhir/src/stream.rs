@@ -18,7 +18,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::ser::{Formatter, Serializer};
+use serde_json::ser::Serializer;
 
 use crate::dictionary::Dictionary;
 use crate::json::{Json, JsonVisitor};
@@ -57,82 +57,34 @@ enum Slot {
     Entries(usize),
 }
 
-/// serde_json's `PrettyFormatter` (two spaces) starting `current_indent` levels deep, so a
-/// member or an entry written alone comes out as it does inside the whole document.
-struct Pretty {
-    current_indent: usize,
-    has_value: bool,
+/// Writes through to `inner`, indenting every line after the first by `depth` levels (two
+/// spaces each): serde_json's pretty output written through it comes out as it does `depth`
+/// levels deep in a whole document. JSON strings escape line breaks, so every `\n` is the
+/// formatter's.
+struct Indented<'a, W: ?Sized> {
+    inner: &'a mut W,
+    depth: usize,
 }
 
-impl Pretty {
-    fn at(depth: usize) -> Pretty {
-        Pretty {
-            current_indent: depth,
-            has_value: false,
-        }
+impl<W: Write + ?Sized> Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
     }
-}
 
-fn indent<W: ?Sized + Write>(w: &mut W, n: usize) -> std::io::Result<()> {
-    for _ in 0..n {
-        w.write_all(b"  ")?;
+    fn write_all(&mut self, mut buf: &[u8]) -> std::io::Result<()> {
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            self.inner.write_all(&buf[..=i])?;
+            for _ in 0..self.depth {
+                self.inner.write_all(b"  ")?;
+            }
+            buf = &buf[i + 1..];
+        }
+        self.inner.write_all(buf)
     }
-    Ok(())
-}
 
-impl Formatter for Pretty {
-    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.current_indent += 1;
-        self.has_value = false;
-        w.write_all(b"[")
-    }
-    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.current_indent -= 1;
-        if self.has_value {
-            w.write_all(b"\n")?;
-            indent(w, self.current_indent)?;
-        }
-        w.write_all(b"]")
-    }
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        w.write_all(if first { b"\n" } else { b",\n" })?;
-        indent(w, self.current_indent)
-    }
-    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.current_indent += 1;
-        self.has_value = false;
-        w.write_all(b"{")
-    }
-    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.current_indent -= 1;
-        if self.has_value {
-            w.write_all(b"\n")?;
-            indent(w, self.current_indent)?;
-        }
-        w.write_all(b"}")
-    }
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        w.write_all(if first { b"\n" } else { b",\n" })?;
-        indent(w, self.current_indent)
-    }
-    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        w.write_all(b": ")
-    }
-    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -144,7 +96,7 @@ fn write_at<W: Write, T: Serialize + ?Sized>(
     v: &T,
 ) -> Result<(), FhirError> {
     match layout {
-        Layout::Pretty => v.serialize(&mut Serializer::with_formatter(out, Pretty::at(depth))),
+        Layout::Pretty => v.serialize(&mut Serializer::pretty(Indented { inner: out, depth })),
         Layout::Line => v.serialize(&mut Serializer::new(out)),
     }
     .map_err(|e| FhirError::Write(e.into()))
