@@ -52,6 +52,15 @@ impl<R: std::io::Read> std::io::Read for Trickle<R> {
     }
 }
 
+/// Every string value of `obj`, nested ones included, joined by `|`.
+fn strings(obj: &dicom_object::InMemDicomObject) -> String {
+    walk(obj)
+        .iter()
+        .flat_map(|s| s.strings.clone())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 fn test_data() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -101,11 +110,7 @@ fn synthetic_native_and_encapsulated_with_elements_after_the_pixels() {
             synth::write_native(&mut native, 3 * 1024 * 1024 + 6, with_tail);
             let out = same(&d, &e, &native, &format!("native {with_tail}")).unwrap();
             let (obj, _) = parse(&out);
-            let text = walk(&obj)
-                .iter()
-                .flat_map(|s| s.strings.clone())
-                .collect::<Vec<_>>()
-                .join("|");
+            let text = strings(&obj);
             assert!(
                 !text.contains("Doe") && !text.contains("PID12345"),
                 "{text}"
@@ -368,11 +373,7 @@ fn big_endian_and_deflated_stream_byte_identical_under_every_profile() {
                 assert!(!inflate_data_set(&out).is_empty(), "{what}");
             }
             let (obj, _) = parse(&out);
-            let text = walk(&obj)
-                .iter()
-                .flat_map(|s| s.strings.clone())
-                .collect::<Vec<_>>()
-                .join("|");
+            let text = strings(&obj);
             assert!(
                 !text.contains("Doe^Jane") && !text.contains("PID12345"),
                 "{what}: {text}"
