@@ -523,17 +523,23 @@ fn role_of<'a>(gw: &'a Gateway, p: &Principal) -> Result<&'a RoleConfig, ApiErro
     })
 }
 
-async fn models(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+/// For the read-only endpoints: the request's key (checked against the connection's client
+/// certificate when bound to one), its rate limits on `route`, and its role.
+fn authorize<'g>(
+    gw: &'g Gateway,
+    req: Request,
+    route: &'static str,
+) -> Result<(Principal, &'g RoleConfig), ApiError> {
     let (parts, _) = req.into_parts();
-    let principal = match authenticate(&gw, &parts.headers, peer_cert(&parts.extensions)) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = check_limits(&gw, &principal, "/v1/models") {
-        return e.into_response();
-    }
-    let role = match role_of(&gw, &principal) {
-        Ok(r) => r,
+    let principal = authenticate(gw, &parts.headers, peer_cert(&parts.extensions))?;
+    check_limits(gw, &principal, route)?;
+    let role = role_of(gw, &principal)?;
+    Ok((principal, role))
+}
+
+async fn models(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let (_, role) = match authorize(&gw, req, "/v1/models") {
+        Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     let today = (gw.today)();
@@ -562,16 +568,8 @@ async fn models(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 /// endpoint, and its BAA (dates, services, reference, checklist state and missing points,
 /// days remaining, whether PHI may be routed to it). Endpoints and credentials are left out.
 async fn providers_view(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let principal = match authenticate(&gw, &parts.headers, peer_cert(&parts.extensions)) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = check_limits(&gw, &principal, "/v1/phiguard/providers") {
-        return e.into_response();
-    }
-    let role = match role_of(&gw, &principal) {
-        Ok(r) => r,
+    let (principal, role) = match authorize(&gw, req, "/v1/phiguard/providers") {
+        Ok(x) => x,
         Err(e) => return e.into_response(),
     };
     let scoped_out =
