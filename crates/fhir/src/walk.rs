@@ -720,7 +720,7 @@ impl<'a> Walker<'a> {
                 .rules
                 .entry(rule.id.clone())
                 .or_insert_with(|| RuleCount {
-                    action: rule.action.as_str().to_string(),
+                    action: rule.action.as_str(),
                     ..RuleCount::default()
                 });
             e.values += c[0];

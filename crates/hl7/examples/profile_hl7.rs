@@ -8,8 +8,8 @@
 //! ```
 //! Each round de-identifies every `.hl7` file under DIR once as its own input, then all of
 //! them once as one stream. Prints the messages processed, so instructions per message can be
-//! worked out from callgrind's total, and a digest of every output byte, so a faster version can
-//! be checked to write exactly the same files.
+//! worked out from callgrind's total, and digests of every output byte and of every report, so a
+//! faster version can be checked to write exactly the same files and counts.
 
 /// The allocator the `phiguard` binary uses, so the figures are the binary's.
 #[global_allocator]
@@ -59,18 +59,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut messages = 0u64;
     // A digest of every output, to check that a faster version writes the same bytes.
     let mut digest = std::hash::DefaultHasher::new();
+    // And of every report (its counts, notes and categories), to check they are the same too.
+    let mut report = std::hash::DefaultHasher::new();
     for _ in 0..rounds {
         for input in inputs.iter().chain(std::iter::once(&batch)) {
             let mut tally = Tally::default();
             let mut out = Vec::with_capacity(input.len() + 64);
             deid.deidentify(&engine, &input[..], &mut out, &mut tally)?;
             std::hash::Hash::hash(&out, &mut digest);
+            std::hash::Hash::hash(&format!("{tally:?}"), &mut report);
             messages += tally.records;
         }
     }
     println!(
-        "{messages} messages in {rounds} rounds; output digest {:016x}",
-        std::hash::Hasher::finish(&digest)
+        "{messages} messages in {rounds} rounds; output digest {:016x}, report digest {:016x}",
+        std::hash::Hasher::finish(&digest),
+        std::hash::Hasher::finish(&report)
     );
     Ok(())
 }

@@ -32,10 +32,16 @@ pub struct Hl7Deid {
     /// last such field; segments with none left out).
     collected: FxHashMap<[u8; 3], Vec<Option<Type>>>,
     patient: Hl7Selector,
-    /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once.
-    /// With each id's rank in the sorted order of all of them (to sort counts cheaply).
-    builtin_ids: FxHashMap<BuiltinKey, (String, u32)>,
+    /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once, in their
+    /// sorted order: a built-in rule is counted under its index here (its rank).
+    builtin_ids: Vec<String>,
+    /// Per segment id and field number, the rank of each role's built-in id (`NO_RANK` for
+    /// none), so that counting a value is an index rather than a hash lookup.
+    ranks: FxHashMap<[u8; 3], Vec<[u32; Role::ALL.len()]>>,
 }
+
+/// No built-in id for this segment, field and role.
+const NO_RANK: u32 = u32::MAX;
 
 impl std::fmt::Debug for Hl7Deid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,11 +113,17 @@ impl Hl7Deid {
             }
         }
         ids.sort_by(|a, b| a.1.cmp(&b.1));
-        let builtin_ids = ids
-            .into_iter()
-            .enumerate()
-            .map(|(rank, (key, id))| (key, (id, u32::try_from(rank).unwrap_or(u32::MAX))))
-            .collect();
+        let mut ranks: FxHashMap<[u8; 3], Vec<[u32; Role::ALL.len()]>> = FxHashMap::default();
+        let mut builtin_ids = Vec::with_capacity(ids.len());
+        for (rank, ((id, n, role), text)) in ids.into_iter().enumerate() {
+            let fields = ranks.entry(id).or_default();
+            let n = usize::from(n);
+            if fields.len() <= n {
+                fields.resize(n + 1, [NO_RANK; Role::ALL.len()]);
+            }
+            fields[n][role as usize] = u32::try_from(rank).unwrap_or(NO_RANK);
+            builtin_ids.push(text);
+        }
         let collected = table
             .iter()
             .filter_map(|(id, fields)| {
@@ -132,6 +144,7 @@ impl Hl7Deid {
             collected,
             patient,
             builtin_ids,
+            ranks,
         })
     }
 
@@ -167,6 +180,8 @@ impl Hl7Deid {
             deid: self,
             engine,
             counts: std::mem::take(&mut b.counts),
+            ranked: std::mem::take(&mut b.ranked),
+            touched: std::mem::take(&mut b.touched),
             // The caller's review sample (its size and seed) travels with the walker and is
             // merged back at the end.
             scratch: Tally {
@@ -272,6 +287,8 @@ impl Hl7Deid {
             w.buf.clear();
             *b = Buffers {
                 counts: walker.counts,
+                ranked: walker.ranked,
+                touched: walker.touched,
                 seg_rules: walker.seg_rules,
                 field_rules: walker.field_rules,
                 out: walker.out,
@@ -317,6 +334,8 @@ impl Hl7Deid {
 #[derive(Default)]
 struct Buffers {
     counts: FxHashMap<Counter, Count>,
+    ranked: Vec<Option<Count>>,
+    touched: Vec<u32>,
     seg_rules: Vec<usize>,
     field_rules: Vec<usize>,
     out: Vec<u8>,
@@ -422,7 +441,11 @@ impl std::hash::Hash for Counter {
 struct Walker<'a> {
     deid: &'a Hl7Deid,
     engine: &'a Engine,
+    /// Counts of user rules, uncovered fields and built-in rules without a rank.
     counts: FxHashMap<Counter, Count>,
+    /// Counts of the built-in rules, by rank (see `Hl7Deid::ranks`), and the ranks counted.
+    ranked: Vec<Option<Count>>,
+    touched: Vec<u32>,
     /// Receives the engine's detections and notes (its rule counts are replaced by `counts`).
     scratch: Tally,
     seg_rules: Vec<usize>,
@@ -461,6 +484,8 @@ struct At<'p> {
     field: u16,
     ty: Option<Type>,
     patient: Option<&'p PatientRef>,
+    /// The ranks of this field's built-in ids, by role.
+    ranks: Option<&'p [u32; Role::ALL.len()]>,
 }
 
 impl Walker<'_> {
@@ -518,10 +543,17 @@ impl Walker<'_> {
                 if sub.len() < 3 || !collects(profile, role) {
                     return;
                 }
+                if let Some(v) = d.plain(sub) {
+                    let v = trim_ascii_whitespace(v);
+                    if v.len() >= 3 && v.iter().any(u8::is_ascii_alphanumeric) {
+                        dict.insert(v, role);
+                    }
+                    return;
+                }
                 let v = d.decode(sub);
                 let v = v.trim();
                 if v.chars().count() >= 3 && v.chars().any(char::is_alphanumeric) {
-                    dict.insert(v, role);
+                    dict.insert(v.as_bytes(), role);
                 }
             });
         }
@@ -545,6 +577,7 @@ impl Walker<'_> {
             }
         }
         let table = self.deid.table.get(&id);
+        let seg_ranks = self.deid.ranks.get(&id);
         let mut obx2: Option<String> = None;
         if &id == b"OBX" {
             obx2 = split(seg, Some(d.field))
@@ -582,16 +615,22 @@ impl Walker<'_> {
                 self.out.extend_from_slice(raw);
                 continue;
             }
-            let ty = match ty {
-                Some(Type::Prim(Role::Code | Role::Keep)) if !plausible_coded(d, raw) => {
-                    // A coded field whose coding-system components are not codes holds
-                    // something else (a name, a misplaced field): not understood, removed.
-                    self.scratch.note(NOTE_CODE_NOT_CODED);
-                    Some(Type::Prim(Role::Remove))
+            let fast = covered && self.field_rules.is_empty();
+            let (ty, keeps) = match ty {
+                Some(Type::Prim(role @ (Role::Code | Role::Keep))) => {
+                    match self.scan_coded(d, raw, fast && role == Role::Keep) {
+                        // A coded field whose coding-system components are not codes holds
+                        // something else (a name, a misplaced field): not understood, removed.
+                        (false, _) => {
+                            self.scratch.note(NOTE_CODE_NOT_CODED);
+                            (Some(Type::Prim(Role::Remove)), false)
+                        }
+                        (true, keeps) => (ty, keeps),
+                    }
                 }
-                t => t,
+                t => (t, false),
             };
-            if covered && self.field_rules.is_empty() {
+            if fast {
                 // Fast paths for primitive fields whose every value gets the same treatment.
                 match ty {
                     // Codes are kept and not counted.
@@ -601,7 +640,7 @@ impl Walker<'_> {
                     }
                     // Table values are kept and not counted unless one is a date or a value of
                     // the message dictionary (then the field takes the general path).
-                    Some(Type::Prim(Role::Keep)) if self.keeps(d, raw) => {
+                    Some(Type::Prim(Role::Keep)) if keeps => {
                         self.out.extend_from_slice(raw);
                         continue;
                     }
@@ -613,15 +652,9 @@ impl Walker<'_> {
                             self.out.extend_from_slice(raw);
                         } else {
                             let action = profile::action(self.deid.profile, Role::Remove);
-                            let e = self
-                                .counts
-                                .entry(Counter::Builtin(id, n, Role::Remove))
-                                .or_insert(Count {
-                                    action,
-                                    values: 0,
-                                    changed: 0,
-                                    removed: 0,
-                                });
+                            let ranks = seg_ranks.and_then(|r| r.get(usize::from(n)));
+                            let counter = Counter::Builtin(id, n, Role::Remove);
+                            let e = self.count(counter, ranks, action);
                             e.values += values;
                             e.changed += values;
                             e.removed += values;
@@ -637,26 +670,36 @@ impl Walker<'_> {
                 field: n,
                 ty: if covered { ty } else { None },
                 patient,
+                ranks: seg_ranks.and_then(|r| r.get(usize::from(n))),
             };
             self.field(d, raw, at)?;
         }
         Ok(())
     }
 
-    /// True when every value of a table-value (`Keep`) field is kept as it is: none is a full
-    /// date or a value of the message dictionary.
-    fn keeps(&self, d: &Delimiters, raw: &[u8]) -> bool {
+    /// One pass over a coded or table-value field: whether its coding-system components read
+    /// as codes (see `coded_leaf_plausible`), and, when `want_keep`, whether every value is
+    /// kept as it is (none is a full date or a value of the message dictionary).
+    fn scan_coded(&self, d: &Delimiters, raw: &[u8], want_keep: bool) -> (bool, bool) {
         let dict = !self.dict.is_empty();
-        let mut keep = true;
-        each_leaf(d, raw, |_, leaf| {
-            if keep
-                && (looks_like_date(leaf)
-                    || dict && leaf.len() >= 3 && self.dict.contains(d.decode(leaf).trim()))
-            {
+        let (mut plausible, mut keep) = (true, want_keep);
+        each_leaf(d, raw, |(_, c, _), leaf| {
+            if plausible && !coded_leaf_plausible(c, leaf) {
+                plausible = false;
+            }
+            if keep && (looks_like_date(leaf) || dict && leaf.len() >= 3 && self.in_dict(d, leaf)) {
                 keep = false;
             }
         });
-        keep
+        (plausible, keep)
+    }
+
+    /// True when the value of leaf `raw` (trimmed) is one of the message dictionary's.
+    fn in_dict(&self, d: &Delimiters, raw: &[u8]) -> bool {
+        match d.plain(raw) {
+            Some(v) => self.dict.contains(trim_ascii_whitespace(v)),
+            None => self.dict.contains(d.decode(raw).trim().as_bytes()),
+        }
     }
 
     /// De-identifies one field in a single pass over its bytes. Components and repetitions
@@ -777,7 +820,7 @@ impl Walker<'_> {
             (action, kind)
         };
         let outcome = if action == Action::Keep {
-            if dict_applies && raw.len() >= 3 && self.dict.contains(d.decode(raw).trim()) {
+            if dict_applies && raw.len() >= 3 && self.in_dict(d, raw) {
                 self.scratch.note(NOTE_RECORD_VALUE);
                 Outcome::Remove
             } else {
@@ -837,22 +880,12 @@ impl Walker<'_> {
                         _ => Outcome::Keep,
                     }
                 }
-                _ => {
-                    // Only the engine's notes are wanted here; the review sample is offered
-                    // below, with the field's location.
-                    let review = std::mem::take(&mut self.scratch.review);
-                    let o = self.engine.apply_counted(
-                        &mut self.scratch,
-                        "",
-                        true,
-                        action,
-                        kind,
-                        &value,
-                        at.patient,
-                    );
-                    self.scratch.review = review;
-                    o.map_err(err)?
-                }
+                // Only the engine's notes are wanted here: values are counted and the review
+                // sample offered below, with the field's location.
+                _ => self
+                    .engine
+                    .apply_noted(&mut self.scratch, action, kind, &value, at.patient)
+                    .map_err(err)?,
             };
             if dict_applies && action == Action::Text {
                 let after = match &outcome {
@@ -897,16 +930,44 @@ impl Walker<'_> {
             // Kept codes and table values are not counted (they are most of a message).
             return Ok(outcome);
         }
-        let e = self.counts.entry(counter).or_insert(Count {
-            action,
-            values: 0,
-            changed: 0,
-            removed: 0,
-        });
+        let e = self.count(counter, at.ranks, action);
         e.values += 1;
         e.changed += u64::from(!matches!(outcome, Outcome::Keep));
         e.removed += u64::from(matches!(outcome, Outcome::Remove));
         Ok(outcome)
+    }
+
+    /// The count of `counter` (made with `action` if it is the first), by rank for a built-in
+    /// rule that has one.
+    fn count(
+        &mut self,
+        counter: Counter,
+        ranks: Option<&[u32; Role::ALL.len()]>,
+        action: Action,
+    ) -> &mut Count {
+        let new = Count {
+            action,
+            values: 0,
+            changed: 0,
+            removed: 0,
+        };
+        let rank = match (counter, ranks) {
+            (Counter::Builtin(_, _, role), Some(r)) => r[role as usize],
+            _ => NO_RANK,
+        };
+        if rank == NO_RANK {
+            return self.counts.entry(counter).or_insert(new);
+        }
+        let i = rank as usize;
+        if self.ranked.len() <= i {
+            self.ranked
+                .resize_with(self.deid.builtin_ids.len().max(i + 1), || None);
+        }
+        let slot = &mut self.ranked[i];
+        if slot.is_none() {
+            self.touched.push(rank);
+        }
+        slot.get_or_insert(new)
     }
 
     /// Moves the counts into `tally`. Into an empty map (one file's tally) the counts are sorted
@@ -916,24 +977,31 @@ impl Walker<'_> {
         let profile = self.deid.profile.as_str();
         let mut rules: Vec<(Cow<'_, str>, Option<u32>, Count)> = Vec::new();
         let mut uncovered: Vec<(Cow<'_, str>, Option<u32>, Count)> = Vec::new();
+        // Ranked counts first, in rank order (the order of their ids).
+        self.touched.sort_unstable();
+        for &rank in &self.touched {
+            let i = rank as usize;
+            if let (Some(count), Some(id)) = (
+                self.ranked.get_mut(i).and_then(Option::take),
+                self.deid.builtin_ids.get(i),
+            ) {
+                rules.push((Cow::Borrowed(id.as_str()), Some(rank), count));
+            }
+        }
+        self.touched.clear();
         for (counter, count) in self.counts.drain() {
             match counter {
                 Counter::User(i) => {
                     rules.push((Cow::Borrowed(&self.deid.rules[i].id), None, count));
                 }
                 Counter::Builtin(id, n, role) => {
-                    let (key, rank) = match self.deid.builtin_ids.get(&(id, n, role)) {
-                        Some((s, rank)) => (Cow::Borrowed(s.as_str()), Some(*rank)),
-                        None => (
-                            Cow::Owned(format!(
-                                "{profile}: {}-{n} {}",
-                                String::from_utf8_lossy(&id),
-                                role.as_str()
-                            )),
-                            None,
-                        ),
-                    };
-                    rules.push((key, rank, count));
+                    // One the built-in table has no id for.
+                    let key = format!(
+                        "{profile}: {}-{n} {}",
+                        String::from_utf8_lossy(&id),
+                        role.as_str()
+                    );
+                    rules.push((Cow::Owned(key), None, count));
                 }
                 Counter::Uncovered(id, n) => {
                     // `SEG-n`, without the formatting machinery (one per uncovered field).
@@ -969,7 +1037,7 @@ impl Walker<'_> {
 
 fn rule_count(c: &Count) -> RuleCount {
     RuleCount {
-        action: c.action.as_str().to_string(),
+        action: c.action.as_str(),
         values: c.values,
         changed: c.changed,
         removed: c.removed,
@@ -982,8 +1050,10 @@ fn add_counts(
     mut counts: Vec<(std::borrow::Cow<'_, str>, Option<u32>, Count)>,
 ) {
     if map.is_empty() {
-        // Built-in ids compare by their precomputed rank (the order of their text).
-        counts.sort_unstable_by(|a, b| match (a.1, b.1) {
+        // Built-in ids compare by their precomputed rank (the order of their text). The ranked
+        // counts come first and already sorted: a stable sort finds that run and merges the
+        // few others into it.
+        counts.sort_by(|a, b| match (a.1, b.1) {
             (Some(x), Some(y)) => x.cmp(&y),
             _ => a.0.cmp(&b.0),
         });
@@ -1005,7 +1075,7 @@ fn add_counts(
         let e = match map.get_mut(key.as_ref()) {
             Some(e) => e,
             None => map.entry(key.into_owned()).or_insert_with(|| RuleCount {
-                action: c.action.as_str().to_string(),
+                action: c.action.as_str(),
                 ..RuleCount::default()
             }),
         };
@@ -1049,21 +1119,15 @@ fn type_collects(profile: ProfileName, ty: Type) -> bool {
     }
 }
 
-/// False when a coding-system component (3 and 6 of CWE/CE/CNE) of `raw` reads like a person's
-/// name (letters with a space, or more than 20 letters) rather than a coding system.
-fn plausible_coded(d: &Delimiters, raw: &[u8]) -> bool {
-    let mut ok = true;
-    each_leaf(d, raw, |(_, c, _), leaf| {
-        if (c == 3 || c == 6)
-            && (leaf.len() > 20 || leaf.contains(&b' '))
-            && leaf
-                .iter()
-                .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'.' | b'\'' | b'-'))
-        {
-            ok = false;
-        }
-    });
-    ok
+/// False when `leaf`, in component `comp`, is a coding-system component (3 and 6 of
+/// CWE/CE/CNE) that reads like a person's name (letters with a space, or more than 20 letters)
+/// rather than a coding system.
+fn coded_leaf_plausible(comp: u16, leaf: &[u8]) -> bool {
+    !((comp == 3 || comp == 6)
+        && (leaf.len() > 20 || leaf.contains(&b' '))
+        && leaf
+            .iter()
+            .all(|b| b.is_ascii_alphabetic() || matches!(b, b' ' | b'.' | b'\'' | b'-')))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1104,6 +1168,15 @@ fn next_sep(d: &Delimiters, raw: &[u8], from: usize) -> usize {
     rest.iter()
         .position(|&b| b == c || b == r || b == s)
         .map_or(raw.len(), |k| from + k)
+}
+
+/// `v` without the leading and trailing bytes `str::trim` removes from ASCII text (tab, line
+/// feed, vertical tab, form feed, carriage return and space).
+fn trim_ascii_whitespace(v: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
+    let start = v.iter().position(|b| !ws(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
+    &v[start..end]
 }
 
 /// True for `YYYYMMDD` (years 1800-2199, a real month and day) followed by nothing or by HL7
@@ -1188,6 +1261,13 @@ mod tests {
     #[test]
     fn coded_shapes() {
         let d = Delimiters::default();
+        let plausible_coded = |d: &Delimiters, raw: &[u8]| {
+            let mut ok = true;
+            each_leaf(d, raw, |(_, c, _), leaf| {
+                ok &= coded_leaf_plausible(c, leaf)
+            });
+            ok
+        };
         assert!(plausible_coded(&d, b"1554-5^GLUCOSE^LN"));
         assert!(plausible_coded(
             &d,

@@ -81,6 +81,14 @@ impl Delimiters {
             || Some(b) == self.truncation
     }
 
+    /// The leaf value as it is when it needs no decoding: ASCII with no escape character.
+    #[inline]
+    pub fn plain<'a>(&self, raw: &'a [u8]) -> Option<&'a [u8]> {
+        // Bytes from 0x80 up are never plain, so 0x80 stands for "no escape character".
+        let esc = self.escape.unwrap_or(0x80);
+        raw.iter().all(|&b| b < 0x80 && b != esc).then_some(raw)
+    }
+
     /// Decodes the escape sequences of one leaf value for detection: `\F\ \S\ \T\ \R\ \E\ \P\`
     /// to the delimiters, `\Xhh..\` to its bytes, `\.br\` (and `\.sp\`) to a line break;
     /// formatting and character-set commands (`\H\ \N\ \.in..\ \Cxxyy\ ...`) are dropped. Bytes

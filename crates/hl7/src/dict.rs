@@ -2,9 +2,10 @@
 //! again in kept values and inside free text. One arena and two hash indexes, cleared per
 //! message, so a message costs no allocation once the buffers have grown.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::hash_map::Entry as Slot;
 
 use crate::types::Role;
 
@@ -14,31 +15,54 @@ struct Entry {
     role: Role,
     /// The next entry with the same first word.
     next: Option<usize>,
+    /// The next entry whose exact value has the same hash (a collision: both are kept).
+    same: Option<usize>,
 }
 
 #[derive(Default)]
 pub(crate) struct Dict {
-    arena: String,
+    /// The values' bytes (each one UTF-8), one after the other.
+    arena: Vec<u8>,
     entries: Vec<Entry>,
-    /// Hash of the exact value → entry.
+    /// Hash of the exact value → the latest entry with that hash.
     exact: FxHashMap<u64, usize>,
     /// Hash of the lower-cased first word → the latest entry starting with it.
     first: FxHashMap<u64, usize>,
 }
 
 fn lower_word_hash(word: &str) -> u64 {
-    let mut h = FxHasher::default();
     if word.is_ascii() {
-        // The same hash as below, without decoding characters.
-        for b in word.bytes() {
-            h.write_u32(u32::from(b.to_ascii_lowercase()));
-        }
-        return h.finish();
+        return lower_ascii_hash(word.as_bytes());
     }
+    let mut h = FxHasher::default();
     for c in word.chars().flat_map(char::to_lowercase) {
         h.write_u32(c as u32);
     }
     h.finish()
+}
+
+/// The same hash as `lower_word_hash` for an ASCII word, without decoding characters.
+fn lower_ascii_hash(word: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    for b in word {
+        h.write_u32(u32::from(b.to_ascii_lowercase()));
+    }
+    h.finish()
+}
+
+/// The hash of a value's exact bytes.
+#[cfg(not(test))]
+fn value_hash(v: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(v);
+    h.finish()
+}
+
+/// In unit tests, the length alone: values of one length collide, so the collision chains are
+/// exercised on every insert and lookup.
+#[cfg(test)]
+fn value_hash(v: &[u8]) -> u64 {
+    v.len() as u64
 }
 
 fn is_word(c: char) -> bool {
@@ -57,39 +81,67 @@ impl Dict {
         self.entries.is_empty()
     }
 
-    fn text(&self, i: usize) -> &str {
+    fn text(&self, i: usize) -> &[u8] {
         let e = &self.entries[i];
         &self.arena[e.start..e.end]
     }
 
-    /// True if `v` is one of the values.
-    pub fn contains(&self, v: &str) -> bool {
-        self.exact
-            .get(&FxBuildHasher.hash_one(v))
-            .is_some_and(|&i| self.text(i) == v)
+    /// True if `v` (a value's UTF-8 bytes) is one of the values.
+    pub fn contains(&self, v: &[u8]) -> bool {
+        let mut cur = self.exact.get(&value_hash(v)).copied();
+        while let Some(i) = cur {
+            if self.text(i) == v {
+                return true;
+            }
+            cur = self.entries[i].same;
+        }
+        false
     }
 
-    /// Adds `v` (already trimmed) unless present.
-    pub fn insert(&mut self, v: &str, role: Role) {
-        let h = FxBuildHasher.hash_one(v);
-        if self.exact.contains_key(&h) {
-            return;
-        }
-        let Some(first) = v.split(|c: char| !is_word(c)).find(|w| !w.is_empty()) else {
+    /// Adds `v` (a value's UTF-8 bytes, already trimmed) unless present or without a word.
+    pub fn insert(&mut self, v: &[u8], role: Role) {
+        // The hash of the value's first word, lower-cased (ASCII values without decoding).
+        let first = if v.is_ascii() {
+            v.split(|b| !b.is_ascii_alphanumeric())
+                .find(|w| !w.is_empty())
+                .map(lower_ascii_hash)
+        } else {
+            String::from_utf8_lossy(v)
+                .split(|c: char| !is_word(c))
+                .find(|w| !w.is_empty())
+                .map(lower_word_hash)
+        };
+        let Some(fh) = first else {
             return;
         };
-        let start = self.arena.len();
-        self.arena.push_str(v);
         let i = self.entries.len();
-        let fh = lower_word_hash(first);
+        let same = match self.exact.entry(value_hash(v)) {
+            Slot::Occupied(mut o) => {
+                let mut cur = Some(*o.get());
+                while let Some(k) = cur {
+                    let e = &self.entries[k];
+                    if &self.arena[e.start..e.end] == v {
+                        return;
+                    }
+                    cur = e.same;
+                }
+                Some(o.insert(i))
+            }
+            Slot::Vacant(slot) => {
+                slot.insert(i);
+                None
+            }
+        };
+        let start = self.arena.len();
+        self.arena.extend_from_slice(v);
         let next = self.first.insert(fh, i);
         self.entries.push(Entry {
             start,
             end: self.arena.len(),
             role,
             next,
+            same,
         });
-        self.exact.insert(h, i);
     }
 
     /// `text` with every whole-word occurrence of a value (ASCII case ignored) replaced by a
@@ -122,7 +174,7 @@ impl Dict {
                 let e = i + v.len();
                 let hit = e <= text.len()
                     && text.is_char_boundary(e)
-                    && text[i..e].eq_ignore_ascii_case(v)
+                    && text.as_bytes()[i..e].eq_ignore_ascii_case(v)
                     && text[e..].chars().next().is_none_or(|c| !is_word(c));
                 if hit && best.is_none_or(|b| self.text(b).len() < v.len()) {
                     best = Some(k);
@@ -159,17 +211,40 @@ mod tests {
     #[test]
     fn finds_whole_words_and_the_longest_value() {
         let mut d = Dict::default();
-        d.insert("DUCK", Role::Name);
-        d.insert("111 DUCK ST", Role::Street);
-        d.insert("Fowl", Role::City);
-        assert!(d.contains("DUCK") && !d.contains("duck"));
+        d.insert(b"DUCK", Role::Name);
+        d.insert(b"111 DUCK ST", Role::Street);
+        d.insert(b"Fowl", Role::City);
+        assert!(d.contains(b"DUCK") && !d.contains(b"duck"));
         assert_eq!(
             d.scrub("Duck lives at 111 duck st in FOWL; Ducky is not DUCK.")
                 .as_deref(),
             Some("[NAME] lives at [LOCATION] in [LOCATION]; Ducky is not [NAME].")
         );
         assert_eq!(d.scrub("nothing here"), None);
+        d.insert(b"DUCK", Role::Name);
+        assert_eq!(
+            d.entries.len(),
+            3,
+            "a value already present is not added again"
+        );
         d.clear();
         assert!(d.is_empty() && d.scrub("DUCK").is_none());
+    }
+
+    #[test]
+    fn values_whose_hashes_collide_are_both_kept() {
+        // Same length, so the same hash here.
+        let mut d = Dict::default();
+        d.insert(b"SMITH", Role::Name);
+        d.insert(b"JONES", Role::Name);
+        assert_eq!(value_hash(b"SMITH"), value_hash(b"JONES"));
+        assert!(d.contains(b"SMITH") && d.contains(b"JONES") && !d.contains(b"BROWN"));
+        d.insert(b"SMITH", Role::Name);
+        d.insert(b"JONES", Role::Name);
+        assert_eq!(d.entries.len(), 2);
+        assert_eq!(
+            d.scrub("jones met smith").as_deref(),
+            Some("[NAME] met [NAME]")
+        );
     }
 }

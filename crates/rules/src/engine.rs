@@ -229,6 +229,24 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Applies `action` to `value`, with the engine's notes and text detections recorded in
+    /// `tally` but no rule count and no review sample (for callers that count and sample with
+    /// their own locations).
+    pub fn apply_noted(
+        &self,
+        tally: &mut Tally,
+        action: Action,
+        kind: Kind,
+        value: &str,
+        patient: Option<&PatientRef>,
+    ) -> Result<Outcome, RuleError> {
+        let (outcome, note) = self.apply_inner(action, kind, value, patient, Some(tally))?;
+        if let Some(n) = note {
+            tally.note(n);
+        }
+        Ok(outcome)
+    }
+
     /// Applies `action` to `value`.
     pub fn apply(
         &self,

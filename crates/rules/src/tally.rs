@@ -12,7 +12,7 @@ use crate::action::Action;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RuleCount {
     /// The action, in config spelling.
-    pub action: String,
+    pub action: &'static str,
     /// Values the rule matched.
     pub values: u64,
     /// Values it changed (replaced or removed).
@@ -47,7 +47,7 @@ pub struct ReviewItem {
     pub file: Option<String>,
     /// The rule id, or the path for an uncovered value.
     pub rule: String,
-    pub action: String,
+    pub action: &'static str,
     /// `replaced` or `removed`.
     pub outcome: &'static str,
     /// What was written (de-identified; at most 120 characters), `None` when removed.
@@ -200,7 +200,7 @@ impl Tally {
         let e = match map.get_mut(rule) {
             Some(e) => e,
             None => map.entry(rule.to_string()).or_insert_with(|| RuleCount {
-                action: action.as_str().to_string(),
+                action: action.as_str(),
                 ..RuleCount::default()
             }),
         };
@@ -235,7 +235,7 @@ impl Tally {
         ] {
             for (k, v) in theirs {
                 let e = map.entry(k).or_insert_with(|| RuleCount {
-                    action: v.action.clone(),
+                    action: v.action,
                     ..RuleCount::default()
                 });
                 e.values += v.values;
@@ -260,7 +260,7 @@ impl Tally {
         self.review.offer(|| ReviewItem {
             file: None,
             rule: rule.to_string(),
-            action: action.as_str().to_string(),
+            action: action.as_str(),
             outcome: if replacement.is_some() {
                 "replaced"
             } else {

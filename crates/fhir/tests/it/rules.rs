@@ -343,7 +343,7 @@ fn tally_counts_rules_and_keeps_the_engine_notes() {
     assert_eq!(t.notes.get("zip_not_parsed_removed"), Some(&1));
     let names = &t.rules["safe-harbor: HumanName"];
     assert_eq!(
-        (names.values, names.removed, names.action.as_str()),
+        (names.values, names.removed, names.action),
         (3, 3, "remove")
     );
     assert_eq!(t.rules["safe-harbor: id"].changed, 1);
