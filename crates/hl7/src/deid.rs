@@ -103,10 +103,19 @@ impl Hl7Deid {
         let name = config.profile.as_str();
         for (id, fields) in &table {
             let seg = String::from_utf8_lossy(id);
-            let numbers = fields.iter().enumerate().filter(|(_, t)| t.is_some());
-            let numbers = numbers.map(|(n, _)| n).chain((id == b"OBX").then_some(5));
-            for n in numbers {
-                for role in Role::ALL {
+            // The roles a value of each typed field can have (any for OBX-5, whose type is
+            // read from OBX-2). Ids for other roles would never be counted.
+            let mut typed: Vec<(usize, Vec<Role>)> = fields
+                .iter()
+                .enumerate()
+                .filter_map(|(n, t)| Some((n, t.as_ref()?.roles())))
+                .collect();
+            if id == b"OBX" {
+                typed.retain(|(n, _)| *n != 5);
+                typed.push((5, Role::ALL.to_vec()));
+            }
+            for (n, roles) in typed {
+                for role in roles {
                     let key = (*id, u16::try_from(n).unwrap_or(u16::MAX), role);
                     ids.push((key, format!("{name}: {seg}-{n} {}", role.as_str())));
                 }
@@ -482,7 +491,7 @@ struct At<'p> {
     line: u64,
     id: [u8; 3],
     field: u16,
-    ty: Option<Type>,
+    ty: Option<&'p Type>,
     patient: Option<&'p PatientRef>,
     /// The ranks of this field's built-in ids, by role.
     ranks: Option<&'p [u32; Role::ALL.len()]>,
@@ -578,12 +587,11 @@ impl Walker<'_> {
         }
         let table = self.deid.table.get(&id);
         let seg_ranks = self.deid.ranks.get(&id);
-        let mut obx2: Option<String> = None;
-        if &id == b"OBX" {
-            obx2 = split(seg, Some(d.field))
-                .nth(2)
-                .map(|v| d.decode(v).trim().to_string());
-        }
+        // OBX-5's type, from the value type in OBX-2 (and whether that one is known).
+        let obx5 = (&id == b"OBX")
+            .then(|| split(seg, Some(d.field)).nth(2))
+            .flatten()
+            .map(|v| types::obx5(d.decode(v).trim()));
         for (k, raw) in split(seg, Some(d.field)).enumerate() {
             if k == 0 {
                 self.out.extend_from_slice(raw);
@@ -595,13 +603,14 @@ impl Walker<'_> {
                 continue;
             }
             let n = u16::try_from(if header { k + 1 } else { k }).unwrap_or(u16::MAX);
-            let (ty, covered) = match (&obx2, n) {
-                (Some(vt), 5) => {
-                    let (t, known) = types::obx5(vt);
-                    (Some(t), known)
-                }
+            // Types are borrowed, not copied: copying this enum around cost a store-forwarding
+            // stall per field.
+            let (ty, covered): (Option<&Type>, bool) = match (&obx5, n) {
+                (Some((t, known)), 5) => (Some(t), *known),
                 _ => {
-                    let t = table.and_then(|f| f.get(usize::from(n)).copied().flatten());
+                    let t = table
+                        .and_then(|f| f.get(usize::from(n)))
+                        .and_then(Option::as_ref);
                     (t, t.is_some())
                 }
             };
@@ -617,13 +626,13 @@ impl Walker<'_> {
             }
             let fast = covered && self.field_rules.is_empty();
             let (ty, keeps) = match ty {
-                Some(Type::Prim(role @ (Role::Code | Role::Keep))) => {
+                Some(&Type::Prim(role @ (Role::Code | Role::Keep))) => {
                     match self.scan_coded(d, raw, fast && role == Role::Keep) {
                         // A coded field whose coding-system components are not codes holds
                         // something else (a name, a misplaced field): not understood, removed.
                         (false, _) => {
                             self.scratch.note(NOTE_CODE_NOT_CODED);
-                            (Some(Type::Prim(Role::Remove)), false)
+                            (Some(&Type::Prim(Role::Remove)), false)
                         }
                         (true, keeps) => (ty, keeps),
                     }

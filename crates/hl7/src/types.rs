@@ -120,6 +120,30 @@ impl Type {
         }
     }
 
+    /// Every role `role` can answer for this type, without repeats: a composite's component
+    /// and subcomponent roles, and `Text` for those past its end.
+    pub fn roles(self) -> Vec<Role> {
+        let mut roles = Vec::new();
+        let mut add = |r: Role| {
+            if !roles.contains(&r) {
+                roles.push(r);
+            }
+        };
+        match self {
+            Type::Prim(r) => add(r),
+            Type::Composite(comps) => {
+                for c in comps {
+                    match c {
+                        Comp::R(r) => add(*r),
+                        Comp::S(subs) => subs.iter().copied().for_each(&mut add),
+                    }
+                }
+                add(Role::Text);
+            }
+        }
+        roles
+    }
+
     /// True if every value of this type is kept by every profile.
     pub fn all_keep(self) -> bool {
         match self {
@@ -499,6 +523,28 @@ DSP 1:K 2:K 3:T 4:K 5:K
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_lists_every_role_a_type_answers() {
+        let codes = TABLE
+            .split_whitespace()
+            .filter_map(|w| w.split_once(':').map(|(_, t)| t));
+        for code in codes {
+            let ty = by_code(code);
+            assert!(ty.is_some(), "unknown type {code}");
+            let Some(ty) = ty else { continue };
+            let roles = ty.roles();
+            for comp in 1..=40 {
+                for sub in 1..=12 {
+                    let r = ty.role(comp, sub);
+                    assert!(
+                        roles.contains(&r),
+                        "{code} {comp}.{sub}: {r:?} not in {roles:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn roles_of_common_types() {
