@@ -629,7 +629,7 @@ fn place_part(doc: &Doc, i: usize) -> bool {
 pub fn facilities(doc: &mut Doc) {
     saints(doc);
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
@@ -859,7 +859,7 @@ fn saints(doc: &mut Doc) {
     }
 }
 
-fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
+fn is_head_facility(doc: &Doc, i: usize, buf: &mut dict::LowerBuf) -> bool {
     let w = dict::lower(doc.s(i), buf);
     // "New York Presbyterian", "Chicago General", "UW Med": a place or acronym, then a tail word
     if matches!(
@@ -926,7 +926,7 @@ fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
 /// before names so that "Angeles" is not taken for a given name.
 pub fn place_phrases(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut phrase = String::new();
     let maxw = doc.dict.max_phrase_words;
     let mut i = 0;
@@ -987,7 +987,7 @@ pub fn place_phrases(doc: &mut Doc) {
 /// preposition ("treated at UPMC", "from Dallas").
 pub fn places(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
@@ -1314,7 +1314,7 @@ fn recategorise_or_push(doc: &mut Doc, k: usize, cat: Category, rec: &'static st
 /// "Apt. 864", "PO Box 123".
 pub fn addresses(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];

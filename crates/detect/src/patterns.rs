@@ -429,7 +429,7 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
     let mut found: Option<Category> = None;
     let mut j = i;
     let mut words = 0;
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     while j > 0 && words < max_back {
         j -= 1;
         let t = doc.toks[j];
@@ -821,7 +821,7 @@ fn count_digits(s: &str) -> usize {
 /// Dates written with month names, in English, Spanish and German, and weekday names.
 pub fn month_dates(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     for i in 0..n {
         let f = doc.f(i);
         if f & (dict::MONTH | dict::WEEKDAY) == 0 || doc.claimed[i] {
@@ -935,7 +935,7 @@ fn is_year(doc: &Doc, k: usize) -> bool {
 /// Ages over 89 written in words ("ninety-one-year-old", "noventa y dos años").
 pub fn age_words(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     for i in 0..n {
         if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
             continue;
