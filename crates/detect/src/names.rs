@@ -73,8 +73,8 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
 /// A single capital letter used as an initial ("J." or "J").
 fn is_initial(doc: &Doc, i: usize) -> bool {
     let t = doc.toks[i];
-    t.kind == Kind::Word && t.len() == 1 && t.cap && doc.s(i).is_ascii()
-        || t.kind == Kind::Word && t.cap && t.len() <= 3 && doc.s(i).chars().count() == 1
+    // one char of at most three bytes (a one-byte token is one ASCII char)
+    t.kind == Kind::Word && t.cap && (t.len() == 1 || t.len() <= 3 && doc.s(i).chars().count() == 1)
 }
 
 fn is_title(doc: &Doc, i: usize) -> bool {
@@ -163,8 +163,8 @@ pub fn names(doc: &mut Doc) {
             {
                 s = 1;
             }
+            // (the context search last: it is the only costly test)
             if s == 0
-                && (strong_first || titled || name_context(doc, k))
                 && parts >= 1
                 && j >= 1
                 && doc.has(j - 1, dict::FIRST)
@@ -173,6 +173,7 @@ pub fn names(doc: &mut Doc) {
                 && doc.toks[j].cap
                 && doc.toks[j].len() >= 3
                 && doc.f(j) & (dict::FUNCTION | NOT_NAME) == 0
+                && (strong_first || titled || name_context(doc, k))
             {
                 s = 1; // "Christian Schwach", "Iris Klumpfuß"
             }
