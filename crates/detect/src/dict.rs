@@ -172,17 +172,47 @@ impl Dictionaries {
     }
 }
 
-/// Lowercases `s` into `buf` and returns it.
-#[inline]
-pub fn lower<'b>(s: &str, buf: &'b mut String) -> &'b str {
-    buf.clear();
-    if s.is_ascii() {
-        buf.push_str(s);
-        buf.make_ascii_lowercase();
-    } else {
-        for c in s.chars() {
-            buf.extend(c.to_lowercase());
+/// Scratch space for [`lower`]: ASCII words of up to 40 bytes are lowercased in place, longer
+/// and non-ASCII ones into a reused string.
+pub struct LowerBuf {
+    short: [u8; 40],
+    long: String,
+}
+
+impl Default for LowerBuf {
+    fn default() -> Self {
+        LowerBuf {
+            short: [0; 40],
+            long: String::new(),
         }
     }
-    buf.as_str()
+}
+
+/// The lowercase form of `s`, char by char: `s` itself when it is ASCII without capitals,
+/// otherwise lowercased into `buf`.
+#[inline]
+pub fn lower<'b>(s: &'b str, buf: &'b mut LowerBuf) -> &'b str {
+    if s.is_ascii() {
+        if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return s;
+        }
+        if let Some(short) = buf.short.get_mut(..s.len()) {
+            short.copy_from_slice(s.as_bytes());
+            short.make_ascii_lowercase();
+            // lowercase ASCII is still UTF-8, so this never falls through
+            if let Ok(w) = std::str::from_utf8(short) {
+                return w;
+            }
+        }
+    }
+    let long = &mut buf.long;
+    long.clear();
+    for c in s.chars() {
+        if c.is_ascii() {
+            long.push(c.to_ascii_lowercase());
+        } else {
+            long.extend(c.to_lowercase());
+        }
+    }
+    long.as_str()
 }

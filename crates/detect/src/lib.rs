@@ -96,7 +96,7 @@ impl Detector {
         let mut toks = Vec::with_capacity(text.len() / 4);
         tokens::tokenize(text, &mut toks);
         let mut flags = Vec::with_capacity(toks.len());
-        let mut buf = String::new();
+        let mut buf = dict::LowerBuf::default();
         let mut votes = [0u32; 3];
         for t in &toks {
             let f = if t.kind == tokens::Kind::Word && t.len() < 40 {
@@ -210,7 +210,7 @@ fn lang_from_votes(votes: [u32; 3]) -> Lang {
 /// Counts function words of each language.
 fn guess_language(text: &str) -> Lang {
     let mut votes = [0u32; 3];
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     for w in text.split(|c: char| !c.is_alphabetic()) {
         if w.is_empty() || w.len() > 8 {
             continue;

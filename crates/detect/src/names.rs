@@ -73,8 +73,8 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
 /// A single capital letter used as an initial ("J." or "J").
 fn is_initial(doc: &Doc, i: usize) -> bool {
     let t = doc.toks[i];
-    t.kind == Kind::Word && t.len() == 1 && t.cap && doc.s(i).is_ascii()
-        || t.kind == Kind::Word && t.cap && t.len() <= 3 && doc.s(i).chars().count() == 1
+    // one char of at most three bytes (a one-byte token is one ASCII char)
+    t.kind == Kind::Word && t.cap && (t.len() == 1 || t.len() <= 3 && doc.s(i).chars().count() == 1)
 }
 
 fn is_title(doc: &Doc, i: usize) -> bool {
@@ -163,8 +163,8 @@ pub fn names(doc: &mut Doc) {
             {
                 s = 1;
             }
+            // (the context search last: it is the only costly test)
             if s == 0
-                && (strong_first || titled || name_context(doc, k))
                 && parts >= 1
                 && j >= 1
                 && doc.has(j - 1, dict::FIRST)
@@ -173,6 +173,7 @@ pub fn names(doc: &mut Doc) {
                 && doc.toks[j].cap
                 && doc.toks[j].len() >= 3
                 && doc.f(j) & (dict::FUNCTION | NOT_NAME) == 0
+                && (strong_first || titled || name_context(doc, k))
             {
                 s = 1; // "Christian Schwach", "Iris Klumpfuß"
             }
@@ -629,7 +630,7 @@ fn place_part(doc: &Doc, i: usize) -> bool {
 pub fn facilities(doc: &mut Doc) {
     saints(doc);
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
@@ -859,7 +860,7 @@ fn saints(doc: &mut Doc) {
     }
 }
 
-fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
+fn is_head_facility(doc: &Doc, i: usize, buf: &mut dict::LowerBuf) -> bool {
     let w = dict::lower(doc.s(i), buf);
     // "New York Presbyterian", "Chicago General", "UW Med": a place or acronym, then a tail word
     if matches!(
@@ -926,7 +927,7 @@ fn is_head_facility(doc: &Doc, i: usize, buf: &mut String) -> bool {
 /// before names so that "Angeles" is not taken for a given name.
 pub fn place_phrases(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut phrase = String::new();
     let maxw = doc.dict.max_phrase_words;
     let mut i = 0;
@@ -987,7 +988,7 @@ pub fn place_phrases(doc: &mut Doc) {
 /// preposition ("treated at UPMC", "from Dallas").
 pub fn places(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];
@@ -1314,7 +1315,7 @@ fn recategorise_or_push(doc: &mut Doc, k: usize, cat: Category, rec: &'static st
 /// "Apt. 864", "PO Box 123".
 pub fn addresses(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     let mut i = 0;
     while i < n {
         let t = doc.toks[i];

@@ -20,6 +20,13 @@ pub struct Patterns {
     ipv6: Regex,
 }
 
+/// The top-level domains a bare domain name must end with to count as a URL.
+const URL_TLDS: &[&str] = &[
+    "com", "org", "net", "edu", "gov", "mil", "int", "info", "biz", "io", "co", "us", "uk", "de",
+    "es", "fr", "it", "nl", "be", "ch", "at", "se", "no", "dk", "fi", "pl", "cz", "pt", "ca", "au",
+    "nz", "br", "mx", "ar", "cl", "cy", "hu", "ru", "jp", "cn", "in", "eu",
+];
+
 fn re(p: &str) -> Regex {
     // The patterns are constants covered by tests; an invalid one is a programming error that
     // the test suite catches, so fall back to a never-matching regex rather than panic.
@@ -48,9 +55,12 @@ impl Patterns {
             )),
             ipv4: re(r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$"),
             email: re(r"[\w.+\-']+@[\w\-]+(?:\.[\w\-]+)+"),
-            url: re(concat!(
-                r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
-                r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:com|org|net|edu|gov|mil|int|info|biz|io|co|us|uk|de|es|fr|it|nl|be|ch|at|se|no|dk|fi|pl|cz|pt|ca|au|nz|br|mx|ar|cl|cy|hu|ru|jp|cn|in|eu)(?:\.[a-z]{2})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
+            url: re(&format!(
+                concat!(
+                    r"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>\x22'()\[\]]+",
+                    r"|(?-u:\b)[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.(?:{})(?:\.[a-z]{{2}})?(?:/[^\s<>\x22'()]*)?(?-u:\b)",
+                ),
+                URL_TLDS.join("|")
             )),
             ipv6: re(r"(?i)(?:(?-u:\b)[0-9a-f]{1,4}|::)(?::{1,2}[0-9a-f]{1,4}){2,7}(?-u:\b)"),
         }
@@ -69,14 +79,15 @@ pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
     }
     // URLs need "://", "www." or a dot between two letters ("example.org")
     let b = text.as_bytes();
-    let domain_like = memchr::memmem::find(b, b"://").is_some()
+    let scheme = memchr::memchr_iter(b':', b).any(|i| b[i + 1..].starts_with(b"//"));
+    let domain_like = scheme
         || memchr::memchr_iter(b'.', b).any(|i| {
             i > 0
                 && i + 1 < b.len()
                 && b[i - 1].is_ascii_alphanumeric()
                 && b[i + 1].is_ascii_alphabetic()
         });
-    if domain_like {
+    if domain_like && (scheme || dot_before_url_part(text)) {
         for m in p.url.find_iter(text) {
             let (s, e) = trim_trailing(text, m.start(), m.end());
             // skip the domain of an e-mail address and plain decimal numbers
@@ -90,13 +101,56 @@ pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
             doc.push(s, e, Category::Url, 0.9, "url");
         }
     }
-    if memchr::memchr(b':', text.as_bytes()).is_some() {
+    // an IPv6 address has at least two colons followed by a hex digit
+    if memchr::memchr_iter(b':', b)
+        .filter(|&i| b.get(i + 1).is_some_and(u8::is_ascii_hexdigit))
+        .nth(1)
+        .is_some()
+    {
         for m in p.ipv6.find_iter(text) {
             if m.as_str().parse::<std::net::Ipv6Addr>().is_ok() {
                 doc.push(m.start(), m.end(), Category::Ip, 0.95, "ip.v6");
             }
         }
     }
+}
+
+/// Whether some dot in `text` follows "www" or precedes one of [`URL_TLDS`] (both
+/// case-insensitive, as in the `url` pattern): without "://", the `url` pattern cannot match
+/// otherwise. Case-insensitive Unicode matching also lets the Kelvin sign stand for "k" and the
+/// long s for "s".
+fn dot_before_url_part(text: &str) -> bool {
+    let fold = |c: char| match c {
+        '\u{212A}' => 'k',
+        '\u{17F}' => 's',
+        c => c.to_ascii_lowercase(),
+    };
+    let b = text.as_bytes();
+    memchr::memchr_iter(b'.', b).any(|i| {
+        if i >= 3 && b[i - 3..i].eq_ignore_ascii_case(b"www") {
+            return true;
+        }
+        if !b
+            .get(i + 1)
+            .is_some_and(|&c| c.is_ascii_alphabetic() || c >= 0x80)
+        {
+            return false;
+        }
+        // the next four letters, folded
+        let mut next = [0u8; 4];
+        let mut n = 0;
+        for c in text[i + 1..].chars().take(next.len()) {
+            let c = fold(c);
+            if !c.is_ascii_lowercase() {
+                break;
+            }
+            next[n] = c as u8;
+            n += 1;
+        }
+        URL_TLDS
+            .iter()
+            .any(|tld| next[..n].starts_with(tld.as_bytes()))
+    })
 }
 
 fn trim_trailing(text: &str, s: usize, mut e: usize) -> (usize, usize) {
@@ -260,8 +314,10 @@ fn classify_chain(p: &Patterns, doc: &mut Doc, s: usize, e: usize) {
     let text = doc.text;
     let slice = &text[s..e];
     let bytes = text.as_bytes();
-    // an IPv4 address
-    if p.ipv4.is_match(slice) {
+    // an IPv4 address: digits and three dots
+    let dots = slice.bytes().filter(|&c| c == b'.').count();
+    if dots == 3 && slice.bytes().all(|c| c.is_ascii_digit() || c == b'.') && p.ipv4.is_match(slice)
+    {
         if slice
             .split('.')
             .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255))
@@ -273,7 +329,9 @@ fn classify_chain(p: &Patterns, doc: &mut Doc, s: usize, e: usize) {
     // a phone-shaped whole chain wins over dates inside it
     let digits = slice.bytes().filter(u8::is_ascii_digit).count();
     let mut cursor = s;
-    if !(digits >= 9 && looks_like_phone(slice)) {
+    // every numeric date has a "/", "." or "-" in it
+    let separated = dots > 0 || slice.bytes().any(|c| c == b'/' || c == b'-');
+    if separated && !(digits >= 9 && looks_like_phone(slice)) {
         for m in p.date.find_iter(slice) {
             let (ds, de) = (s + m.start(), s + m.end());
             // dates must not be glued to more digits
@@ -429,7 +487,7 @@ pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
     let mut found: Option<Category> = None;
     let mut j = i;
     let mut words = 0;
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     while j > 0 && words < max_back {
         j -= 1;
         let t = doc.toks[j];
@@ -821,7 +879,7 @@ fn count_digits(s: &str) -> usize {
 /// Dates written with month names, in English, Spanish and German, and weekday names.
 pub fn month_dates(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     for i in 0..n {
         let f = doc.f(i);
         if f & (dict::MONTH | dict::WEEKDAY) == 0 || doc.claimed[i] {
@@ -935,7 +993,7 @@ fn is_year(doc: &Doc, k: usize) -> bool {
 /// Ages over 89 written in words ("ninety-one-year-old", "noventa y dos años").
 pub fn age_words(doc: &mut Doc) {
     let n = doc.toks.len();
-    let mut buf = String::new();
+    let mut buf = dict::LowerBuf::default();
     for i in 0..n {
         if doc.toks[i].kind != Kind::Word || doc.claimed[i] {
             continue;
@@ -1010,6 +1068,49 @@ pub fn age_words(doc: &mut Doc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `dot_before_url_part` and the IPv6 pre-check read the case-insensitive classes of the
+    /// `url` and `ipv6` patterns as ASCII plus the two non-ASCII chars that fold to ASCII letters.
+    #[test]
+    fn case_insensitive_classes_fold_as_the_pre_checks_assume() {
+        let letter = Regex::new(r"(?i)^[a-z]$").unwrap();
+        let hex = Regex::new(r"(?i)^[0-9a-f]$").unwrap();
+        let mut folding = Vec::new();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s = c.to_string();
+            if c.is_ascii() {
+                continue;
+            }
+            assert!(!hex.is_match(&s), "{c:?}");
+            if letter.is_match(&s) {
+                folding.push(c);
+            }
+        }
+        assert_eq!(folding, ['\u{17F}', '\u{212A}']);
+        assert!(Regex::new(r"(?i)^s$").unwrap().is_match("\u{17F}"));
+        assert!(Regex::new(r"(?i)^k$").unwrap().is_match("\u{212A}"));
+    }
+
+    #[test]
+    fn url_pre_check_sees_every_url() {
+        let p = Patterns::new();
+        for t in [
+            "see example.org today",
+            "WWW.EXAMPLE.COM",
+            "www.1example",
+            "mail me at x@y.de or visit uni-koeln.de/pfad",
+            "host.\u{212A}\u{212A}",
+            "a.u\u{17F}",
+            "foo.community",
+            "ftp://files",
+        ] {
+            assert!(
+                !p.url.is_match(t) || t.contains("://") || dot_before_url_part(t),
+                "{t}"
+            );
+        }
+        assert!(!dot_before_url_part("Pt. stable. Dr.Smith e.g. 3.5 mg"));
+    }
 
     /// Runs of digit groups joined by short separators: the reference definition of what
     /// `scan_chain` matches.
