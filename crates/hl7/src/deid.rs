@@ -38,6 +38,10 @@ pub struct Hl7Deid {
     /// Per segment id and field number, the rank of each role's built-in id (`NO_RANK` for
     /// none), so that counting a value is an index rather than a hash lookup.
     ranks: FxHashMap<[u8; 3], Vec<[u32; Role::ALL.len()]>>,
+    /// The profile's action for each role, and whether values of the role go into the
+    /// message dictionary, by role (looked up for every value).
+    actions: [Action; Role::ALL.len()],
+    collects: [bool; Role::ALL.len()],
 }
 
 /// No built-in id for this segment, field and role.
@@ -154,6 +158,8 @@ impl Hl7Deid {
             patient,
             builtin_ids,
             ranks,
+            actions: Role::ALL.map(|r| profile::action(config.profile, r)),
+            collects: Role::ALL.map(|r| collects(config.profile, r)),
         })
     }
 
@@ -534,7 +540,7 @@ impl Walker<'_> {
             return;
         };
         let header = is_header(&id);
-        let profile = self.deid.profile;
+        let collects = &self.deid.collects;
         for (k, raw) in split(seg, Some(d.field)).enumerate().skip(1) {
             let n = if header { k + 1 } else { k };
             if n >= table.len() {
@@ -548,10 +554,10 @@ impl Walker<'_> {
             }
             let dict = &mut self.dict;
             each_leaf(d, raw, |(_, c, s), sub| {
-                let role = ty.role(c, s);
-                if sub.len() < 3 || !collects(profile, role) {
+                if sub.len() < 3 || !collects[ty.role(c, s) as usize] {
                     return;
                 }
+                let role = ty.role(c, s);
                 if let Some(v) = d.plain(sub) {
                     let v = trim_ascii_whitespace(v);
                     if v.len() >= 3 && v.iter().any(u8::is_ascii_alphanumeric) {
@@ -660,7 +666,7 @@ impl Walker<'_> {
                         if values == 0 {
                             self.out.extend_from_slice(raw);
                         } else {
-                            let action = profile::action(self.deid.profile, Role::Remove);
+                            let action = self.deid.actions[Role::Remove as usize];
                             let ranks = seg_ranks.and_then(|r| r.get(usize::from(n)));
                             let counter = Counter::Builtin(id, n, Role::Remove);
                             let e = self.count(counter, ranks, action);
@@ -808,7 +814,7 @@ impl Walker<'_> {
                 let role = t.role(comp, sub);
                 (
                     Counter::Builtin(at.id, at.field, role),
-                    profile::action(deid.profile, role),
+                    deid.actions[role as usize],
                     role.kind(),
                 )
             }
@@ -824,7 +830,7 @@ impl Walker<'_> {
         let (action, kind) = if builtin && action == Action::Keep && looks_like_date(raw) {
             // A full date where the standard expects a code: handled as a date (fail safe).
             self.scratch.note(NOTE_DATE_IN_CODE);
-            (profile::action(deid.profile, Role::Date), Role::Date.kind())
+            (deid.actions[Role::Date as usize], Role::Date.kind())
         } else {
             (action, kind)
         };
@@ -1331,7 +1337,11 @@ mod tests {
                     })
                     .collect();
                 for from in 0..=len {
-                    assert_eq!(next_sep(&d, &raw, from), plain(&d, &raw, from), "{raw:?} {from}");
+                    assert_eq!(
+                        next_sep(&d, &raw, from),
+                        plain(&d, &raw, from),
+                        "{raw:?} {from}"
+                    );
                 }
             }
         }

@@ -152,10 +152,13 @@ impl Delimiters {
         };
         let mut i = 0;
         while i < b.len() {
-            // Runs of plain bytes are copied whole (most values have nothing to escape).
+            // Runs of plain bytes are copied whole (most values have nothing to escape). Letters
+            // and digits are never delimiters, and most replacements are only those.
             let run = b[i..]
                 .iter()
-                .position(|&c| c == b'\r' || c == b'\n' || self.is_delim(c))
+                .position(|&c| {
+                    !c.is_ascii_alphanumeric() && (c == b'\r' || c == b'\n' || self.is_delim(c))
+                })
                 .unwrap_or(b.len() - i);
             out.extend_from_slice(&b[i..i + run]);
             i += run;

@@ -53,12 +53,28 @@ pub fn split(raw: &[u8], sep: Option<u8>) -> impl Iterator<Item = &[u8]> {
 #[inline]
 fn find(b: u8, r: &[u8]) -> Option<usize> {
     const SHORT: usize = 32;
-    let head = r.len().min(SHORT);
-    match r[..head].iter().position(|&c| c == b) {
-        Some(i) => Some(i),
-        None if r.len() > SHORT => memchr::memchr(b, &r[SHORT..]).map(|i| i + SHORT),
-        None => None,
+    // The first bytes eight at a time: a byte equal to `b` is a zero byte of the word XOR `b`,
+    // and the test below marks the lowest zero byte of a word exactly.
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let wb = LO * u64::from(b);
+    let mut i = 0;
+    while i < SHORT {
+        let Some(Ok(bytes)) = r.get(i..i + 8).map(<[u8; 8]>::try_from) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes) ^ wb;
+        let hits = x.wrapping_sub(LO) & !x & HI;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
     }
+    if i < SHORT {
+        // Fewer than eight bytes left.
+        return r[i..].iter().position(|&c| c == b).map(|k| i + k);
+    }
+    memchr::memchr(b, &r[SHORT..]).map(|k| k + SHORT)
 }
 
 impl Segment {
@@ -171,4 +187,30 @@ pub fn parse_segments<R: Read>(input: R) -> Result<Vec<Segment>, Hl7Error> {
         return Err(Hl7Error::Empty);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_agrees_with_a_plain_search_at_every_length() {
+        let alphabet = [b'a', b'|', 0x80, 0xff, 0x00, b'^'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..=80 {
+            for _ in 0..100 {
+                let raw: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                for b in [b'|', 0x80, 0x00] {
+                    assert_eq!(find(b, &raw), raw.iter().position(|&c| c == b), "{raw:?}");
+                }
+            }
+        }
+    }
 }
