@@ -210,6 +210,8 @@ impl Hl7Deid {
             categories: std::mem::take(&mut b.categories),
             pseudonyms: std::mem::take(&mut b.pseudonyms),
             clean_text: std::mem::take(&mut b.clean_text),
+            text_cache: FxHashMap::default(),
+            text_patient: None,
         };
         let mut delims: Option<Delimiters> = None;
         let mut messages = 0u64;
@@ -477,6 +479,10 @@ struct Walker<'a> {
     /// Text values the detector found nothing in, in this input: kept again without a second
     /// detector run (the detector's answer depends on the value alone).
     clean_text: rustc_hash::FxHashSet<String>,
+    /// Text values the detector found something in, with the engine's answer, for the patient
+    /// `text_patient` (emptied when the patient changes).
+    text_cache: FxHashMap<String, phiguard_rules::engine::TextResult>,
+    text_patient: Option<PatientRef>,
 }
 
 /// Entries each per-input cache holds before it is emptied (bounds memory on large inputs).
@@ -880,7 +886,23 @@ impl Walker<'_> {
                 Action::Text if value.trim().is_empty() => Outcome::Keep,
                 Action::Text if self.clean_text.contains(value.as_ref()) => Outcome::Keep,
                 Action::Text => {
-                    let (text, counts) = self.engine.text(&value, at.patient).map_err(err)?;
+                    // A text with detections again, for the same patient: the engine's answer
+                    // is the same (it depends on the value, the patient and the key alone).
+                    if self.text_patient.as_ref() != at.patient {
+                        self.text_cache.clear();
+                        self.text_patient = at.patient.cloned();
+                    }
+                    let (text, counts) = match self.text_cache.get(value.as_ref()) {
+                        Some((t, c)) => (t.clone(), c.clone()),
+                        None => self.engine.text(&value, at.patient).map_err(err)?,
+                    };
+                    if !counts.is_empty() && !self.text_cache.contains_key(value.as_ref()) {
+                        if self.text_cache.len() >= CACHE_LIMIT {
+                            self.text_cache.clear();
+                        }
+                        self.text_cache
+                            .insert(value.to_string(), (text.clone(), counts.clone()));
+                    }
                     if text.is_none() && counts.is_empty() {
                         if self.clean_text.len() >= CACHE_LIMIT {
                             self.clean_text.clear();
