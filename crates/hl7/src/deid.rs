@@ -1380,12 +1380,22 @@ mod tests {
         for b in 0u8..0x80 {
             for raw in [vec![b], vec![b, b'x', b], vec![b'x', b, b'y']] {
                 let text = std::str::from_utf8(&raw).unwrap_or_default();
-                assert_eq!(trim_ascii_whitespace(&raw), text.trim().as_bytes(), "{b:#x}");
+                assert_eq!(
+                    trim_ascii_whitespace(&raw),
+                    text.trim().as_bytes(),
+                    "{b:#x}"
+                );
             }
         }
         // Plain leaves skip decoding: they must be exactly what decoding gives.
         let d = Delimiters::default();
-        for raw in [&b" Smith "[..], b"O'Brien", b"a\\F\\b", b"M\xc3\xbcller", b""] {
+        for raw in [
+            &b" Smith "[..],
+            b"O'Brien",
+            b"a\\F\\b",
+            b"M\xc3\xbcller",
+            b"",
+        ] {
             match d.plain(raw) {
                 Some(p) => assert_eq!(p, d.decode(raw).as_bytes()),
                 None => assert!(raw.contains(&b'\\') || !raw.is_ascii()),
