@@ -134,3 +134,47 @@ fn caches_do_not_leak_between_keys_or_inputs() {
     let (c, tc) = std::thread::scope(|s| s.spawn(|| run_on(4, TWO_VISITS)).join().unwrap());
     assert_eq!((&a1, &ta1), (&c, &tc));
 }
+
+/// A free-text value is de-identified once per patient and input and the answer reused: the
+/// reuse must never hand one patient's answer (their date shift) to another.
+#[test]
+fn text_answers_are_not_shared_between_patients() {
+    use phiguard_deid::DeidKey;
+    use phiguard_rules::{Engine, EngineOptions, Tally};
+    // Dates inside free text shifted per patient (the built-in text profile keeps the year).
+    let config = Config::from_toml(
+        "profile = \"shifted\"\n[actions]\nDATE = \"date_shift\"\n[date_shift]\nmin_days = 100\nmax_days = 3000\n",
+    )
+    .unwrap();
+    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
+    let engine = Engine::new(
+        DeidKey::from_bytes([9; 32]),
+        EngineOptions {
+            today,
+            ..config.engine_options()
+        },
+    );
+    let note = "Seen on 2020-03-04 for a follow-up visit.";
+    let message = |mrn: &str| {
+        format!(
+            "MSH|^~\\&|A|B|C|D|20200301080000||ORU^R01|1|P|2.5\rPID|1||{mrn}^^^H^MR||DOE^JANE||19800214|F\rNTE|1||{note}\r"
+        )
+    };
+    let input = [message("PAT-1"), message("PAT-2"), message("PAT-1")].concat();
+    let deid = phiguard_hl7::Hl7Deid::new(&config).unwrap();
+    let mut out = Vec::new();
+    deid.deidentify(&engine, input.as_bytes(), &mut out, &mut Tally::default())
+        .unwrap();
+    let segs = parse_segments(out.as_slice()).unwrap();
+    let nte = |i: usize| String::from_utf8(segs[i].field(3).unwrap().to_vec()).unwrap();
+    let expected = |mrn: &str| {
+        let (text, counts) = engine.text(note, Some(&engine.patient(mrn))).unwrap();
+        assert!(!counts.is_empty(), "the date is found");
+        text.unwrap()
+    };
+    let (one, two) = (expected("PAT-1"), expected("PAT-2"));
+    assert_ne!(one, two, "two patients, two date shifts");
+    assert_eq!(nte(2), one);
+    assert_eq!(nte(5), two);
+    assert_eq!(nte(8), one);
+}
