@@ -525,7 +525,7 @@ pub fn config_fingerprint(cfg: &Config, sha: Option<&str>) -> String {
     h.update(b"\0");
     h.update(sha.unwrap_or("").as_bytes());
     h.update(b"\0");
-    h.update(cfg.text.fingerprint().as_bytes());
+    h.update(cfg.text_profile().fingerprint().as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 

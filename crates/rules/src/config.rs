@@ -24,6 +24,7 @@
 //! are errors that name the key.
 
 use phiguard_deid::Profile;
+use phiguard_detect::Category;
 use serde::Deserialize;
 
 use crate::engine::EngineOptions;
@@ -127,7 +128,11 @@ struct RawStructured {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub profile: ProfileName,
+    /// The text profile as configured (Safe Harbor where nothing is set); see
+    /// [`Config::text_profile`] for the one in effect.
     pub text: Profile,
+    /// Whether the config sets `actions.DATE` itself.
+    pub text_date_set: bool,
     pub fhir: FormatSection,
     pub hl7: FormatSection,
     pub dicom: FormatSection,
@@ -160,6 +165,10 @@ impl Config {
                 rest.insert(k, v);
             }
         }
+        let text_date_set = text_part
+            .get("actions")
+            .and_then(|a| a.get("DATE"))
+            .is_some();
         let text_toml =
             toml::to_string(&text_part).map_err(|e| ConfigError::Toml(e.to_string()))?;
         let text_profile = Profile::from_toml(&text_toml)?;
@@ -173,6 +182,7 @@ impl Config {
         Ok(Config {
             profile,
             text: text_profile,
+            text_date_set,
             fhir: raw.fhir,
             hl7: raw.hl7,
             dicom: raw.dicom,
@@ -183,9 +193,25 @@ impl Config {
     /// Engine options for this config (today's date, language guessed per value).
     pub fn engine_options(&self) -> EngineOptions {
         EngineOptions {
-            profile: self.text.clone(),
+            profile: self.text_profile(),
             ..EngineOptions::default()
         }
+    }
+
+    /// The text profile in effect: the configured one, except that under `shifted` a date
+    /// found in free text is shifted by the patient's offset like the dates of typed fields
+    /// (keeping the intervals between them), unless the config sets `actions.DATE` itself.
+    pub fn text_profile(&self) -> Profile {
+        if self.profile == ProfileName::Shifted && !self.text_date_set {
+            // `date_shift` always applies to DATE, so this cannot fail; the configured
+            // profile is the fallback all the same.
+            return self
+                .text
+                .clone()
+                .with_action(Category::Date, phiguard_deid::Action::DateShift)
+                .unwrap_or_else(|_| self.text.clone());
+        }
+        self.text.clone()
     }
 }
 
@@ -208,6 +234,31 @@ rules = [ { select = "ZPI-*", action = "remove" } ]
         .unwrap();
         assert_eq!(c.profile, ProfileName::Shifted);
         assert_eq!(c.text.date_shift().max_days, 30);
+        // Under `shifted`, dates in free text are shifted too, unless DATE is configured.
+        use phiguard_deid::Action as TextAction;
+        assert_eq!(
+            c.text_profile().action(Category::Date),
+            TextAction::DateShift
+        );
+        assert_eq!(
+            Config::builtin(ProfileName::Shifted)
+                .text_profile()
+                .action(Category::Date),
+            TextAction::DateShift
+        );
+        for p in [ProfileName::SafeHarbor, ProfileName::LimitedDataSet] {
+            let c = Config::builtin(p);
+            assert_eq!(
+                c.text_profile().action(Category::Date),
+                TextAction::Generalize
+            );
+        }
+        let set =
+            Config::from_toml("profile = \"shifted\"\n[actions]\nDATE = \"redact\"\n").unwrap();
+        assert_eq!(
+            set.text_profile().action(Category::Date),
+            TextAction::Redact
+        );
         assert_eq!(c.hl7.rules.len(), 1);
         let e = Config::from_toml("[hl7]\nrulez = []\n")
             .unwrap_err()

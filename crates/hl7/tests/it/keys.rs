@@ -141,11 +141,8 @@ fn caches_do_not_leak_between_keys_or_inputs() {
 fn text_answers_are_not_shared_between_patients() {
     use phiguard_deid::DeidKey;
     use phiguard_rules::{Engine, EngineOptions, Tally};
-    // Dates inside free text shifted per patient (the built-in text profile keeps the year).
-    let config = Config::from_toml(
-        "profile = \"shifted\"\n[actions]\nDATE = \"date_shift\"\n[date_shift]\nmin_days = 100\nmax_days = 3000\n",
-    )
-    .unwrap();
+    // Under `shifted`, dates inside free text move by the patient's offset too.
+    let config = Config::builtin(ProfileName::Shifted);
     let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
     let engine = Engine::new(
         DeidKey::from_bytes([9; 32]),
@@ -157,7 +154,7 @@ fn text_answers_are_not_shared_between_patients() {
     let note = "Seen on 2020-03-04 for a follow-up visit.";
     let message = |mrn: &str| {
         format!(
-            "MSH|^~\\&|A|B|C|D|20200301080000||ORU^R01|1|P|2.5\rPID|1||{mrn}^^^H^MR||DOE^JANE||19800214|F\rNTE|1||{note}\r"
+            "MSH|^~\\&|A|B|C|D|20200301080000||ORU^R01|1|P|2.5\rPID|1||{mrn}^^^H^MR||DOE^JANE||19800214|F\rNTE|1||{note}\rOBX|1|DT|1^Visit^L||20200304\r"
         )
     };
     let input = [message("PAT-1"), message("PAT-2"), message("PAT-1")].concat();
@@ -175,6 +172,12 @@ fn text_answers_are_not_shared_between_patients() {
     let (one, two) = (expected("PAT-1"), expected("PAT-2"));
     assert_ne!(one, two, "two patients, two date shifts");
     assert_eq!(nte(2), one);
-    assert_eq!(nte(5), two);
-    assert_eq!(nte(8), one);
+    assert_eq!(nte(6), two);
+    assert_eq!(nte(10), one);
+    // The date in the text moved with the patient's typed dates: the same day in both.
+    for (n, o) in [(2, 3), (6, 7), (10, 11)] {
+        let typed = String::from_utf8(segs[o].field(5).unwrap().to_vec()).unwrap();
+        let iso = format!("{}-{}-{}", &typed[..4], &typed[4..6], &typed[6..8]);
+        assert!(nte(n).contains(&iso), "{} vs {typed}", nte(n));
+    }
 }
