@@ -335,23 +335,31 @@ impl FhirDeid {
         tally: &mut Tally,
         threads: usize,
     ) -> Result<Vec<Vec<u8>>, FhirError> {
+        // Each line's changes are sampled for the review sheet with a seed of its own (from
+        // its line number), then merged: the sample does not depend on how lines are shared
+        // out between threads.
+        let base = tally.review.fork(0);
         if threads == 1 || batch.len() < 2 {
             return batch
                 .iter()
-                .map(|(n, b)| self.line(engine, *n, b, tally))
+                .map(|(n, b)| self.line_sampled(engine, *n, b, tally, &base))
                 .filter_map(Result::transpose)
                 .collect();
         }
         let chunk = batch.len().div_ceil(threads);
+        let base = &base;
         let results: Vec<(LinesResult, Tally)> = std::thread::scope(|s| {
             let handles: Vec<_> = batch
                 .chunks(chunk)
                 .map(|part| {
                     s.spawn(move || {
-                        let mut t = Tally::default();
+                        let mut t = Tally {
+                            review: base.fork(0),
+                            ..Tally::default()
+                        };
                         let r = part
                             .iter()
-                            .map(|(n, b)| self.line(engine, *n, b, &mut t))
+                            .map(|(n, b)| self.line_sampled(engine, *n, b, &mut t, base))
                             .filter_map(Result::transpose)
                             .collect();
                         (r, t)
@@ -382,6 +390,23 @@ impl FhirDeid {
     }
 
     /// One NDJSON line: the de-identified resource and a newline, `None` when blank.
+    /// [`FhirDeid::line`] with the line's review sample drawn with a seed of its line number
+    /// (from `base`) and merged into `tally`'s.
+    fn line_sampled(
+        &self,
+        engine: &Engine,
+        line_no: usize,
+        body: &[u8],
+        tally: &mut Tally,
+        base: &phiguard_rules::ReviewSample,
+    ) -> Result<Option<Vec<u8>>, FhirError> {
+        let outer = std::mem::replace(&mut tally.review, base.fork(line_no as u64));
+        let r = self.line(engine, line_no, body, tally);
+        let mine = std::mem::replace(&mut tally.review, outer);
+        tally.review.merge(mine);
+        r
+    }
+
     fn line(
         &self,
         engine: &Engine,

@@ -35,8 +35,9 @@ impl Formats {
         })
     }
 
-    /// De-identifies the file at `path` into `out`. Returns why the output needs a human look
-    /// (burned-in text in DICOM pixels...), if it does. On error the caller discards `out`.
+    /// De-identifies the file at `path` into `out`, FHIR NDJSON lines on up to `threads`
+    /// threads. Returns why the output needs a human look (burned-in text in DICOM pixels...),
+    /// if it does. On error the caller discards `out`.
     pub fn deidentify(
         &self,
         engine: &Engine,
@@ -44,13 +45,14 @@ impl Formats {
         path: &Path,
         out: &mut (dyn Write + Send),
         tally: &mut Tally,
+        threads: usize,
     ) -> Result<Option<String>> {
         let mut review = None;
         match format {
             Format::Fhir => {
                 // A big Bundle document is streamed (read twice, one entry at a time).
                 self.fhir
-                    .deidentify_seekable(engine, open(path)?, out, tally, 1)?;
+                    .deidentify_seekable(engine, open(path)?, out, tally, threads)?;
             }
             Format::Hl7 => {
                 self.hl7

@@ -98,6 +98,9 @@ pub struct Pipeline {
     /// Size and seed of the review sample (`--review-sample`, `--review-seed`).
     pub review_size: usize,
     pub review_seed: u64,
+    /// Threads one file may use for its records (FHIR NDJSON lines): the cores left over when a
+    /// run has fewer files than threads.
+    pub record_threads: usize,
 }
 
 impl Pipeline {
@@ -109,6 +112,7 @@ impl Pipeline {
             formats,
             review_size: phiguard_rules::REVIEW_SAMPLE,
             review_seed: 0,
+            record_threads: 1,
         })
     }
 
@@ -121,7 +125,7 @@ impl Pipeline {
         tally: &mut Tally,
     ) -> Result<Option<String>> {
         self.formats
-            .deidentify(&self.engine, format, path, out, tally)
+            .deidentify(&self.engine, format, path, out, tally, self.record_threads)
     }
 }
 

@@ -327,3 +327,71 @@ fn the_review_sample_spans_formats_and_a_seed_reproduces_it() {
     }
     assert!(files.len() >= 2, "{files:?}");
 }
+
+/// One NDJSON export and two cores: its lines are shared out between threads, and the output
+/// and the review sample are the same as on one thread.
+#[test]
+fn one_ndjson_file_uses_the_spare_threads_and_writes_the_same() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("k.key");
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cross().join("bundle.json")).unwrap()).unwrap();
+    let mut nd = String::new();
+    for _ in 0..40 {
+        for e in bundle["entry"].as_array().unwrap() {
+            nd.push_str(&serde_json::to_string(&e["resource"]).unwrap());
+            nd.push('\n');
+        }
+    }
+    let input = work.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("export.ndjson"), &nd).unwrap();
+    let run = |name: &str, jobs: &str| -> (Vec<(String, Vec<u8>)>, serde_json::Value) {
+        let out = work.path().join(name);
+        let res = phiguard(
+            work.path(),
+            &[
+                os("deid"),
+                os("--profile"),
+                os("shifted"),
+                os("--no-audit"),
+                os("--review-sample"),
+                os("8"),
+                os("--review-seed"),
+                os("5"),
+                os("--jobs"),
+                os(jobs),
+                os("--key-file"),
+                key.as_os_str(),
+                input.as_os_str(),
+                os("--output"),
+                out.as_os_str(),
+            ],
+        );
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("deid-report.json")).unwrap())
+                .unwrap();
+        let mut outputs = Vec::new();
+        files(&out, &mut outputs);
+        outputs.retain(|(p, _)| p.ends_with(".ndjson"));
+        let outputs = outputs
+            .into_iter()
+            .map(|(p, b)| (p.rsplit('/').next().unwrap_or_default().to_string(), b))
+            .collect();
+        (outputs, report)
+    };
+    let (one, r1) = run("one", "1");
+    let (two, r2) = run("two", "2");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one, two, "the same output on one thread and on two");
+    assert_eq!(r1["tally"]["review"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        r1["tally"], r2["tally"],
+        "the same counts and review sample"
+    );
+}

@@ -146,7 +146,8 @@ impl ReviewSample {
         };
     }
 
-    fn merge(&mut self, other: ReviewSample) {
+    /// Adds another sample's items: the lowest priorities of both are kept.
+    pub fn merge(&mut self, other: ReviewSample) {
         self.capacity = self.capacity.max(other.capacity);
         self.seen += other.seen;
         self.items.extend(other.items);
@@ -174,6 +175,16 @@ impl ReviewSample {
                 i.file = Some(file.to_string());
             }
         }
+    }
+
+    /// An empty sample of the same size for part `part` of this one's input (a worker's share
+    /// of one file): its priorities come from a seed of its own, so the parts merged back
+    /// ([`Tally::merge`]) are a uniform sample of all of them.
+    pub fn fork(&self, part: u64) -> ReviewSample {
+        ReviewSample::new(
+            self.capacity,
+            splitmix64(self.seed ^ splitmix64(part.wrapping_add(0x5EED))),
+        )
     }
 
     /// Changed values offered to the sample.

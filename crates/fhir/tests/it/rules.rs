@@ -242,6 +242,18 @@ fn ndjson_in_parallel_matches_sequential() {
         .unwrap();
     assert_eq!(a, b);
     assert_eq!(ta, tb);
+    // The review sample survives the threads, and is the same whatever their number.
+    let review = || phiguard_rules::Tally {
+        review: phiguard_rules::ReviewSample::new(5, 7),
+        ..phiguard_rules::Tally::default()
+    };
+    let (mut ra, mut rb) = (review(), review());
+    fhir.deidentify(e, nd.as_bytes(), &mut Vec::new(), &mut ra)
+        .unwrap();
+    fhir.deidentify_with_threads(e, nd.as_bytes(), &mut Vec::new(), &mut rb, 3)
+        .unwrap();
+    assert_eq!(ra.review.items.len(), 5);
+    assert_eq!(ra.review, rb.review);
     assert_eq!(
         ta.records as usize,
         bundle["entry"].as_array().unwrap().len() + count_contained(&bundle)
