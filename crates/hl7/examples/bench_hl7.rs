@@ -1,6 +1,7 @@
 //! Throughput of HL7 v2 de-identification (safe-harbor profile) on the shared corpus:
 //! messages/s and MB/s on one thread and on `available_parallelism()` threads (files shared out
-//! with `std::thread::scope`), plus the tokenizer alone (parse every segment).
+//! with `std::thread::scope`), plus the tokenizer alone (parse every segment), and one long
+//! stream shared out over the threads by `deidentify_with_threads`.
 //!
 //! `cargo run --release -p phiguard-hl7 --example bench_hl7 [-- DIR [SECONDS]]`
 //! (default DIR: ../shared/corpora/structured/hl7v2 from the workspace root).
@@ -129,6 +130,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     b as f64 / t / 1e6
                 );
             }
+        }
+    }
+    // One long stream (the batch a hundred times) shared out over the threads by the library
+    // (`deidentify_with_threads`, chunks of whole messages), as `phiguard deid` runs one big
+    // file.
+    if only
+        .as_deref()
+        .is_none_or(|o| "deid safe-harbor".starts_with(o))
+    {
+        let long: Vec<Vec<u8>> = vec![batches[0].repeat(100)];
+        for threads in [1, n] {
+            let stream = |input: &[u8]| -> u64 {
+                let mut tally = Tally::default();
+                let mut out = Vec::with_capacity(input.len() + 64);
+                match deid.deidentify_with_threads(&engine, input, &mut out, &mut tally, threads) {
+                    Ok(()) => tally.records,
+                    Err(_) => 0,
+                }
+            };
+            let (m, b, t) = measure(&long, 1, secs, &stream);
+            println!(
+                "{:18} {:9} {threads} thread(s): {:>10.0} messages/s  {:>7.2} MB/s",
+                "deid safe-harbor",
+                "1 stream",
+                m as f64 / t,
+                b as f64 / t / 1e6
+            );
         }
     }
     Ok(())

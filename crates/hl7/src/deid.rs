@@ -177,7 +177,20 @@ impl Hl7Deid {
         out: W,
         tally: &mut Tally,
     ) -> Result<(), Hl7Error> {
-        let mut reader = SegmentReader::new(input);
+        self.deidentify_at(engine, input, out, tally, (0, 0))
+    }
+
+    /// As [`Hl7Deid::deidentify`] for a part of a larger input that starts after `before`
+    /// (lines, bytes): errors and review labels name positions in the whole input.
+    pub(crate) fn deidentify_at<R: Read, W: Write>(
+        &self,
+        engine: &Engine,
+        input: R,
+        out: W,
+        tally: &mut Tally,
+        before: (u64, u64),
+    ) -> Result<(), Hl7Error> {
+        let mut reader = SegmentReader::starting_after(input, before.0, before.1);
         let mut b = BUFFERS.with(Cell::take).unwrap_or_default();
         // Returned empty, but start afresh all the same: the caches hold the answers of one
         // engine (one key) and must never serve another's.

@@ -28,6 +28,7 @@
 //! assert!(!out.contains("DOE") && !out.contains("12345") && out.contains("|1980|F\r"));
 //! ```
 
+mod chunked;
 mod deid;
 pub mod delims;
 mod dict;
@@ -37,6 +38,7 @@ pub mod reader;
 pub mod selector;
 pub mod types;
 
+pub use chunked::CHUNK_MESSAGES;
 pub use deid::Hl7Deid;
 pub use delims::Delimiters;
 pub use parse::{Segment, parse_segments};

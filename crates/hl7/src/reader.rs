@@ -41,11 +41,17 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl<R: Read> SegmentReader<R> {
     pub fn new(input: R) -> Self {
+        Self::starting_after(input, 0, 0)
+    }
+
+    /// A reader of a part of a larger input that follows `lines` lines and `bytes` bytes of it:
+    /// lines and offsets count from there (a byte order mark is looked for on line 1 only).
+    pub fn starting_after(input: R, lines: u64, bytes: u64) -> Self {
         SegmentReader {
             inner: BufReader::with_capacity(16 * 1024, input),
-            line: 0,
-            offset: 0,
-            next_offset: 0,
+            line: lines,
+            offset: bytes,
+            next_offset: bytes,
             bom: false,
         }
     }

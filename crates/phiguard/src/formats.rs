@@ -35,8 +35,8 @@ impl Formats {
         })
     }
 
-    /// De-identifies the file at `path` into `out`, FHIR NDJSON lines on up to `threads`
-    /// threads. Returns why the output needs a human look (burned-in text in DICOM pixels...),
+    /// De-identifies the file at `path` into `out`, FHIR NDJSON lines and HL7 messages on up
+    /// to `threads` threads. Returns why the output needs a human look (burned-in text in DICOM pixels...),
     /// if it does. On error the caller discards `out`.
     pub fn deidentify(
         &self,
@@ -55,8 +55,14 @@ impl Formats {
                     .deidentify_seekable(engine, open(path)?, out, tally, threads)?;
             }
             Format::Hl7 => {
-                self.hl7
-                    .deidentify(engine, BufReader::new(open(path)?), out, tally)?;
+                // Message by message; a batch file's messages on up to `threads` threads.
+                self.hl7.deidentify_with_threads(
+                    engine,
+                    BufReader::new(open(path)?),
+                    out,
+                    tally,
+                    threads,
+                )?;
             }
             Format::Dicom => {
                 // Streamed: the pixel data is copied through in chunks, never held whole.

@@ -98,8 +98,8 @@ pub struct Pipeline {
     /// Size and seed of the review sample (`--review-sample`, `--review-seed`).
     pub review_size: usize,
     pub review_seed: u64,
-    /// Threads one file may use for its records (FHIR NDJSON lines): the cores left over when a
-    /// run has fewer files than threads.
+    /// Threads one file may use for its records (FHIR NDJSON lines, HL7 messages): the cores
+    /// left over when a run has fewer files than threads.
     pub record_threads: usize,
 }
 

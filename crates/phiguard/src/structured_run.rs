@@ -105,7 +105,8 @@ pub fn run(args: &Args) -> Result<u8> {
                 .unwrap_or(1)
         })
         .max(1);
-    // Fewer files than threads: the spare threads go to the records of each file (NDJSON).
+    // Fewer files than threads: the spare threads go to the records of each file (FHIR NDJSON
+    // lines, HL7 messages).
     pipeline.record_threads = (threads / jobs.len().max(1)).max(1);
     let progress = crate::cmd_bench::Progress::new("deid", jobs.len() as u64);
     let names: Vec<String> = rels.iter().map(|r| r.display().to_string()).collect();

@@ -328,10 +328,10 @@ fn the_review_sample_spans_formats_and_a_seed_reproduces_it() {
     assert!(files.len() >= 2, "{files:?}");
 }
 
-/// One NDJSON export and two cores: its lines are shared out between threads, and the output
-/// and the review sample are the same as on one thread.
+/// One NDJSON export, or one HL7 batch file, and two cores: its records are shared out between
+/// threads, and the output and the review sample are the same as on one thread.
 #[test]
-fn one_ndjson_file_uses_the_spare_threads_and_writes_the_same() {
+fn one_big_file_uses_the_spare_threads_and_writes_the_same() {
     let work = tempfile::tempdir().unwrap();
     let key = work.path().join("k.key");
     let bundle: serde_json::Value =
@@ -343,10 +343,23 @@ fn one_ndjson_file_uses_the_spare_threads_and_writes_the_same() {
             nd.push('\n');
         }
     }
-    let input = work.path().join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::write(input.join("export.ndjson"), &nd).unwrap();
-    let run = |name: &str, jobs: &str| -> (Vec<(String, Vec<u8>)>, serde_json::Value) {
+    let mut hl7 = Vec::new();
+    let adt = std::fs::read(cross().join("adt.hl7")).unwrap();
+    // Enough messages for several chunks (`phiguard_hl7::CHUNK_MESSAGES` each).
+    for _ in 0..3 * 256 + 10 {
+        hl7.extend_from_slice(&adt);
+        if !adt.ends_with(b"\r") && !adt.ends_with(b"\n") {
+            hl7.push(b'\r');
+        }
+    }
+    let folders = [("export.ndjson", nd.into_bytes()), ("feed.hl7", hl7)];
+    for (name, bytes) in &folders {
+        let input = work.path().join(format!("in-{name}"));
+        std::fs::create_dir_all(&input).unwrap();
+        std::fs::write(input.join(name), bytes).unwrap();
+    }
+    let run = |name: &str, file: &str, jobs: &str| -> (Vec<(String, Vec<u8>)>, serde_json::Value) {
+        let input = work.path().join(format!("in-{file}"));
         let out = work.path().join(name);
         let res = phiguard(
             work.path(),
@@ -378,20 +391,22 @@ fn one_ndjson_file_uses_the_spare_threads_and_writes_the_same() {
                 .unwrap();
         let mut outputs = Vec::new();
         files(&out, &mut outputs);
-        outputs.retain(|(p, _)| p.ends_with(".ndjson"));
+        outputs.retain(|(p, _)| p.ends_with(".ndjson") || p.ends_with(".hl7"));
         let outputs = outputs
             .into_iter()
             .map(|(p, b)| (p.rsplit('/').next().unwrap_or_default().to_string(), b))
             .collect();
         (outputs, report)
     };
-    let (one, r1) = run("one", "1");
-    let (two, r2) = run("two", "2");
-    assert_eq!(one.len(), 1);
-    assert_eq!(one, two, "the same output on one thread and on two");
-    assert_eq!(r1["tally"]["review"].as_array().unwrap().len(), 8);
-    assert_eq!(
-        r1["tally"], r2["tally"],
-        "the same counts and review sample"
-    );
+    for (file, _) in &folders {
+        let (one, r1) = run(&format!("one-{file}"), file, "1");
+        let (two, r2) = run(&format!("two-{file}"), file, "2");
+        assert_eq!(one.len(), 1, "{file}");
+        assert_eq!(one, two, "{file}: the same output on one thread and on two");
+        assert_eq!(r1["tally"]["review"].as_array().unwrap().len(), 8, "{file}");
+        assert_eq!(
+            r1["tally"], r2["tally"],
+            "{file}: the same counts and review sample"
+        );
+    }
 }

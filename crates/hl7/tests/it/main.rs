@@ -6,6 +6,7 @@ mod leak;
 mod malformed;
 mod properties;
 mod structure;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
