@@ -99,6 +99,12 @@ impl Hl7Deid {
             let mut writer = InOrder::default();
             let mut sent = 0u64;
             while let Some((i, chunk)) = chunks.next_chunk()? {
+                // At most 2 × threads chunks between reading and writing, even when an early
+                // chunk is slow and later ones wait to be written after it.
+                while i >= writer.next + 2 * threads as u64 {
+                    let done = done_rx.recv().map_err(|_| worker_failed())?;
+                    writer.put(done, out, tally)?;
+                }
                 let t = fork(tally, i);
                 if work_tx.send((i, chunk, t)).is_err() {
                     return Err(worker_failed());
