@@ -140,3 +140,32 @@ fn errors_name_the_same_position_on_threads() {
         .to_string();
     assert!(empty.contains("no HL7 message"), "{empty}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Damage anywhere in a long stream: the threaded run ends as the sequential one does (the
+    /// same output, or the same error naming the same place).
+    #[test]
+    fn damaged_streams_end_as_on_one_thread(
+        edits in proptest::collection::vec((0.0f64..1.0, proptest::prelude::any::<u8>()), 0..6),
+    ) {
+        let message: &[u8] = b"MSH|^~\\&|A|B|C|D|20200101||ORU^R01|1|P|2.5\rPID|1||M1^^^H~M2||DOE^JANE||19800214|F\rOBX|1|TX|c^d||Seen by Dr. Ann Lee on 2020-01-02||||||F\r";
+        let mut input = message.repeat(2 * CHUNK_MESSAGES + 9);
+        for (at, b) in edits {
+            let i = ((input.len() - 1) as f64 * at) as usize;
+            input[i] = b;
+        }
+        let config = Config::builtin(ProfileName::SafeHarbor);
+        let deid = Hl7Deid::new(&config).unwrap();
+        let e = engine(1, &config);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let seq = deid.deidentify(e, input.as_slice(), &mut a, &mut Tally::default());
+        let par = deid.deidentify_with_threads(e, input.as_slice(), &mut b, &mut Tally::default(), 3);
+        match (seq, par) {
+            (Ok(()), Ok(())) => proptest::prop_assert_eq!(a, b),
+            (Err(x), Err(y)) => proptest::prop_assert_eq!(x.to_string(), y.to_string()),
+            (x, y) => proptest::prop_assert!(false, "sequential {:?}, threaded {:?}", x.err().map(|e| e.to_string()), y.err().map(|e| e.to_string())),
+        }
+    }
+}
