@@ -198,20 +198,23 @@ impl Config {
         }
     }
 
-    /// The text profile in effect: the configured one, except that under `shifted` a date
-    /// found in free text is shifted by the patient's offset like the dates of typed fields
-    /// (keeping the intervals between them), unless the config sets `actions.DATE` itself.
+    /// The text profile in effect: the configured one, except for dates found in free text
+    /// when the config does not set `actions.DATE` itself. Under `shifted` they move by the
+    /// patient's offset like the dates of typed fields (keeping the intervals between them);
+    /// under `limited-data-set` they are kept, as the typed dates are.
     pub fn text_profile(&self) -> Profile {
-        if self.profile == ProfileName::Shifted && !self.text_date_set {
-            // `date_shift` always applies to DATE, so this cannot fail; the configured
-            // profile is the fallback all the same.
-            return self
-                .text
-                .clone()
-                .with_action(Category::Date, phiguard_deid::Action::DateShift)
-                .unwrap_or_else(|_| self.text.clone());
-        }
-        self.text.clone()
+        let date = match self.profile {
+            _ if self.text_date_set => return self.text.clone(),
+            ProfileName::Shifted => phiguard_deid::Action::DateShift,
+            ProfileName::LimitedDataSet => phiguard_deid::Action::Keep,
+            ProfileName::SafeHarbor => return self.text.clone(),
+        };
+        // Both actions apply to DATE, so this cannot fail; the configured profile is the
+        // fallback all the same.
+        self.text
+            .clone()
+            .with_action(Category::Date, date)
+            .unwrap_or_else(|_| self.text.clone())
     }
 }
 
@@ -246,13 +249,9 @@ rules = [ { select = "ZPI-*", action = "remove" } ]
                 .action(Category::Date),
             TextAction::DateShift
         );
-        for p in [ProfileName::SafeHarbor, ProfileName::LimitedDataSet] {
-            let c = Config::builtin(p);
-            assert_eq!(
-                c.text_profile().action(Category::Date),
-                TextAction::Generalize
-            );
-        }
+        let date = |p| Config::builtin(p).text_profile().action(Category::Date);
+        assert_eq!(date(ProfileName::SafeHarbor), TextAction::Generalize);
+        assert_eq!(date(ProfileName::LimitedDataSet), TextAction::Keep);
         let set =
             Config::from_toml("profile = \"shifted\"\n[actions]\nDATE = \"redact\"\n").unwrap();
         assert_eq!(

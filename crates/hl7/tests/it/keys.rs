@@ -181,3 +181,29 @@ fn text_answers_are_not_shared_between_patients() {
         assert!(nte(n).contains(&iso), "{} vs {typed}", nte(n));
     }
 }
+
+/// Under `limited-data-set`, dates are kept in free text as in typed fields; names are not.
+#[test]
+fn limited_data_set_keeps_dates_in_text_too() {
+    use phiguard_deid::DeidKey;
+    use phiguard_rules::{Engine, EngineOptions, Tally};
+    let config = Config::builtin(ProfileName::LimitedDataSet);
+    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
+    let engine = Engine::new(
+        DeidKey::from_bytes([9; 32]),
+        EngineOptions {
+            today,
+            ..config.engine_options()
+        },
+    );
+    let input = "MSH|^~\\&|A|B|C|D|20200301080000||ORU^R01|1|P|2.5\rPID|1||PAT-1^^^H^MR||DOE^JANE||19800214|F\rNTE|1||Seen by Dr. Ann Lee on 2020-03-04 for a follow-up visit.\rOBX|1|DT|1^Visit^L||20200304\r";
+    let deid = phiguard_hl7::Hl7Deid::new(&config).unwrap();
+    let mut out = Vec::new();
+    deid.deidentify(&engine, input.as_bytes(), &mut out, &mut Tally::default())
+        .unwrap();
+    let segs = parse_segments(out.as_slice()).unwrap();
+    let nte = String::from_utf8(segs[2].field(3).unwrap().to_vec()).unwrap();
+    assert!(nte.contains("2020-03-04"), "{nte}");
+    assert!(!nte.contains("Ann Lee"), "{nte}");
+    assert_eq!(segs[3].field(5).unwrap(), b"20200304");
+}
