@@ -291,14 +291,7 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = crate::tls::TlsListener::new(listener, tls)?;
-    axum::serve(
-        listener,
-        gateway
-            .router()
-            .into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_on_tls(gateway, listener, shutdown).await
 }
 
 /// Serves over TLS built from `tls`, reloading the certificate, key and client CA when their
@@ -312,6 +305,16 @@ pub async fn serve_tls_reloading(
 ) -> std::io::Result<()> {
     let listener = crate::tls::TlsListener::reloading(listener, tls, every)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    serve_on_tls(gateway, listener, shutdown).await
+}
+
+/// Serves on a TLS listener, with each connection's peer (address, client certificate) given
+/// to the handlers.
+async fn serve_on_tls(
+    gateway: Gateway,
+    listener: crate::tls::TlsListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         gateway

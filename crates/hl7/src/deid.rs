@@ -476,7 +476,8 @@ struct Walker<'a> {
     /// Counts of the built-in rules, by rank (see `Hl7Deid::ranks`), and the ranks counted.
     ranked: Vec<Option<Count>>,
     touched: Vec<u32>,
-    /// Receives the engine's detections and notes (its rule counts are replaced by `counts`).
+    /// Receives the engine's detections and notes, and the review sample (the walker counts
+    /// values itself, in `counts` and `ranked`).
     scratch: Tally,
     seg_rules: Vec<usize>,
     field_rules: Vec<usize>,
@@ -573,10 +574,13 @@ impl Walker<'_> {
             }
             let dict = &mut self.dict;
             each_leaf(d, raw, |(_, c, s), sub| {
-                if sub.len() < 3 || !collects[ty.role(c, s) as usize] {
+                if sub.len() < 3 {
                     return;
                 }
                 let role = ty.role(c, s);
+                if !collects[role as usize] {
+                    return;
+                }
                 if let Some(v) = d.plain(sub) {
                     let v = trim_ascii_whitespace(v);
                     if v.len() >= 3 && v.iter().any(u8::is_ascii_alphanumeric) {
@@ -1079,8 +1083,6 @@ impl Walker<'_> {
         for (c, n) in self.categories.drain() {
             tally.category(c, n);
         }
-        self.scratch.rules.clear();
-        self.scratch.uncovered.clear();
         tally.merge(std::mem::take(&mut self.scratch));
     }
 }
@@ -1363,14 +1365,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..=24 {
             for _ in 0..200 {
-                let raw: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        alphabet[(seed % alphabet.len() as u64) as usize]
-                    })
-                    .collect();
+                let raw = crate::parse::tests::random_bytes(&mut seed, len, &alphabet);
                 for from in 0..=len {
                     assert_eq!(
                         next_sep(&d, &raw, from),

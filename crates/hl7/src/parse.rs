@@ -190,8 +190,21 @@ pub fn parse_segments<R: Read>(input: R) -> Result<Vec<Segment>, Hl7Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `len` bytes drawn from `alphabet` by a xorshift generator in `seed` (for searches checked
+    /// against a plain loop).
+    pub(crate) fn random_bytes(seed: &mut u64, len: usize, alphabet: &[u8]) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                alphabet[(*seed % alphabet.len() as u64) as usize]
+            })
+            .collect()
+    }
 
     #[test]
     fn find_agrees_with_a_plain_search_at_every_length() {
@@ -199,14 +212,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..=80 {
             for _ in 0..100 {
-                let raw: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        alphabet[(seed % alphabet.len() as u64) as usize]
-                    })
-                    .collect();
+                let raw = random_bytes(&mut seed, len, &alphabet);
                 for b in [b'|', 0x80, 0x00] {
                     assert_eq!(find(b, &raw), raw.iter().position(|&c| c == b), "{raw:?}");
                 }

@@ -209,7 +209,7 @@ impl Engine {
         value: &str,
         patient: Option<&PatientRef>,
     ) -> Result<Outcome, RuleError> {
-        let (outcome, note) = self.apply_inner(action, kind, value, patient, Some(tally))?;
+        let outcome = self.apply_noted(tally, action, kind, value, patient)?;
         let changed = !matches!(outcome, Outcome::Keep);
         tally.count(
             rule,
@@ -222,9 +222,6 @@ impl Engine {
             Outcome::Keep => {}
             Outcome::Remove => tally.sample_change(rule, action, None),
             Outcome::Replace(v) => tally.sample_change(rule, action, Some(v)),
-        }
-        if let Some(n) = note {
-            tally.note(n);
         }
         Ok(outcome)
     }

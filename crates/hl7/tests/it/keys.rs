@@ -135,22 +135,26 @@ fn caches_do_not_leak_between_keys_or_inputs() {
     assert_eq!((&a1, &ta1), (&c, &tc));
 }
 
+/// An engine with the config's own text profile (the shared test engines keep the default).
+fn engine_from(config: &Config) -> phiguard_rules::Engine {
+    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
+    phiguard_rules::Engine::new(
+        phiguard_deid::DeidKey::from_bytes([9; 32]),
+        phiguard_rules::EngineOptions {
+            today,
+            ..config.engine_options()
+        },
+    )
+}
+
 /// A free-text value is de-identified once per patient and input and the answer reused: the
 /// reuse must never hand one patient's answer (their date shift) to another.
 #[test]
 fn text_answers_are_not_shared_between_patients() {
-    use phiguard_deid::DeidKey;
-    use phiguard_rules::{Engine, EngineOptions, Tally};
+    use phiguard_rules::Tally;
     // Under `shifted`, dates inside free text move by the patient's offset too.
     let config = Config::builtin(ProfileName::Shifted);
-    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
-    let engine = Engine::new(
-        DeidKey::from_bytes([9; 32]),
-        EngineOptions {
-            today,
-            ..config.engine_options()
-        },
-    );
+    let engine = engine_from(&config);
     let note = "Seen on 2020-03-04 for a follow-up visit.";
     let message = |mrn: &str| {
         format!(
@@ -185,17 +189,9 @@ fn text_answers_are_not_shared_between_patients() {
 /// Under `limited-data-set`, dates are kept in free text as in typed fields; names are not.
 #[test]
 fn limited_data_set_keeps_dates_in_text_too() {
-    use phiguard_deid::DeidKey;
-    use phiguard_rules::{Engine, EngineOptions, Tally};
+    use phiguard_rules::Tally;
     let config = Config::builtin(ProfileName::LimitedDataSet);
-    let today = time::Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
-    let engine = Engine::new(
-        DeidKey::from_bytes([9; 32]),
-        EngineOptions {
-            today,
-            ..config.engine_options()
-        },
-    );
+    let engine = engine_from(&config);
     let input = "MSH|^~\\&|A|B|C|D|20200301080000||ORU^R01|1|P|2.5\rPID|1||PAT-1^^^H^MR||DOE^JANE||19800214|F\rNTE|1||Seen by Dr. Ann Lee on 2020-03-04 for a follow-up visit.\rOBX|1|DT|1^Visit^L||20200304\r";
     let deid = phiguard_hl7::Hl7Deid::new(&config).unwrap();
     let mut out = Vec::new();
