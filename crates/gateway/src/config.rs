@@ -291,6 +291,26 @@ pub struct ProviderConfig {
     /// printed).
     #[serde(default)]
     pub aws_session_token: Option<String>,
+    /// Bedrock: a profile of the shared credentials file (default `AWS_PROFILE`).
+    #[serde(default)]
+    pub aws_profile: Option<String>,
+    /// Bedrock: the shared credentials file (default `AWS_SHARED_CREDENTIALS_FILE`, else
+    /// `~/.aws/credentials`).
+    #[serde(default)]
+    pub aws_shared_credentials_file: Option<String>,
+    /// Bedrock: a container credentials endpoint (ECS task role, EKS Pod Identity agent; default
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`). HTTPS, or HTTP to loopback or the agents'
+    /// link-local addresses.
+    #[serde(default)]
+    pub aws_credentials_url: Option<String>,
+    /// Bedrock: the file holding the container endpoint's authorization token (default
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), read on every fetch.
+    #[serde(default)]
+    pub aws_credentials_token_file: Option<String>,
+    /// Bedrock: the EC2 instance metadata service (default
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://169.254.169.254`).
+    #[serde(default)]
+    pub aws_imds_endpoint: Option<String>,
 
     /// Azure OpenAI: the `api-version` query parameter.
     #[serde(default)]
@@ -341,6 +361,17 @@ impl std::fmt::Debug for ProviderConfig {
                 "aws_secret_access_key",
                 &self.aws_secret_access_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("aws_profile", &self.aws_profile)
+            .field(
+                "aws_shared_credentials_file",
+                &self.aws_shared_credentials_file,
+            )
+            .field("aws_credentials_url", &self.aws_credentials_url)
+            .field(
+                "aws_credentials_token_file",
+                &self.aws_credentials_token_file,
+            )
+            .field("aws_imds_endpoint", &self.aws_imds_endpoint)
             .field(
                 "aws_session_token",
                 &self.aws_session_token.as_ref().map(|_| "[REDACTED]"),
@@ -366,7 +397,7 @@ impl ProviderConfig {
     /// Each kind's required fields are set, and no other kind's fields are.
     fn check_kind_fields(&self, name: &str) -> Result<(), String> {
         let kind = self.kind;
-        let fields: [(&str, bool, &[ProviderKind]); 14] = [
+        let fields: [(&str, bool, &[ProviderKind]); 19] = [
             ("region", self.region.is_some(), &[ProviderKind::Bedrock]),
             (
                 "aws_access_key_id",
@@ -381,6 +412,31 @@ impl ProviderConfig {
             (
                 "aws_session_token",
                 self.aws_session_token.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_profile",
+                self.aws_profile.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_shared_credentials_file",
+                self.aws_shared_credentials_file.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_credentials_url",
+                self.aws_credentials_url.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_credentials_token_file",
+                self.aws_credentials_token_file.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_imds_endpoint",
+                self.aws_imds_endpoint.is_some(),
                 &[ProviderKind::Bedrock],
             ),
             (

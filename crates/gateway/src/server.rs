@@ -28,8 +28,9 @@ use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, InjectionScreen, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
 use crate::metrics::Metrics;
+use crate::providers::aws_credentials::AwsCredentials;
 use crate::providers::azure_openai::AzureOpenAi;
-use crate::providers::bedrock::{self, Bedrock};
+use crate::providers::bedrock::Bedrock;
 use crate::providers::openai_compatible::OpenAiCompatible;
 use crate::providers::vertex::Vertex;
 use crate::providers::{ProviderAdapter, UpstreamError};
@@ -176,7 +177,7 @@ impl Gateway {
                     timeout,
                 )),
                 ProviderKind::Bedrock => {
-                    let creds = bedrock::credentials(p)
+                    let creds = AwsCredentials::resolve(p, client.clone())
                         .map_err(|e| format!("providers.{name}: AWS credentials: {e}"))?;
                     Arc::new(
                         Bedrock::new(

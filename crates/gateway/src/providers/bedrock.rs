@@ -16,16 +16,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use phiguard_crypto::sigv4::{self, Credentials, Scope};
-use secrecy::SecretString;
+use phiguard_crypto::sigv4::{self, Scope};
 use serde_json::{Map, Value, json};
 
+use super::aws_credentials::AwsCredentials;
 use super::event_stream::{self, Message};
 use super::openai_compatible::transport;
 use super::{
     BoxFuture, ChunkStream, ProviderAdapter, UpstreamError, completion_id, model_of, unix_now,
 };
-use crate::config::ProviderConfig;
 
 /// The SigV4 service name for the Bedrock runtime.
 pub const SERVICE: &str = "bedrock";
@@ -40,29 +39,13 @@ pub struct Bedrock {
     /// The endpoint's path, without a trailing slash (usually empty).
     prefix: String,
     region: String,
-    credentials: Credentials,
+    credentials: AwsCredentials,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Bedrock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Bedrock({}, {})", self.origin, self.region)
-    }
-}
-
-/// AWS credentials from the provider's config, else `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and (optional) `AWS_SESSION_TOKEN`. Errors never hold a secret.
-pub fn credentials(p: &ProviderConfig) -> Result<Credentials, String> {
-    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    match (set(&p.aws_access_key_id), set(&p.aws_secret_access_key)) {
-        (Some(id), Some(secret)) => Credentials::new(
-            id,
-            SecretString::from(secret),
-            set(&p.aws_session_token).map(SecretString::from),
-        )
-        .map_err(|e| e.to_string()),
-        (None, None) => Credentials::from_env().map_err(|e| e.to_string()),
-        _ => Err("set both aws_access_key_id and aws_secret_access_key, or neither".into()),
     }
 }
 
@@ -73,7 +56,7 @@ impl Bedrock {
         client: reqwest::Client,
         endpoint: &str,
         region: &str,
-        credentials: Credentials,
+        credentials: AwsCredentials,
         timeout: Duration,
     ) -> Result<Bedrock, String> {
         let url = reqwest::Url::parse(endpoint).map_err(|_| "endpoint: not a URL".to_string())?;
@@ -102,8 +85,9 @@ impl Bedrock {
         })
     }
 
-    /// A signed `POST {endpoint}/model/{model}/{op}`.
-    fn signed(
+    /// A signed `POST {endpoint}/model/{model}/{op}`, with credentials good now (fetched or
+    /// refreshed first when they come from an endpoint; refused when none can be had).
+    async fn signed(
         &self,
         model: &str,
         op: &str,
@@ -118,6 +102,7 @@ impl Bedrock {
         let twice = sigv4::uri_encode(once.as_bytes());
         let path = format!("{}/model/{once}/{op}", self.prefix);
         let sign_path = format!("{}/model/{twice}/{op}", self.prefix);
+        let credentials = self.credentials.get().await?;
         let amz_date = sigv4::amz_date_now();
         let mut headers = vec![
             ("accept".to_string(), accept.to_string()),
@@ -125,7 +110,7 @@ impl Bedrock {
             ("host".to_string(), self.host.clone()),
             ("x-amz-date".to_string(), amz_date.clone()),
         ];
-        if let Some(token) = self.credentials.session_token() {
+        if let Some(token) = credentials.session_token() {
             headers.push(("x-amz-security-token".to_string(), token.to_string()));
         }
         let scope = Scope {
@@ -134,7 +119,7 @@ impl Bedrock {
             service: SERVICE,
         };
         let authz = sigv4::authorization(
-            &self.credentials,
+            &credentials,
             &scope,
             &sigv4::Request {
                 method: "POST",
@@ -159,12 +144,22 @@ impl Bedrock {
         let bytes =
             serde_json::to_vec(&body).map_err(|_| UpstreamError::BadResponse("encoding"))?;
         let resp = self
-            .signed(model, "invoke", bytes, "application/json")?
+            .signed(model, "invoke", bytes, "application/json")
+            .await?
             .timeout(self.timeout)
             .send()
             .await
             .map_err(|e| transport(&e))?;
+        self.refused(&resp).await;
         super::openai_compatible::json_answer(resp).await
+    }
+
+    /// Temporary credentials the upstream refuses (expired early, revoked) are fetched again
+    /// for the next request.
+    async fn refused(&self, resp: &reqwest::Response) {
+        if resp.status() == reqwest::StatusCode::FORBIDDEN {
+            self.credentials.forget().await;
+        }
     }
 }
 
@@ -176,11 +171,13 @@ impl ProviderAdapter for Bedrock {
             let bytes = serde_json::to_vec(&converse)
                 .map_err(|_| UpstreamError::Unsupported("the request cannot be encoded"))?;
             let resp = self
-                .signed(&model, "converse", bytes, "application/json")?
+                .signed(&model, "converse", bytes, "application/json")
+                .await?
                 .timeout(self.timeout)
                 .send()
                 .await
                 .map_err(|e| transport(&e))?;
+            self.refused(&resp).await;
             let v = super::openai_compatible::json_answer(resp).await?;
             from_converse(&v, &model)
         })
@@ -196,17 +193,20 @@ impl ProviderAdapter for Bedrock {
             let converse = to_converse(&body)?;
             let bytes = serde_json::to_vec(&converse)
                 .map_err(|_| UpstreamError::Unsupported("the request cannot be encoded"))?;
-            let rb = self.signed(
-                &model,
-                "converse-stream",
-                bytes,
-                "application/vnd.amazon.eventstream",
-            )?;
+            let rb = self
+                .signed(
+                    &model,
+                    "converse-stream",
+                    bytes,
+                    "application/vnd.amazon.eventstream",
+                )
+                .await?;
             let resp = tokio::time::timeout(self.timeout, rb.send())
                 .await
                 .map_err(|_| UpstreamError::Timeout)?
                 .map_err(|e| transport(&e))?;
             if !resp.status().is_success() {
+                self.refused(&resp).await;
                 return Err(UpstreamError::Status(resp.status().as_u16()));
             }
             let timeout = self.timeout;
@@ -725,6 +725,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::providers::event_stream::{HeaderValue, encode};
+    use phiguard_crypto::sigv4::Credentials;
+    use secrecy::SecretString;
 
     #[test]
     fn request_mapping() {
@@ -908,8 +910,8 @@ mod tests {
         assert!(!e.to_string().contains("Maria"));
     }
 
-    #[test]
-    fn signing_path_double_encodes_the_model_id() {
+    #[tokio::test]
+    async fn signing_path_double_encodes_the_model_id() {
         let creds = Credentials::new(
             "AKIDEXAMPLE",
             SecretString::from("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string()),
@@ -920,7 +922,7 @@ mod tests {
             reqwest::Client::new(),
             "http://127.0.0.1:9",
             "us-east-1",
-            creds,
+            AwsCredentials::fixed(creds, reqwest::Client::new()),
             Duration::from_secs(1),
         )
         .unwrap();
@@ -931,6 +933,7 @@ mod tests {
                 b"{}".to_vec(),
                 "application/json",
             )
+            .await
             .unwrap();
         let req = rb.build().unwrap();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! request (already guarded) and returns OpenAI-shaped answers, so the guards and the HTTP
 //! front end know nothing of provider wire formats.
 
+pub mod aws_credentials;
 pub mod azure_openai;
 pub mod bedrock;
 pub mod event_stream;

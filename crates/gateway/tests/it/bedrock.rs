@@ -37,6 +37,8 @@ struct BedrockMock {
     bodies: Mock,
     paths: Arc<std::sync::Mutex<Vec<String>>>,
     bad_signatures: Arc<AtomicUsize>,
+    /// The `x-amz-security-token` of each signed request (empty without one).
+    session_tokens: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 // --- an independent event-stream encoder (string headers only, which is all Bedrock sends) ---
@@ -201,6 +203,13 @@ async fn handle(
         )
             .into_response();
     }
+    mock.session_tokens.lock().unwrap().push(
+        headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    );
     let body: Value = serde_json::from_slice(&body).unwrap();
     mock.bodies.received.lock().unwrap().push(body.clone());
     mock.paths.lock().unwrap().push(uri.path().to_string());
@@ -656,4 +665,113 @@ async fn titan_embeddings_through_invoke_model() {
     let b = r.text().await.unwrap();
     assert_eq!(error_code(&b), "invalid_request");
     assert!(b.contains("not supported"), "{b}");
+}
+
+/// A container credentials endpoint (ECS task role / EKS Pod Identity shape) on loopback that
+/// requires its authorization token and hands out the mock's key with a session token, valid
+/// for an hour. Returns its URL and the number of fetches.
+async fn start_credentials_endpoint(up: bool, first_wrong: bool) -> (String, Arc<AtomicUsize>) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let f = fetches.clone();
+    let app = Router::new().route(
+        "/creds",
+        axum::routing::get(move |h: HeaderMap| {
+            let f = f.clone();
+            async move {
+                if !up || h.get("authorization").is_none_or(|v| v != "pod-token") {
+                    return axum::http::StatusCode::FORBIDDEN.into_response();
+                }
+                let n = f.fetch_add(1, Ordering::SeqCst);
+                let exp = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                axum::Json(json!({
+                    "AccessKeyId": ACCESS_KEY,
+                    "SecretAccessKey": if first_wrong && n == 0 { "revoked-secret" } else { SECRET_KEY },
+                    "Token": format!("session-{n}"),
+                    "Expiration": exp.format(&time::format_description::well_known::Rfc3339).unwrap(),
+                }))
+                .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}/creds"), fetches)
+}
+
+async fn start_bedrock_with_endpoint_credentials(
+    up: bool,
+    first_wrong: bool,
+) -> (Harness, BedrockMock, Arc<AtomicUsize>, tempfile::TempDir) {
+    let (bm, endpoint) = start_mock().await;
+    let (creds_url, fetches) = start_credentials_endpoint(up, first_wrong).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "pod-token\n").unwrap();
+    let keys =
+        format!("aws_access_key_id = \"{ACCESS_KEY}\"\naws_secret_access_key = \"{SECRET_KEY}\"\n");
+    let endpoint_creds = format!(
+        "aws_credentials_url = \"{creds_url}\"\naws_credentials_token_file = \"{}\"\n",
+        token_file.display()
+    );
+    let cfg = config(&endpoint, SECRET_KEY).replacen(&keys, &endpoint_creds, 1);
+    assert!(cfg.contains("aws_credentials_url"), "{cfg}");
+    let h = start_config(&cfg, Mock::default(), Arc::new(Detector::new())).await;
+    (h, bm, fetches, dir)
+}
+
+#[tokio::test]
+async fn temporary_credentials_from_a_container_endpoint_sign_requests() {
+    let (h, bm, fetches, _dir) = start_bedrock_with_endpoint_credentials(true, false).await;
+    let key = h.key("clinician");
+    for _ in 0..2 {
+        let body = json!({"model": CLAUDE, "messages": [{"role": "user", "content": NOTE}]});
+        let (s, _, b) = h.chat(&key, Some("p-17"), body).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    assert_eq!(bm.bad_signatures.load(Ordering::SeqCst), 0);
+    // Fetched once (valid for an hour), and its session token is sent and signed.
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *bm.session_tokens.lock().unwrap(),
+        vec!["session-0", "session-0"]
+    );
+}
+
+#[tokio::test]
+async fn no_credentials_from_the_endpoint_means_nothing_is_sent() {
+    let (h, bm, _, _dir) = start_bedrock_with_endpoint_credentials(false, false).await;
+    let key = h.key("clinician");
+    let body = json!({"model": CLAUDE, "messages": [{"role": "user", "content": NOTE}]});
+    let (s, _, b) = h.chat(&key, Some("p-17"), body).await;
+    assert_eq!(s, 502, "{b}");
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["error"]["code"], "upstream_error", "{b}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot authenticate"),
+        "{b}"
+    );
+    assert!(
+        bm.bodies.received.lock().unwrap().is_empty(),
+        "nothing reached Bedrock"
+    );
+    assert!(!b.contains(SECRET_KEY) && !b.contains("pod-token"), "{b}");
+}
+
+#[tokio::test]
+async fn credentials_the_upstream_refuses_are_fetched_again() {
+    let (h, bm, fetches, _dir) = start_bedrock_with_endpoint_credentials(true, true).await;
+    let key = h.key("clinician");
+    let body = json!({"model": CLAUDE, "messages": [{"role": "user", "content": "hello"}]});
+    let (s, _, b) = h.chat(&key, None, body.clone()).await;
+    assert_eq!(s, 502, "{b}");
+    assert_eq!(bm.bad_signatures.load(Ordering::SeqCst), 1);
+    let (s, _, b) = h.chat(&key, None, body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
