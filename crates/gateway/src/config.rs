@@ -311,6 +311,18 @@ pub struct ProviderConfig {
     /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://169.254.169.254`).
     #[serde(default)]
     pub aws_imds_endpoint: Option<String>,
+    /// Bedrock: the IAM role to assume with a web identity token (default `AWS_ROLE_ARN`;
+    /// EKS IRSA).
+    #[serde(default)]
+    pub aws_role_arn: Option<String>,
+    /// Bedrock: the web identity token file (default `AWS_WEB_IDENTITY_TOKEN_FILE`), read on
+    /// every fetch.
+    #[serde(default)]
+    pub aws_web_identity_token_file: Option<String>,
+    /// Bedrock: the STS endpoint (default `AWS_ENDPOINT_URL_STS`, else
+    /// `https://sts.{region}.amazonaws.com`).
+    #[serde(default)]
+    pub aws_sts_endpoint: Option<String>,
 
     /// Azure OpenAI: the `api-version` query parameter.
     #[serde(default)]
@@ -372,6 +384,12 @@ impl std::fmt::Debug for ProviderConfig {
                 &self.aws_credentials_token_file,
             )
             .field("aws_imds_endpoint", &self.aws_imds_endpoint)
+            .field("aws_role_arn", &self.aws_role_arn)
+            .field(
+                "aws_web_identity_token_file",
+                &self.aws_web_identity_token_file,
+            )
+            .field("aws_sts_endpoint", &self.aws_sts_endpoint)
             .field(
                 "aws_session_token",
                 &self.aws_session_token.as_ref().map(|_| "[REDACTED]"),
@@ -397,7 +415,7 @@ impl ProviderConfig {
     /// Each kind's required fields are set, and no other kind's fields are.
     fn check_kind_fields(&self, name: &str) -> Result<(), String> {
         let kind = self.kind;
-        let fields: [(&str, bool, &[ProviderKind]); 19] = [
+        let fields: [(&str, bool, &[ProviderKind]); 22] = [
             ("region", self.region.is_some(), &[ProviderKind::Bedrock]),
             (
                 "aws_access_key_id",
@@ -437,6 +455,21 @@ impl ProviderConfig {
             (
                 "aws_imds_endpoint",
                 self.aws_imds_endpoint.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_role_arn",
+                self.aws_role_arn.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_web_identity_token_file",
+                self.aws_web_identity_token_file.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_sts_endpoint",
+                self.aws_sts_endpoint.is_some(),
                 &[ProviderKind::Bedrock],
             ),
             (

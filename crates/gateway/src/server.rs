@@ -177,7 +177,7 @@ impl Gateway {
                     timeout,
                 )),
                 ProviderKind::Bedrock => {
-                    let creds = AwsCredentials::resolve(p, client.clone())
+                    let creds = AwsCredentials::resolve(p)
                         .map_err(|e| format!("providers.{name}: AWS credentials: {e}"))?;
                     Arc::new(
                         Bedrock::new(

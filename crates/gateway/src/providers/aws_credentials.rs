@@ -2,8 +2,8 @@
 //!
 //! Long-lived access keys are what AWS itself advises against: a deployment on ECS, EKS or EC2
 //! gets short-lived credentials from its task role, pod identity or instance profile, rotated
-//! every few hours. The sources, first match wins (the AWS SDKs' order, without the ones that
-//! need other AWS services):
+//! every few hours. The sources, first match wins (the AWS SDKs' order; IAM Identity Center
+//! (SSO), `credential_process` and assume-role profiles are not among them):
 //!
 //! 1. `aws_access_key_id` + `aws_secret_access_key` (+ `aws_session_token`) in the provider's
 //!    config;
@@ -12,18 +12,23 @@
 //!    `~/.aws/credentials`);
 //! 3. a container credentials endpoint named in the config (`aws_credentials_url`, with the
 //!    authorization token read from `aws_credentials_token_file`);
-//! 4. the EC2 instance metadata service named in the config (`aws_imds_endpoint`);
-//! 5. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
-//! 6. the `AWS_PROFILE` profile, or a `[default]` profile, of the shared credentials file;
-//! 7. `AWS_CONTAINER_CREDENTIALS_FULL_URI` or `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (ECS task
+//! 4. a role to assume with a web identity token named in the config (`aws_role_arn`,
+//!    `aws_web_identity_token_file`; STS at `aws_sts_endpoint`, else `AWS_ENDPOINT_URL_STS`,
+//!    else `https://sts.{region}.amazonaws.com`);
+//! 5. the EC2 instance metadata service named in the config (`aws_imds_endpoint`);
+//! 6. `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`);
+//! 7. the `AWS_PROFILE` profile, or a `[default]` profile, of the shared credentials file;
+//! 8. `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (EKS IRSA), through STS
+//!    `AssumeRoleWithWebIdentity`;
+//! 9. `AWS_CONTAINER_CREDENTIALS_FULL_URI` or `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (ECS task
 //!    roles, EKS Pod Identity) with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` or
 //!    `AWS_CONTAINER_AUTHORIZATION_TOKEN`;
-//! 8. IMDSv2 (a session token first, then the instance profile's role), at
-//!    `AWS_EC2_METADATA_SERVICE_ENDPOINT` or `http://169.254.169.254`, unless
-//!    `AWS_EC2_METADATA_DISABLED=true`.
+//! 10. IMDSv2 (a session token first, then the instance profile's role), at
+//!     `AWS_EC2_METADATA_SERVICE_ENDPOINT` or `http://169.254.169.254`, unless
+//!     `AWS_EC2_METADATA_DISABLED=true`.
 //!
-//! Keys (1, 2, 5, 6) are fixed. Endpoint credentials (3, 4, 7, 8) are fetched on first use and
-//! again five minutes before they expire; one fetch at a time. If a refresh fails while the
+//! Keys (1, 2, 6, 7) are fixed. Endpoint credentials (3, 4, 5, 8, 9, 10) are fetched on first
+//! use and again five minutes before they expire; one fetch at a time. If a refresh fails while the
 //! credentials held are still valid they are used; once they have expired the request is
 //! refused (`cannot authenticate to the upstream`) and nothing is sent. Secrets never reach a
 //! log line, an error or `Debug` output.
@@ -58,6 +63,13 @@ enum Endpoint {
     },
     /// The EC2 instance metadata service, version 2.
     Imds { base: String },
+    /// STS `AssumeRoleWithWebIdentity` with a projected service-account token (EKS IRSA).
+    WebIdentity {
+        sts: String,
+        role_arn: String,
+        session_name: String,
+        token_file: PathBuf,
+    },
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -96,8 +108,14 @@ impl AwsCredentials {
     }
 
     /// Picks the source for provider `p` (see the module's list), reading the process
-    /// environment. No network call is made here.
-    pub fn resolve(p: &ProviderConfig, client: reqwest::Client) -> Result<AwsCredentials, String> {
+    /// environment. No network call is made here. Credentials are fetched with a client of
+    /// their own that ignores `HTTP(S)_PROXY`: the metadata and container endpoints are
+    /// link-local, and their secrets must not pass through a proxy.
+    pub fn resolve(p: &ProviderConfig) -> Result<AwsCredentials, String> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|_| "cannot build the HTTP client".to_string())?;
         AwsCredentials::resolve_with(p, client, &|k| {
             std::env::var(k).ok().filter(|v| !v.is_empty())
         })
@@ -184,6 +202,39 @@ impl AwsCredentials {
                 }
                 let v = json_of(rb, "the container credentials endpoint").await?;
                 parse_endpoint_credentials(&v)
+            }
+            Endpoint::WebIdentity {
+                sts,
+                role_arn,
+                session_name,
+                token_file,
+            } => {
+                let token = std::fs::read_to_string(token_file)
+                    .map_err(|_| UpstreamError::Auth("cannot read the web identity token file"))?;
+                let form = super::token::form_encode(&[
+                    ("Action", "AssumeRoleWithWebIdentity"),
+                    ("Version", "2011-06-15"),
+                    ("RoleArn", role_arn),
+                    ("RoleSessionName", session_name),
+                    ("WebIdentityToken", token.trim()),
+                ]);
+                let resp = self
+                    .client
+                    .post(format!("{sts}/"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .timeout(ENDPOINT_TIMEOUT)
+                    .send()
+                    .await
+                    .map_err(|_| UpstreamError::Auth("cannot reach STS"))?;
+                if !resp.status().is_success() {
+                    return Err(UpstreamError::Auth("STS refused the web identity token"));
+                }
+                let xml = resp
+                    .text()
+                    .await
+                    .map_err(|_| UpstreamError::Auth("cannot read STS's answer"))?;
+                parse_sts_credentials(&xml)
             }
             Endpoint::Imds { base } => {
                 const WHO: &str = "the instance metadata service";
@@ -276,6 +327,49 @@ fn parse_endpoint_credentials(v: &Value) -> Result<(Credentials, OffsetDateTime)
     Ok((creds, expires))
 }
 
+/// The `<Credentials>` of an STS `AssumeRoleWithWebIdentityResponse` (XML).
+fn parse_sts_credentials(xml: &str) -> Result<(Credentials, OffsetDateTime), UpstreamError> {
+    use quick_xml::events::Event;
+    let bad = UpstreamError::Auth("STS's answer is not valid");
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut inside = false;
+    let mut current: Option<String> = None;
+    let mut fields: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    loop {
+        match reader.read_event().map_err(|_| bad.clone())? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if name == "Credentials" {
+                    inside = true;
+                } else if inside {
+                    current = Some(name);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(name) = &current {
+                    let text = t.decode().map_err(|_| bad.clone())?;
+                    fields.insert(name.clone(), text.trim().to_string());
+                }
+            }
+            Event::End(e) => {
+                if e.local_name().as_ref() == b"Credentials" {
+                    inside = false;
+                }
+                current = None;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let v = serde_json::json!({
+        "AccessKeyId": fields.get("AccessKeyId"),
+        "SecretAccessKey": fields.get("SecretAccessKey"),
+        "Token": fields.get("SessionToken"),
+        "Expiration": fields.get("Expiration"),
+    });
+    parse_endpoint_credentials(&v)
+}
+
 type Picked = (&'static str, Option<Credentials>, Option<Endpoint>);
 
 fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Picked, String> {
@@ -316,18 +410,48 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
         })?;
         return Ok(("profile", Some(c), None));
     }
-    // 3. and 4. Endpoints named in the config.
+    // 3. to 5. Endpoints named in the config.
     if let Some(url) = set(&p.aws_credentials_url) {
         check_container_url(&url).map_err(|e| format!("aws_credentials_url: {e}"))?;
         let token = set(&p.aws_credentials_token_file).map(|f| TokenFrom::File(PathBuf::from(f)));
         return Ok(("container", None, Some(Endpoint::Container { url, token })));
+    }
+    let sts = |region: Option<&str>| -> Result<String, String> {
+        let url = set(&p.aws_sts_endpoint)
+            .or_else(|| env("AWS_ENDPOINT_URL_STS"))
+            .unwrap_or_else(|| {
+                format!(
+                    "https://sts.{}.amazonaws.com",
+                    region.unwrap_or("us-east-1")
+                )
+            });
+        check_secure_url(&url, false).map_err(|e| format!("aws_sts_endpoint: {e}"))?;
+        Ok(url.trim_end_matches('/').to_string())
+    };
+    let session_name = || {
+        env("AWS_ROLE_SESSION_NAME")
+            .unwrap_or_else(|| format!("phiguard-{}", OffsetDateTime::now_utc().unix_timestamp()))
+    };
+    if let Some(role_arn) = set(&p.aws_role_arn) {
+        let token_file = set(&p.aws_web_identity_token_file)
+            .or_else(|| env("AWS_WEB_IDENTITY_TOKEN_FILE"))
+            .ok_or(
+                "aws_role_arn: needs aws_web_identity_token_file (or AWS_WEB_IDENTITY_TOKEN_FILE)",
+            )?;
+        let endpoint = Endpoint::WebIdentity {
+            sts: sts(p.region.as_deref())?,
+            role_arn,
+            session_name: session_name(),
+            token_file: PathBuf::from(token_file),
+        };
+        return Ok(("web identity", None, Some(endpoint)));
     }
     if let Some(base) = set(&p.aws_imds_endpoint) {
         let base = base.trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).map_err(|_| "aws_imds_endpoint: not a URL".to_string())?;
         return Ok(("instance metadata", None, Some(Endpoint::Imds { base })));
     }
-    // 5. The environment's keys.
+    // 6. The environment's keys.
     match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => {
             return Ok((
@@ -343,7 +467,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
             );
         }
     }
-    // 6. The environment's profile, or the default one.
+    // 7. The environment's profile, or the default one.
     if let Some(file) = &file {
         match env("AWS_PROFILE") {
             Some(profile) => {
@@ -362,7 +486,19 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
             }
         }
     }
-    // 7. Container credentials.
+    // 8. Web identity (EKS IRSA).
+    if let (Some(token_file), Some(role_arn)) =
+        (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
+    {
+        let endpoint = Endpoint::WebIdentity {
+            sts: sts(p.region.as_deref())?,
+            role_arn,
+            session_name: session_name(),
+            token_file: PathBuf::from(token_file),
+        };
+        return Ok(("web identity", None, Some(endpoint)));
+    }
+    // 9. Container credentials.
     let token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
         .map(|f| TokenFrom::File(PathBuf::from(f)))
         .or_else(|| env("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(TokenFrom::Value));
@@ -375,7 +511,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
             .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI: {e}"))?;
         return Ok(("container", None, Some(Endpoint::Container { url, token })));
     }
-    // 8. The instance metadata service.
+    // 10. The instance metadata service.
     if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Err(
             "no AWS credentials: none in the config, the environment or a profile, \
@@ -396,6 +532,12 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
 /// over the network in the clear: HTTPS, or HTTP to loopback or the ECS / EKS agents' link-local
 /// addresses (the rule the AWS SDKs apply).
 fn check_container_url(url: &str) -> Result<(), &'static str> {
+    check_secure_url(url, true)
+}
+
+/// HTTPS, or plain HTTP to loopback (and, when `agents`, to the ECS / EKS agents' link-local
+/// addresses).
+fn check_secure_url(url: &str, agents: bool) -> Result<(), &'static str> {
     let u = reqwest::Url::parse(url).map_err(|_| "not a URL")?;
     match u.scheme() {
         "https" => Ok(()),
@@ -403,12 +545,14 @@ fn check_container_url(url: &str) -> Result<(), &'static str> {
             let local = match u.host() {
                 Some(url::Host::Ipv4(a)) => {
                     a.is_loopback()
-                        || a == std::net::Ipv4Addr::new(169, 254, 170, 2)
-                        || a == std::net::Ipv4Addr::new(169, 254, 170, 23)
+                        || agents
+                            && (a == std::net::Ipv4Addr::new(169, 254, 170, 2)
+                                || a == std::net::Ipv4Addr::new(169, 254, 170, 23))
                 }
                 Some(url::Host::Ipv6(a)) => {
                     a.is_loopback()
-                        || a == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
+                        || agents
+                            && a == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
                 }
                 Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
                 None => false,
@@ -797,6 +941,123 @@ mod tests {
         m.up.store(true, Ordering::SeqCst);
         std::fs::write(&token_file, "other").unwrap();
         assert!(c.get().await.is_err());
+    }
+
+    /// A mock STS answering `AssumeRoleWithWebIdentity` for the token `irsa-jwt` (XML, as STS
+    /// does), and an `ErrorResponse` (403) otherwise.
+    async fn start_sts(calls: Arc<AtomicUsize>) -> String {
+        let app = Router::new().route(
+            "/",
+            axum::routing::post(move |body: String| {
+                let calls = calls.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect();
+                    let ok = form.get("Action").map(String::as_str) == Some("AssumeRoleWithWebIdentity")
+                        && form.get("RoleArn").map(String::as_str)
+                            == Some("arn:aws:iam::123456789012:role/phiguard")
+                        && form.get("WebIdentityToken").map(String::as_str) == Some("irsa-jwt")
+                        && form.get("RoleSessionName").is_some_and(|n| n.len() >= 2);
+                    if !ok {
+                        return (
+                            StatusCode::FORBIDDEN,
+                            "<ErrorResponse><Error><Code>InvalidIdentityToken</Code></Error></ErrorResponse>",
+                        )
+                            .into_response();
+                    }
+                    let exp = (OffsetDateTime::now_utc() + time::Duration::hours(1))
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                    format!(
+                        r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:ai:phiguard</SubjectFromWebIdentityToken>
+    <Credentials>
+      <SessionToken>irsa-session</SessionToken>
+      <SecretAccessKey>irsa-secret</SecretAccessKey>
+      <Expiration>{exp}</Expiration>
+      <AccessKeyId>ASIAIRSA</AccessKeyId>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>"#
+                    )
+                    .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn web_identity_through_sts() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let sts = start_sts(calls.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "irsa-jwt\n").unwrap();
+        let t = token.to_str().unwrap();
+        let role = "arn:aws:iam::123456789012:role/phiguard";
+        // From the environment (as EKS sets it), after keys and profiles.
+        let env = [
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", t),
+            ("AWS_ROLE_ARN", role),
+            ("AWS_ENDPOINT_URL_STS", sts.as_str()),
+        ];
+        let c = resolve(&bedrock(), &env).unwrap();
+        assert_eq!(c.source(), "web identity");
+        let got = c.get().await.unwrap();
+        assert_eq!(got.access_key_id(), "ASIAIRSA");
+        assert_eq!(got.session_token(), Some("irsa-session"));
+        c.get().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "cached for the hour");
+        assert!(!format!("{c:?}").contains("irsa"));
+        // From the config; a wrong token is refused by STS: no credentials, no secret in the error.
+        let mut p = bedrock();
+        p.aws_role_arn = Some(role.into());
+        p.aws_web_identity_token_file = Some(t.into());
+        p.aws_sts_endpoint = Some(sts.clone());
+        let c = resolve(&p, &[]).unwrap();
+        assert_eq!(c.get().await.unwrap().access_key_id(), "ASIAIRSA");
+        std::fs::write(&token, "stolen").unwrap();
+        let c = resolve(&p, &[]).unwrap();
+        let e = c.get().await.unwrap_err();
+        assert_eq!(e, UpstreamError::Auth("STS refused the web identity token"));
+        // The token never crosses the network in clear, and a role needs its token file.
+        p.aws_sts_endpoint = Some("http://sts.example.com".into());
+        assert!(resolve(&p, &[]).err().unwrap().contains("use https"));
+        p.aws_sts_endpoint = None;
+        p.aws_web_identity_token_file = None;
+        assert!(
+            resolve(&p, &[])
+                .err()
+                .unwrap()
+                .contains("needs aws_web_identity_token_file")
+        );
+        // Without an endpoint override the regional STS is used.
+        let mut p = bedrock();
+        p.aws_role_arn = Some(role.into());
+        p.aws_web_identity_token_file = Some(t.into());
+        let c = resolve(&p, &[]).unwrap();
+        assert!(
+            matches!(&c.endpoint, Some(Endpoint::WebIdentity { sts, .. }) if sts == "https://sts.us-east-1.amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn sts_answers_without_credentials_are_refused() {
+        for xml in [
+            "<AssumeRoleWithWebIdentityResponse/>",
+            "<a><Credentials><AccessKeyId>ASIAX</AccessKeyId></Credentials></a>",
+            "not xml <<<",
+        ] {
+            assert!(parse_sts_credentials(xml).is_err(), "{xml}");
+        }
     }
 
     #[tokio::test]
