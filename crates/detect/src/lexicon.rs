@@ -36,6 +36,13 @@ pub const TITLES: &[&str] = &[
     "fräulein",
 ];
 
+/// German and Austrian academic and professional titles, in lower case: titles in German
+/// documents only (`names::is_title`; elsewhere "Mag 2.0" is magnesium and "Univ." part of a
+/// facility's name), so they carry no dictionary flag.
+pub const TITLES_DE: &[&str] = &[
+    "univ", "univer", "univers", "mult", "ddr", "prim", "mag", "dgks", "dgkp", "drª",
+];
+
 /// Honorifics: context for a name, but not part of its span ("Mr.", "Frau", "Sra.").
 pub const HONORIFICS: &[&str] = &[
     "mr",
@@ -452,6 +459,30 @@ pub const FACILITY_SUFFIXES: &[&str] = &[
     "hospital",
 ];
 
+/// The last part of a hyphenated German street name ("Robert-Koch-Str.", "Bechterew-Platz"), in
+/// lower case.
+pub const STREET_WORDS_HYPHENATED: &[&str] = &[
+    "straße",
+    "strasse",
+    "str",
+    "weg",
+    "gasse",
+    "platz",
+    "allee",
+    "ring",
+    "damm",
+    "ufer",
+    "pfad",
+    "steig",
+    "stieg",
+    "markt",
+    "chaussee",
+    "promenade",
+    "kai",
+    "gürtel",
+    "zeile",
+];
+
 /// Suffixes of one-word street names in German, Nordic and Dutch ("Kantstraße", "Lyngveien").
 pub const STREET_WORD_SUFFIXES: &[&str] = &[
     "straße",
@@ -468,6 +499,7 @@ pub const STREET_WORD_SUFFIXES: &[&str] = &[
     "chaussee",
     "steig",
     "stieg",
+    "kamp",
     "graben",
     "markt",
     "wall",

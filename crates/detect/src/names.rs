@@ -38,6 +38,28 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
         return 0;
     }
     let is_name = f & (dict::FIRST | dict::LAST) != 0;
+    // "Jan", "April", "June" are first names too, before a surname or after a title, when no
+    // day or period follows ("Priv.-Doz. Jan Biedermann"; "Jan. 5", "June 2020" and "May I"
+    // stay what they were)
+    let n = doc.toks.len();
+    let surname_next = i + 1 < n
+        && doc.toks[i + 1].kind == Kind::Word
+        && doc.toks[i + 1].cap
+        && doc.toks[i + 1].len() >= 2
+        && !doc.toks[i + 1].newline_before
+        && doc.f(i + 1) & (dict::FUNCTION | dict::MONTH | dict::WEEKDAY) == 0;
+    let after_title = i >= 1 && doc.has(i - 1, dict::TITLE)
+        || i >= 2 && doc.is_punct(i - 1, '.') && doc.has(i - 2, dict::TITLE);
+    let f = if f & dict::MONTH != 0
+        && doc.has(i, dict::FIRST)
+        && (surname_next || after_title)
+        && !(i + 1 < n && (doc.is_punct(i + 1, '.') || doc.toks[i + 1].has_digit()))
+        && !(i >= 1 && doc.toks[i - 1].has_digit())
+    {
+        f & !dict::MONTH
+    } else {
+        f
+    };
     if t.upper && (t.len() <= 3 || !(is_name || unknown_ok && doc.lang == Lang::De)) {
         return 0; // acronyms
     }
@@ -78,15 +100,38 @@ fn is_initial(doc: &Doc, i: usize) -> bool {
 }
 
 fn is_title(doc: &Doc, i: usize) -> bool {
-    if !(i < doc.toks.len() && doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En))
-    {
+    if i >= doc.toks.len() {
         return false;
     }
-    // "med.", "Dipl.", "Doz." only continue a title: "Dr. med.", "Priv.-Doz."
     let w = doc.s(i);
-    if ["med", "dipl", "doz", "priv"]
-        .iter()
-        .any(|c| w.eq_ignore_ascii_case(c))
+    // Austrian and German titles ("Prim.", "Mag.", "DDr.", "DGKS", "Drª") in German text only
+    let german = doc.lang == Lang::De
+        && doc.toks[i].kind == Kind::Word
+        && w.len() <= 8
+        && lexicon::TITLES_DE.contains(&w.to_lowercase().as_str());
+    if !(german || doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En)) {
+        return false;
+    }
+    // "Univ." starts a title only before another one: "Univ.-Prof.", "o.Univ. Prof."
+    if w.eq_ignore_ascii_case("univ") {
+        let mut q = i + 1;
+        while q < doc.toks.len()
+            && doc.toks[q].kind == Kind::Punct
+            && matches!(doc.toks[q].ch, '.' | '-')
+        {
+            q += 1;
+        }
+        if q < doc.toks.len() && doc.has(q, dict::TITLE) && !doc.s(q).eq_ignore_ascii_case("univ") {
+            return true;
+        }
+    }
+    // "med.", "Dipl.", "Doz.", "univ.", "mult." only continue a title: "Dr. med.",
+    // "Priv.-Doz.", "Dr. med. univ.", "Dr. mult."
+    if [
+        "med", "dipl", "doz", "priv", "univ", "univer", "univers", "mult",
+    ]
+    .iter()
+    .any(|c| w.eq_ignore_ascii_case(c))
     {
         let mut p = i;
         while p >= 1
@@ -95,10 +140,21 @@ fn is_title(doc: &Doc, i: usize) -> bool {
         {
             p -= 1;
         }
+        // "Dr.a med.": the Austrian feminine ending between the title and its continuation
+        if p >= 3
+            && doc.s(p - 1) == "a"
+            && doc.is_punct(p - 2, '.')
+            && doc.s(p - 3).eq_ignore_ascii_case("dr")
+        {
+            p -= 2;
+        }
         return p >= 1
             && p < i + 1
-            && doc.has(p - 1, dict::TITLE)
-            && !doc.s(p - 1).eq_ignore_ascii_case("med");
+            && (doc.has(p - 1, dict::TITLE)
+                || doc.lang == Lang::De
+                    && lexicon::TITLES_DE.contains(&doc.s(p - 1).to_lowercase().as_str()))
+            && (!doc.s(p - 1).eq_ignore_ascii_case("med")
+                || w.len() <= 7 && w.to_lowercase().starts_with("univ"));
     }
     true
 }
@@ -126,6 +182,19 @@ pub fn names(doc: &mut Doc) {
             k += 1;
             if doc.is_punct(k, '.') {
                 k += 1;
+                // the Austrian feminine "Dr.a", "Dr.a."
+                if k < n
+                    && doc.lang == Lang::De
+                    && doc.s(k) == "a"
+                    && !doc.toks[k].space_before
+                    && k >= 2
+                    && doc.s(k - 2).eq_ignore_ascii_case("dr")
+                {
+                    k += 1;
+                    if doc.is_punct(k, '.') {
+                        k += 1;
+                    }
+                }
             }
         }
         if titled && (k >= n || doc.toks[k].newline_before && k > a + 2) {
@@ -141,6 +210,9 @@ pub fn names(doc: &mut Doc) {
         let mut first_is_first = false;
         let mut last = None;
 
+        // "Huberta Hotzenplotz, geb. am 3.6.1942", "Helmfried Koenig * 13.09.1955": the words
+        // before a birth marker are a person's name, known or not
+        let born = !titled && doc.lang == Lang::De && before_birth_marker(doc, k);
         let mut j = k;
         while j < n {
             if j > start && doc.toks[j].newline_before {
@@ -149,7 +221,7 @@ pub fn names(doc: &mut Doc) {
             if doc.claimed[j] {
                 break;
             }
-            let mut s = name_strength_in(doc, j, titled || doc.lang != Lang::De);
+            let mut s = name_strength_in(doc, j, titled || born || doc.lang != Lang::De);
             // right after a title any capitalised word is the name ("Frau Brückner", a surname
             // that is also a frequent word)
             if s == 0
@@ -247,6 +319,10 @@ pub fn names(doc: &mut Doc) {
             a = start;
         }
         let ctx = name_context(doc, start)
+            || born
+                && end + 1 < n
+                && before_birth_marker(doc, start)
+                && word_parts_at_least(doc, start, end, 2)
             || doc.lang == Lang::En
                 && end + 1 < n
                 && end == start
@@ -550,6 +626,53 @@ fn name_context(doc: &Doc, i: usize) -> bool {
         }
     }
     false
+}
+
+/// True when tokens from `k` are two to four capitalised words (hyphenated ones count as one)
+/// on one line, then a birth marker: `, geb.`, `geb.`, `, *` or `*` before a date.
+fn before_birth_marker(doc: &Doc, k: usize) -> bool {
+    let n = doc.toks.len();
+    let mut j = k;
+    let mut words = 0;
+    while j < n && words < 5 {
+        let t = doc.toks[j];
+        if t.kind != Kind::Word || !t.cap || j > k && t.newline_before {
+            break;
+        }
+        words += 1;
+        j += 1;
+        while j + 1 < n
+            && doc.is_punct(j, '-')
+            && !doc.toks[j].space_before
+            && !doc.toks[j + 1].space_before
+            && doc.toks[j + 1].kind == Kind::Word
+        {
+            j += 2;
+        }
+    }
+    if !(2..=4).contains(&words) || j >= n || doc.toks[j].newline_before {
+        return false;
+    }
+    if doc.is_punct(j, ',') {
+        j += 1;
+    }
+    if j >= n {
+        return false;
+    }
+    let birth = if doc.is_punct(j, '*') {
+        true
+    } else {
+        doc.s(j) == "geb" && doc.is_punct(j + 1, '.')
+    };
+    // a date follows within three tokens
+    birth && (j + 1..(j + 5).min(n)).any(|d| doc.toks[d].has_digit())
+}
+
+fn word_parts_at_least(doc: &Doc, a: usize, b: usize, min: usize) -> bool {
+    (a..=b)
+        .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
+        .count()
+        >= min
 }
 
 fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
@@ -1465,6 +1588,48 @@ pub fn addresses(doc: &mut Doc) {
                     continue;
                 }
             }
+            // hyphenated street names with a number: "Robert-Koch-Str. 17",
+            // "Erich-Kästner-Platz 5", "Karl-Marx-Allee 90" (German names streets after people)
+            if t.cap && t.kind == Kind::Word {
+                let mut k = i;
+                let mut parts = 1;
+                while parts < 5
+                    && k + 2 < n
+                    && doc.is_punct(k + 1, '-')
+                    && !doc.toks[k + 1].space_before
+                    && doc.toks[k + 2].kind == Kind::Word
+                    && doc.toks[k + 2].cap
+                    && !doc.toks[k + 2].space_before
+                {
+                    k += 2;
+                    parts += 1;
+                }
+                if parts >= 2 {
+                    let mut last_buf = dict::LowerBuf::default();
+                    let last = dict::lower(doc.s(k), &mut last_buf);
+                    let street = lexicon::STREET_WORDS_HYPHENATED.contains(&last)
+                        || last.chars().count() >= 5
+                            && lexicon::STREET_WORD_SUFFIXES
+                                .iter()
+                                .any(|s| last.ends_with(s) && last.len() > s.len() + 1);
+                    let mut m = k + 1;
+                    if doc.is_punct(m, '.') {
+                        m += 1;
+                    }
+                    let house_number = m < n
+                        && !doc.toks[m].newline_before
+                        && (doc.toks[m].kind == Kind::Num && doc.toks[m].len() <= 4
+                            || doc.toks[m].kind == Kind::Alnum
+                                && doc.toks[m].len() <= 5
+                                && doc.s(m).starts_with(|c: char| c.is_ascii_digit()));
+                    if street && house_number && !doc.any_claimed(i, m) {
+                        let b = extend_block(doc, extend_address(doc, m));
+                        doc.push_toks(lead, b, Category::Location, 0.85, "address.street");
+                        i = b + 1;
+                        continue;
+                    }
+                }
+            }
             // one-word streets with a number: "Kantstraße 21 a", "Lyngveien 46"
             let number_next = {
                 let k = if doc.is_punct(i + 1, '.') {
@@ -1499,7 +1664,7 @@ pub fn addresses(doc: &mut Doc) {
                         && doc.toks[i - 1].kind == Kind::Word
                         && !doc.toks[i].newline_before
                         && !doc.claimed[i - 1]
-                        && !doc.common(i - 1)
+                        && (!doc.common(i - 1) || place_adjective(doc, i - 1))
                         && !doc.has(i - 1, dict::FUNCTION | dict::TITLE | dict::NAME_CTX)
                     {
                         i - 1
@@ -1547,7 +1712,7 @@ pub fn addresses(doc: &mut Doc) {
                 && i >= 1
                 && doc.toks[i - 1].cap
                 && doc.toks[i - 1].kind == Kind::Word
-                && !doc.common(i - 1)
+                && (!doc.common(i - 1) || place_adjective(doc, i - 1))
                 && !doc.toks[i].newline_before
             {
                 let mut k = i + 1;
@@ -1561,7 +1726,10 @@ pub fn addresses(doc: &mut Doc) {
                     && !doc.claimed[i - 1]
                 {
                     let mut a = i - 1;
+                    // "Kärntner Straße": the adjective is the whole name (a name before it is
+                    // a person's, as in an address block's first line)
                     while a >= 1
+                        && !place_adjective(doc, i - 1)
                         && doc.toks[a - 1].cap
                         && doc.toks[a - 1].kind == Kind::Word
                         && !doc.common(a - 1)
@@ -1718,6 +1886,20 @@ pub fn addresses(doc: &mut Doc) {
 
 /// Extends an address block over the city, region, postcode and country that follow it on the
 /// same line or the next few lines ("...Apt. 864\nArtilleros\n, CO\n Uruguay 64677").
+/// A German adjective of place, the first word of many street names ("Innsbrucker
+/// Landstraße", "Kärntner Straße", "Berliner Allee"): capitalised, ending in "-er", in a German
+/// document. Such words are in the common-word list ("Berliner" is ordinary German), so the
+/// street rules ask for them by shape.
+fn place_adjective(doc: &Doc, k: usize) -> bool {
+    let t = doc.toks[k];
+    doc.lang == Lang::De
+        && t.kind == Kind::Word
+        && t.cap
+        && t.len() >= 5
+        && doc.s(k).ends_with("er")
+        && !doc.has(k, dict::FUNCTION | dict::TITLE | dict::NAME_CTX)
+}
+
 fn extend_block(doc: &Doc, mut b: usize) -> usize {
     let n = doc.toks.len();
     let mut lines = 0;

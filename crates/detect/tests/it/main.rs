@@ -283,6 +283,74 @@ fn places_and_addresses() {
 }
 
 #[test]
+fn german_letter_addresses_titles_and_birth_lines() {
+    let de = Some(Lang::De);
+    for (text, needle) in [
+        // streets named after people, and place adjectives before the street word
+        (
+            "Die Patientin wohnt in der Karl-Marx-Allee 90 in Berlin.",
+            "Karl-Marx-Allee 90",
+        ),
+        (
+            "Praxis: Robert-Koch-Str. 17, 80333 München.",
+            "Robert-Koch-Str. 17",
+        ),
+        (
+            "Herrn\nDr. Anton Weber\nMünchner Straße 12\n80331 München",
+            "Münchner Straße 12",
+        ),
+        (
+            "Sie wohnt seit Jahren im Brunnenkamp 7 bei ihrer Tochter.",
+            "Brunnenkamp 7",
+        ),
+        // Austrian and German title chains, and a first name that is also a month
+        (
+            "Mit freundlichen Grüßen\n\nPriv.-Doz. Jan Brösel\n",
+            "Jan Brösel",
+        ),
+        (
+            "Klinikvorstand: Prim. Dr. mult. Ottokar Zwiebelmeier\n",
+            "Ottokar Zwiebelmeier",
+        ),
+        (
+            "Assistenz: DGKS Roswitha Trummerl\nIndikation: Kontrolle",
+            "Roswitha Trummerl",
+        ),
+        (
+            "Mit freundlichen Grüßen\n\nDr.a med. univ. Leopoldine Krautsieder\n",
+            "Leopoldine Krautsieder",
+        ),
+        // a name before a birth marker, known to no dictionary
+        (
+            "Wir berichten über\nWaltraud Gschwandtner, geb. am 4.5.1950, wohnhaft in Graz.",
+            "Waltraud Gschwandtner",
+        ),
+        (
+            "Arztbrief\n\nKunibert Zäpfel * 13.09.1955\n",
+            "Kunibert Zäpfel",
+        ),
+    ] {
+        assert!(covers(text, needle, de), "{text}: {:?}", found(text, de));
+    }
+    // the German titles are German only, and months stay months
+    assert!(untouched(
+        "Labs: Mag 2.0, K 4.1, Na 139.",
+        "Mag",
+        Some(Lang::En)
+    ));
+    assert!(untouched(
+        "May I ask about the rash?",
+        "May",
+        Some(Lang::En)
+    ));
+    assert!(
+        found("Seen on Jan. 5, 2020 in clinic.", Some(Lang::En))
+            .iter()
+            .all(|(c, _)| *c == Category::Date)
+    );
+}
+
+#[test]
 fn unicode_offsets_stay_on_char_boundaries() {
     let text = "Paciente Sánchez Müller (東京) nació el 03/03/1946 en Málaga, tel 93 416 97 00 😀.";
     let spans = detector().detect_lang(text, Some(Lang::Es));
