@@ -459,6 +459,29 @@ pub const FACILITY_SUFFIXES: &[&str] = &[
     "hospital",
 ];
 
+/// Spanish street types that start a street name even typed in lower case ("calle del pez,
+/// 28"); not "vía" or "largo", which are ordinary words ("vía oral", "a lo largo de").
+pub const STREET_PREFIXES_LOWER_ES: &[&str] = &[
+    "calle",
+    "c",
+    "avenida",
+    "avda",
+    "av",
+    "paseo",
+    "plaza",
+    "pza",
+    "ctra",
+    "carretera",
+    "camino",
+    "travesía",
+    "travesia",
+    "ronda",
+    "glorieta",
+    "urbanización",
+    "urbanizacion",
+    "urb",
+];
+
 /// The last part of a hyphenated German street name ("Robert-Koch-Str.", "Bechterew-Platz"), in
 /// lower case.
 pub const STREET_WORDS_HYPHENATED: &[&str] = &[

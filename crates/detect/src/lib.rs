@@ -164,6 +164,7 @@ impl Detector {
         names::place_phrases(&mut doc);
         names::names(&mut doc);
         names::places(&mut doc);
+        names::address_tails(&mut doc);
         merge(doc.spans)
     }
 }

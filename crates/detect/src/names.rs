@@ -628,6 +628,128 @@ fn name_context(doc: &Doc, i: usize) -> bool {
     false
 }
 
+/// A house number (digits, at most five, not a measurement: no unit after it) among the next
+/// `words` word tokens from `k`, on the same line (a comma may come before it), with no medical
+/// term on the way.
+fn number_within(doc: &Doc, k: usize, words: usize) -> bool {
+    let n = doc.toks.len();
+    let mut j = k;
+    let mut seen = 0;
+    while j < n && seen <= words && !(j > k && doc.toks[j].newline_before) {
+        let t = doc.toks[j];
+        if doc.has(j, dict::MEDICAL | dict::UNIT) {
+            return false;
+        }
+        match t.kind {
+            Kind::Num => return t.len() <= 5 && !doc.has(j + 1, dict::UNIT),
+            Kind::Word => seen += 1,
+            Kind::Punct if t.ch == ',' || t.ch == '.' => {}
+            _ => return false,
+        }
+        j += 1;
+    }
+    false
+}
+
+/// Spanish address tails after a street found by any recognizer: "s/n" (no number) and the
+/// floor and door after the house number ("13, 2 A", "6, Bajo A", "129, 8C", "3.º izda").
+pub fn address_tails(doc: &mut Doc) {
+    if doc.lang != Lang::Es {
+        return;
+    }
+    let n = doc.toks.len();
+    let ends: Vec<(usize, usize)> = doc
+        .spans
+        .iter()
+        .filter(|s| s.category == Category::Location)
+        .map(|s| (s.start, s.end))
+        .collect();
+    for (start, end) in ends {
+        let last = doc.tok_end(end);
+        if last == 0 || last >= n {
+            continue;
+        }
+        let mut k = last;
+        let mut b = None;
+        // "s/n", after a comma or not
+        let k2 = if doc.is_punct(k, ',') { k + 1 } else { k };
+        if k2 + 2 < n
+            && !doc.toks[k2].newline_before
+            && doc.s(k2).eq_ignore_ascii_case("s")
+            && doc.is_punct(k2 + 1, '/')
+            && doc.s(k2 + 2).eq_ignore_ascii_case("n")
+        {
+            b = Some(k2 + 2);
+            k = k2 + 3;
+        } else {
+            // the house number may be followed by a comma the span already took
+            let mut q = last;
+            while q > 1
+                && doc.toks[q - 1].kind == Kind::Punct
+                && matches!(doc.toks[q - 1].ch, ',' | '.')
+            {
+                q -= 1;
+            }
+            if !doc.toks[q - 1].has_digit() {
+                continue;
+            }
+        }
+        // floor and door: numbers of up to three digits, "2A", one capital letter, "bajo",
+        // "izda", "dcha", "º", "ª", joined by commas, periods and hyphens
+        let mut parts = 0;
+        while k < n && !doc.toks[k].newline_before && parts < 6 {
+            let t = doc.toks[k];
+            let w = doc.s(k);
+            let part = match t.kind {
+                Kind::Num => t.len() <= 3,
+                Kind::Alnum => t.len() <= 4 && w.starts_with(|c: char| c.is_ascii_digit()),
+                Kind::Word => {
+                    // a door letter, not "A los 3 días" or "A 36 cm" starting the next sentence,
+                    // nor the "E" of "E-mail"
+                    let lone = k + 1 >= n
+                        || doc.toks[k + 1].newline_before
+                        || doc.toks[k + 1].kind == Kind::Punct
+                            && matches!(doc.toks[k + 1].ch, ',' | '.' | ';' | ')');
+                    // "3.o", "1.a": ordinals written with a period
+                    let ordinal = matches!(w, "o" | "a")
+                        && !t.space_before
+                        && k >= 2
+                        && doc.is_punct(k - 1, '.')
+                        && doc.toks[k - 2].kind == Kind::Num;
+                    t.len() == 1 && t.cap && lone
+                        || matches!(w, "º" | "ª")
+                        || ordinal
+                        || ["bajo", "izq", "izda", "izqda", "dcha", "dcho", "dch", "bis"]
+                            .iter()
+                            .any(|x| w.eq_ignore_ascii_case(x))
+                }
+                Kind::Punct => {
+                    if matches!(t.ch, ',' | '.' | '-' | 'º' | 'ª') {
+                        k += 1;
+                        continue;
+                    }
+                    false
+                }
+            };
+            if !part {
+                break;
+            }
+            b = Some(k);
+            parts += 1;
+            k += 1;
+        }
+        if let Some(b) = b {
+            doc.push(
+                start,
+                doc.toks[b].end as usize,
+                Category::Location,
+                0.8,
+                "address.street",
+            );
+        }
+    }
+}
+
 /// True when tokens from `k` are two to four capitalised words (hyphenated ones count as one)
 /// on one line, then a birth marker: `, geb.`, `geb.`, `, *` or `*` before a date.
 fn before_birth_marker(doc: &Doc, k: usize) -> bool {
@@ -1547,8 +1669,17 @@ pub fn addresses(doc: &mut Doc) {
             // prefix streets: "Calle ...", "Avda. ...", "c/ ..."
             // lower-case street types after a house number: "731 ul. Miła 57", "33 avenue de Provence"
             let after_number = lead < i;
+            // Spanish forms typed in lower case ("calle del pez, 28", "avenida san francisco
+            // 13"): taken only with a house number a few words on
+            let lower_es = !t.cap
+                && doc.lang == Lang::Es
+                && lexicon::STREET_PREFIXES_LOWER_ES.contains(&w)
+                && number_within(doc, i + 1, 6);
             let prefix = doc.has(i, dict::STREET_PREFIX)
-                && (t.cap || w == "c" && doc.is_punct(i + 1, '/') || after_number && w.len() >= 2);
+                && (t.cap
+                    || w == "c" && doc.is_punct(i + 1, '/')
+                    || after_number && w.len() >= 2
+                    || lower_es);
             if prefix
                 && (w != "c" || doc.is_punct(i + 1, '/'))
                 && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.'))
@@ -1558,10 +1689,17 @@ pub fn addresses(doc: &mut Doc) {
                     k += 1;
                 }
                 let mut b = None;
+                // lower-case name words count when a house number ends the run ("calle
+                // monforte de lemos 129")
+                let lower_ok = doc.lang == Lang::Es && number_within(doc, k, 6);
                 while k < n && !doc.toks[k].newline_before {
                     let tk = doc.toks[k];
-                    if tk.kind == Kind::Word && (tk.cap || doc.has(k, dict::CONNECTOR)) {
-                        if tk.cap {
+                    if tk.kind == Kind::Word
+                        && (tk.cap
+                            || doc.has(k, dict::CONNECTOR)
+                            || lower_ok && doc.f(k) & dict::FUNCTION == 0 && tk.len() >= 2)
+                    {
+                        if tk.cap || !doc.has(k, dict::CONNECTOR) {
                             b = Some(k);
                         }
                         k += 1;

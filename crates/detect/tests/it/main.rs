@@ -351,6 +351,57 @@ fn german_letter_addresses_titles_and_birth_lines() {
 }
 
 #[test]
+fn spanish_address_tails_and_lower_case_streets() {
+    let es = Some(Lang::Es);
+    for (text, needle) in [
+        (
+            "Domicilio: calle monforte de lemos 129, 8C.\nLocalidad: Lugo",
+            "calle monforte de lemos 129, 8C",
+        ),
+        (
+            "Domicilio: avenida san francisco 13, 2A.\nCP: 11001",
+            "avenida san francisco 13, 2A",
+        ),
+        (
+            "Hospital Comarcal, Avda. de los Olmos s/n. 06080 Badajoz.",
+            "Avda. de los Olmos s/n",
+        ),
+        (
+            "Hospital Comarcal, Camino de Ronda, s/n, 18012 Granada.",
+            "Camino de Ronda, s/n",
+        ),
+        (
+            "Domicilio: C/ Alonso de Quesada, 6, Bajo A.\nLocalidad: Jaén",
+            "Alonso de Quesada, 6, Bajo A",
+        ),
+        (
+            "Domicilio: Av. del Pinar, 34, 3, B.\nLocalidad: Soria",
+            "Av. del Pinar, 34, 3, B",
+        ),
+    ] {
+        assert!(covers(text, needle, es), "{text}: {:?}", found(text, es));
+    }
+    // clinical phrases with a street word and a number, and a sentence after an address
+    for (text, word) in [
+        (
+            "Se pautó ciprofloxacino por vía oral durante 48 horas.",
+            "oral",
+        ),
+        (
+            "Mejoría a lo largo de los primeros 3 meses de seguimiento.",
+            "primeros",
+        ),
+        (
+            "Reside en Calle Mayor 5. A los 3 días acudió de nuevo.",
+            "los",
+        ),
+        ("Reside en Calle Mayor 5, Madrid E-mail: no consta.", "mail"),
+    ] {
+        assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
+    }
+}
+
+#[test]
 fn unicode_offsets_stay_on_char_boundaries() {
     let text = "Paciente Sánchez Müller (東京) nació el 03/03/1946 en Málaga, tel 93 416 97 00 😀.";
     let spans = detector().detect_lang(text, Some(Lang::Es));
