@@ -1682,11 +1682,19 @@ pub fn addresses(doc: &mut Doc) {
                     || lower_es);
             if prefix
                 && (w != "c" || doc.is_punct(i + 1, '/'))
-                && !(w.len() <= 2 && w != "c" && !doc.is_punct(i + 1, '.'))
+                && !(w.len() <= 2
+                    && w != "c"
+                    && !doc.is_punct(i + 1, '.')
+                    // "Av de burgos 7": a short street type without its period, with a number
+                    && !(doc.lang == Lang::Es && !t.upper && number_within(doc, i + 1, 6)))
             {
                 let mut k = i + 1;
                 if doc.is_punct(k, '.') || doc.is_punct(k, '/') {
                     k += 1;
+                    // "C/."
+                    if doc.is_punct(k, '.') {
+                        k += 1;
+                    }
                 }
                 let mut b = None;
                 // lower-case name words count when a house number ends the run ("calle

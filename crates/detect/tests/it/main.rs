@@ -396,6 +396,7 @@ fn spanish_address_tails_and_lower_case_streets() {
             "los",
         ),
         ("Reside en Calle Mayor 5, Madrid E-mail: no consta.", "mail"),
+        ("La AV era de 0,6 en el ojo derecho.", "era"),
     ] {
         assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
     }
