@@ -179,6 +179,11 @@ impl Gateway {
                 ProviderKind::Bedrock => {
                     let creds = AwsCredentials::resolve(p)
                         .map_err(|e| format!("providers.{name}: AWS credentials: {e}"))?;
+                    // The source only (never a key): operators see which one was picked.
+                    eprintln!(
+                        "phiguard-gateway: providers.{name}: AWS credentials from {}",
+                        creds.source()
+                    );
                     Arc::new(
                         Bedrock::new(
                             client.clone(),
