@@ -949,6 +949,24 @@ pub fn facilities(doc: &mut Doc) {
             }
             break;
         }
+        // "Dr. Miguel Álvarez Múgica Servicio de Urología": the words between a title and
+        // given name and the facility word are the person's surnames, not the facility's name
+        if !merged && a < i && a >= 2 && doc.has(a - 1, dict::FIRST) && doc.toks[a - 1].cap {
+            let t = if doc.is_punct(a - 2, '.') {
+                a.saturating_sub(3)
+            } else {
+                a - 2
+            };
+            if doc.has(t, dict::TITLE) && !doc.has(t, dict::FACILITY) {
+                while a < i
+                    && doc.toks[a].kind == Kind::Word
+                    && doc.toks[a].cap
+                    && !doc.has(a, dict::FACILITY)
+                {
+                    a += 1;
+                }
+            }
+        }
         // extend right over capitalised words and connectors
         let mut b = i;
         let mut k = i + 1;

@@ -381,6 +381,20 @@ fn spanish_address_tails_and_lower_case_streets() {
     ] {
         assert!(covers(text, needle, es), "{text}: {:?}", found(text, es));
     }
+    // a doctor's surnames before the department are the doctor's, not the facility's
+    let text =
+        "Remitido por: Dr. Tomás Ferreiro Lago Servicio de Urología Hospital Comarcal de Soria";
+    let f = found(text, es);
+    assert!(
+        f.iter()
+            .any(|(c, s)| *c == Category::Name && s.ends_with("Tomás Ferreiro Lago")),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(c, s)| *c == Category::Location && s.starts_with("Servicio de Urología")),
+        "{f:?}"
+    );
     // clinical phrases with a street word and a number, and a sentence after an address
     for (text, word) in [
         (
