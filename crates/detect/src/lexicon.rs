@@ -961,6 +961,49 @@ pub const NAME_FOLLOWERS: &[&str] = &[
     "did", "does",
 ];
 
+/// Verbs of clinical narrative that follow a patient's given name used alone as the subject,
+/// in Spanish and German ("Miguel presenta anorexia", "Flora wurde elektiv aufgenommen").
+/// The English ones are in `NAME_FOLLOWERS`.
+pub const NARRATIVE_VERBS_ES_DE: &[&str] = &[
+    // es
+    "presenta",
+    "presentaba",
+    "refiere",
+    "refería",
+    "acude",
+    "acudió",
+    "ingresa",
+    "ingresó",
+    "consulta",
+    "consultó",
+    "niega",
+    "negaba",
+    "muestra",
+    "relata",
+    "padece",
+    "sufre",
+    "sufrió",
+    "comenta",
+    "evoluciona",
+    "evolucionó",
+    "permanece",
+    "inicia",
+    "inició",
+    // de
+    "wurde",
+    "wird",
+    "klagt",
+    "klagte",
+    "berichtet",
+    "berichtete",
+    "entwickelte",
+    "zeigte",
+    "erhielt",
+    "kam",
+    "habe",
+    "hatte",
+];
+
 /// Street-type words written in lower case between a street name and its number
 /// ("Rákóczi út 66", "Piroska utca 5", "Bredgade vej 4").
 pub const STREET_TYPES_LOWER: &[&str] = &[

@@ -318,7 +318,17 @@ pub fn names(doc: &mut Doc) {
         } else {
             a = start;
         }
-        let ctx = name_context(doc, start)
+        // a given name alone as the subject of a narrative verb: "Miguel presenta anorexia",
+        // "Flora wurde aufgenommen" (such names are often in the common-word lists)
+        let subject = doc.lang != Lang::En
+            && end == start
+            && doc.has(start, dict::FIRST)
+            && !doc.toks[start].upper
+            && end + 1 < n
+            && !doc.toks[end + 1].newline_before
+            && lexicon::NARRATIVE_VERBS_ES_DE.contains(&doc.s(end + 1));
+        let ctx = subject
+            || name_context(doc, start)
             || born
                 && end + 1 < n
                 && before_birth_marker(doc, start)

@@ -381,6 +381,14 @@ fn spanish_address_tails_and_lower_case_streets() {
     ] {
         assert!(covers(text, needle, es), "{text}: {:?}", found(text, es));
     }
+    // a given name alone as the subject of a narrative verb
+    let text = "Historia actual: Tomás presenta fiebre de tres días de evolución.";
+    assert!(covers(text, "Tomás", es), "{:?}", found(text, es));
+    assert!(untouched(
+        "El paciente presenta fiebre de tres días.",
+        "paciente",
+        es
+    ));
     // a doctor's surnames before the department are the doctor's, not the facility's
     let text =
         "Remitido por: Dr. Tomás Ferreiro Lago Servicio de Urología Hospital Comarcal de Soria";
