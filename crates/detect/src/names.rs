@@ -41,21 +41,7 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
     // "Jan", "April", "June" are first names too, before a surname or after a title, when no
     // day or period follows ("Priv.-Doz. Jan Biedermann"; "Jan. 5", "June 2020" and "May I"
     // stay what they were)
-    let n = doc.toks.len();
-    let surname_next = i + 1 < n
-        && doc.toks[i + 1].kind == Kind::Word
-        && doc.toks[i + 1].cap
-        && doc.toks[i + 1].len() >= 2
-        && !doc.toks[i + 1].newline_before
-        && doc.f(i + 1) & (dict::FUNCTION | dict::MONTH | dict::WEEKDAY) == 0;
-    let after_title = i >= 1 && doc.has(i - 1, dict::TITLE)
-        || i >= 2 && doc.is_punct(i - 1, '.') && doc.has(i - 2, dict::TITLE);
-    let f = if f & dict::MONTH != 0
-        && doc.has(i, dict::FIRST)
-        && (surname_next || after_title)
-        && !(i + 1 < n && (doc.is_punct(i + 1, '.') || doc.toks[i + 1].has_digit()))
-        && !(i >= 1 && doc.toks[i - 1].has_digit())
-    {
+    let f = if f & dict::MONTH != 0 && f & dict::FIRST != 0 && month_as_given_name(doc, i) {
         f & !dict::MONTH
     } else {
         f
@@ -99,17 +85,46 @@ fn is_initial(doc: &Doc, i: usize) -> bool {
     t.kind == Kind::Word && t.cap && (t.len() == 1 || t.len() <= 3 && doc.s(i).chars().count() == 1)
 }
 
+/// Token `i`, a given name that is also a month, stands as a given name: a surname follows or a
+/// title precedes, and no period or day number is next to it. Out of line: it is rare, and
+/// `name_strength_in`, which asks, is hot.
+#[cold]
+#[inline(never)]
+fn month_as_given_name(doc: &Doc, i: usize) -> bool {
+    let n = doc.toks.len();
+    let surname_next = i + 1 < n
+        && doc.toks[i + 1].kind == Kind::Word
+        && doc.toks[i + 1].cap
+        && doc.toks[i + 1].len() >= 2
+        && !doc.toks[i + 1].newline_before
+        && doc.f(i + 1) & (dict::FUNCTION | dict::MONTH | dict::WEEKDAY) == 0;
+    let after_title = i >= 1 && doc.has(i - 1, dict::TITLE)
+        || i >= 2 && doc.is_punct(i - 1, '.') && doc.has(i - 2, dict::TITLE);
+    (surname_next || after_title)
+        && !(i + 1 < n && (doc.is_punct(i + 1, '.') || doc.toks[i + 1].has_digit()))
+        && !(i >= 1 && doc.toks[i - 1].has_digit())
+}
+
+/// Token `i` is one of the German and Austrian titles of `lexicon::TITLES_DE`, in a German
+/// document.
+#[inline]
+fn german_title(doc: &Doc, i: usize) -> bool {
+    // the cheap tests first: this runs for every token of a document
+    doc.lang == Lang::De && doc.toks[i].kind == Kind::Word && doc.toks[i].len() <= 8 && {
+        let w = doc.s(i);
+        lexicon::TITLES_DE.iter().any(|t| w.eq_ignore_ascii_case(t))
+    }
+}
+
 fn is_title(doc: &Doc, i: usize) -> bool {
     if i >= doc.toks.len() {
         return false;
     }
     let w = doc.s(i);
     // Austrian and German titles ("Prim.", "Mag.", "DDr.", "DGKS", "Drª") in German text only
-    let german = doc.lang == Lang::De
-        && doc.toks[i].kind == Kind::Word
-        && w.len() <= 8
-        && lexicon::TITLES_DE.contains(&w.to_lowercase().as_str());
-    if !(german || doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En)) {
+    if !(german_title(doc, i)
+        || doc.has(i, dict::TITLE) && (doc.toks[i].cap || doc.lang != Lang::En))
+    {
         return false;
     }
     // "Univ." starts a title only before another one: "Univ.-Prof.", "o.Univ. Prof."
@@ -150,11 +165,11 @@ fn is_title(doc: &Doc, i: usize) -> bool {
         }
         return p >= 1
             && p < i + 1
-            && (doc.has(p - 1, dict::TITLE)
-                || doc.lang == Lang::De
-                    && lexicon::TITLES_DE.contains(&doc.s(p - 1).to_lowercase().as_str()))
+            && (doc.has(p - 1, dict::TITLE) || german_title(doc, p - 1))
             && (!doc.s(p - 1).eq_ignore_ascii_case("med")
-                || w.len() <= 7 && w.to_lowercase().starts_with("univ"));
+                || ["univ", "univer", "univers"]
+                    .iter()
+                    .any(|u| w.eq_ignore_ascii_case(u)));
     }
     true
 }
@@ -327,12 +342,13 @@ pub fn names(doc: &mut Doc) {
             && end + 1 < n
             && !doc.toks[end + 1].newline_before
             && lexicon::NARRATIVE_VERBS_ES_DE.contains(&doc.s(end + 1));
+        let word_parts = (start..=end)
+            .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
+            .count();
+        // (`born`: `before_birth_marker` held at `start`, which is `k`)
         let ctx = subject
             || name_context(doc, start)
-            || born
-                && end + 1 < n
-                && before_birth_marker(doc, start)
-                && word_parts_at_least(doc, start, end, 2)
+            || born && word_parts >= 2
             || doc.lang == Lang::En
                 && end + 1 < n
                 && end == start
@@ -340,9 +356,6 @@ pub fn names(doc: &mut Doc) {
                 && !doc.toks[end + 1].cap
                 && !doc.common(start);
         let eponym = eponym_around(doc, start, end);
-        let word_parts = (start..=end)
-            .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
-            .count();
         let accept = !eponym
             && (titled
                 || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
@@ -798,13 +811,6 @@ fn before_birth_marker(doc: &Doc, k: usize) -> bool {
     };
     // a date follows within three tokens
     birth && (j + 1..(j + 5).min(n)).any(|d| doc.toks[d].has_digit())
-}
-
-fn word_parts_at_least(doc: &Doc, a: usize, b: usize, min: usize) -> bool {
-    (a..=b)
-        .filter(|&x| doc.toks[x].kind == Kind::Word && doc.toks[x].len() > 1)
-        .count()
-        >= min
 }
 
 fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {

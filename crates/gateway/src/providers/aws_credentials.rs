@@ -412,7 +412,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
     }
     // 3. to 5. Endpoints named in the config.
     if let Some(url) = set(&p.aws_credentials_url) {
-        check_container_url(&url).map_err(|e| format!("aws_credentials_url: {e}"))?;
+        check_secure_url(&url, true).map_err(|e| format!("aws_credentials_url: {e}"))?;
         let token = set(&p.aws_credentials_token_file).map(|f| TokenFrom::File(PathBuf::from(f)));
         return Ok(("container", None, Some(Endpoint::Container { url, token })));
     }
@@ -428,9 +428,16 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
         check_secure_url(&url, false).map_err(|e| format!("aws_sts_endpoint: {e}"))?;
         Ok(url.trim_end_matches('/').to_string())
     };
-    let session_name = || {
-        env("AWS_ROLE_SESSION_NAME")
-            .unwrap_or_else(|| format!("phiguard-{}", OffsetDateTime::now_utc().unix_timestamp()))
+    let web_identity = |role_arn: String, token_file: String| -> Result<Picked, String> {
+        let session_name = env("AWS_ROLE_SESSION_NAME")
+            .unwrap_or_else(|| format!("phiguard-{}", OffsetDateTime::now_utc().unix_timestamp()));
+        let endpoint = Endpoint::WebIdentity {
+            sts: sts(p.region.as_deref())?,
+            role_arn,
+            session_name,
+            token_file: PathBuf::from(token_file),
+        };
+        Ok(("web identity", None, Some(endpoint)))
     };
     if let Some(role_arn) = set(&p.aws_role_arn) {
         let token_file = set(&p.aws_web_identity_token_file)
@@ -438,13 +445,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
             .ok_or(
                 "aws_role_arn: needs aws_web_identity_token_file (or AWS_WEB_IDENTITY_TOKEN_FILE)",
             )?;
-        let endpoint = Endpoint::WebIdentity {
-            sts: sts(p.region.as_deref())?,
-            role_arn,
-            session_name: session_name(),
-            token_file: PathBuf::from(token_file),
-        };
-        return Ok(("web identity", None, Some(endpoint)));
+        return web_identity(role_arn, token_file);
     }
     if let Some(base) = set(&p.aws_imds_endpoint) {
         let base = base.trim_end_matches('/').to_string();
@@ -490,13 +491,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
     if let (Some(token_file), Some(role_arn)) =
         (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
     {
-        let endpoint = Endpoint::WebIdentity {
-            sts: sts(p.region.as_deref())?,
-            role_arn,
-            session_name: session_name(),
-            token_file: PathBuf::from(token_file),
-        };
-        return Ok(("web identity", None, Some(endpoint)));
+        return web_identity(role_arn, token_file);
     }
     // 9. Container credentials.
     let token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
@@ -507,7 +502,7 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
         return Ok(("container", None, Some(Endpoint::Container { url, token })));
     }
     if let Some(url) = env("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
-        check_container_url(&url)
+        check_secure_url(&url, true)
             .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI: {e}"))?;
         return Ok(("container", None, Some(Endpoint::Container { url, token })));
     }
@@ -528,15 +523,9 @@ fn pick(p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Pick
     Ok(("instance metadata", None, Some(Endpoint::Imds { base })))
 }
 
-/// A container credentials URL must not send the authorization token, or receive secrets,
-/// over the network in the clear: HTTPS, or HTTP to loopback or the ECS / EKS agents' link-local
-/// addresses (the rule the AWS SDKs apply).
-fn check_container_url(url: &str) -> Result<(), &'static str> {
-    check_secure_url(url, true)
-}
-
-/// HTTPS, or plain HTTP to loopback (and, when `agents`, to the ECS / EKS agents' link-local
-/// addresses).
+/// A URL that receives a token or hands out secrets must not carry them in the clear over the
+/// network: HTTPS, or plain HTTP to loopback (and, when `agents`, to the ECS / EKS agents'
+/// link-local addresses: the rule the AWS SDKs apply to container credentials).
 fn check_secure_url(url: &str, agents: bool) -> Result<(), &'static str> {
     let u = reqwest::Url::parse(url).map_err(|_| "not a URL")?;
     match u.scheme() {
