@@ -75,6 +75,22 @@ pub struct GroupCommit {
     tx: Mutex<std::sync::mpsc::Sender<Pending>>,
     state: std::sync::Arc<WriterState>,
     inner: std::sync::Arc<dyn AuditSink>,
+    /// The writer thread, joined on drop.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for GroupCommit {
+    /// Closes the queue and waits for the writer thread to finish its last batch and drop the
+    /// store: a process that exits right after (`phiguard serve` on SIGTERM) must not tear down
+    /// the store's libraries (SQLCipher, OpenSSL) while the thread still closes it.
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            *tx = std::sync::mpsc::channel().0;
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// How long a failed batch keeps readiness down unless a later batch succeeds (after that,
@@ -118,7 +134,7 @@ impl GroupCommit {
         let writer = inner.clone();
         // If the thread cannot be started, the receiver is dropped and every append fails
         // (fail closed).
-        let _spawned = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("phiguard-audit-writer".into())
             .spawn(move || {
                 let _alive = AliveGuard(thread_state.clone());
@@ -140,7 +156,7 @@ impl GroupCommit {
                     }
                 }
             });
-        if _spawned.is_err() {
+        if spawned.is_err() {
             state
                 .alive
                 .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -149,6 +165,7 @@ impl GroupCommit {
             tx: Mutex::new(tx),
             state,
             inner,
+            writer: Mutex::new(spawned.ok()),
         }
     }
 }
