@@ -10,6 +10,9 @@
 #
 #   scripts/bench-gateway.sh [RATES] [SECONDS]      # default: "100 300 1000" 10
 #
+# PHIGUARD_BIN=PATH runs another build of `phiguard` (to compare builds in one session);
+# CONFIG=FILE another gateway config (default examples/phiguard.toml).
+#
 # (`hey` was tried first: its workers are paced by tickers that fire together, so requests arrive
 # in bursts of `-c` at a time and the gateway's queue, not its cost, dominates the figures.)
 # Load generator, mock and gateway share the machine; on 2 cores they compete for CPU.
@@ -21,6 +24,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 cargo build --release -q -p phiguard -p phiguard-gateway --example mock_upstream --example loadgen
 bin="$CARGO_TARGET_DIR/release"
+phiguard="${PHIGUARD_BIN:-$bin/phiguard}"
+config="${CONFIG:-examples/phiguard.toml}"
 
 work="$(mktemp -d)"
 pids=()
@@ -39,9 +44,12 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 export PHIGUARD_HOME="$work/home"
 export UPSTREAM_BASE_URL="$upstream/v1"
 export PHIGUARD_LISTEN="127.0.0.1:$port"
-key="$("$bin/phiguard" keys create --role clinician --config examples/phiguard.toml 2>/dev/null | tail -1)"
-"$bin/phiguard" serve --config examples/phiguard.toml >"$work/serve.out" 2>"$work/serve.err" &
-pids+=($!)
+key="$("$phiguard" keys create --role clinician --config "$config" 2>/dev/null | tail -1)"
+"$phiguard" serve --config "$config" >"$work/serve.out" 2>"$work/serve.err" &
+serve_pid=$!
+pids+=($serve_pid)
+# CPU time (user + system, clock ticks) the gateway process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
 for _ in $(seq 200); do
   curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
   sleep 0.05
@@ -77,18 +85,21 @@ run() {
 }
 
 echo "prompt: ~1,500 characters with PHI; ${secs} s per rate; open loop from a separate process"
-echo "| rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 | gateway CPU per request |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 # Warm up both paths.
 run "$upstream/v1/chat/completions" 50 2 >/dev/null
 run "http://127.0.0.1:$port/v1/chat/completions" 50 2 >/dev/null
 for rate in $rates; do
   read -r _ _ d50 d99 _ _ < <(run "$upstream/v1/chat/completions" "$rate")
+  t0="$(cpu_ticks)"
   read -r _ grps g50 g99 gbad gtotal < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
-  python3 - "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" <<'PY'
+  t1="$(cpu_ticks)"
+  python3 - "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY'
 import sys
-r, d50, d99, g50, g99, bad, total, rps = (float(x) for x in sys.argv[1:])
+r, d50, d99, g50, g99, bad, total, rps, ticks, hz = (float(x) for x in sys.argv[1:])
 print(f"| {r:.0f} | {rps:.0f} | {d50:.2f} ms | {d99:.2f} ms | {g50:.2f} ms | {g99:.2f} ms | "
-      f"{g50 - d50:.2f} ms | {g99 - d99:.2f} ms | {100 * bad / max(total, 1):.1f}% |")
+      f"{g50 - d50:.2f} ms | {g99 - d99:.2f} ms | {100 * bad / max(total, 1):.1f}% | "
+      f"{1000 * ticks / hz / max(total, 1):.2f} ms |")
 PY
 done

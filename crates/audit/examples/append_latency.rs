@@ -3,7 +3,12 @@
 //! a local key file, `synchronous=FULL`), one transaction and one fsync per append. Prints
 //! p50 / p99 / p99.9 / max and how many appends took over 2 ms (WAL checkpoints, disk stalls).
 //!
-//! `cargo run --release -p phiguard-audit --example append_latency [-- APPENDS [DIR]]`
+//! `cargo run --release -p phiguard-audit --example append_latency [-- APPENDS [DIR [MODE]]]`
+//!
+//! MODE `full` (the default) commits with `synchronous=FULL`; `normal` commits with
+//! `synchronous=NORMAL` and never syncs (the commit alone, as a dispatch record waits for it in
+//! `phiguard serve`); `sync` commits with `NORMAL` and then fsyncs the WAL through
+//! `WalSyncer` (what a completion record waits for, done inline here).
 
 use std::time::Instant;
 
@@ -31,12 +36,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
+    let mode = args.next().unwrap_or_else(|| "full".into());
     let dir = tempfile::tempdir_in(base)?;
+    let mut options = Options::default();
+    if mode != "full" {
+        options.durability = phiguard_audit::Durability::Normal;
+    }
     let (mut log, _) = AuditLog::open_with_local_key(
         &dir.path().join("audit.db"),
-        Options::default(),
+        options,
         &dir.path().join("key.json"),
     )?;
+    let syncer = log.wal_syncer();
     for i in 0..50 {
         log.append(&record(i))?;
     }
@@ -45,6 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n as u64 {
         let t = Instant::now();
         log.append(&record(i))?;
+        if let Some(s) = syncer.as_ref().filter(|_| mode == "sync") {
+            s.sync()?;
+        }
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let total = t0.elapsed().as_secs_f64();

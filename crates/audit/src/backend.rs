@@ -135,6 +135,16 @@ impl AuditStore {
         }
     }
 
+    /// A handle that makes commits power-loss durable from another thread: `Some` only for a
+    /// SQLite store opened with [`crate::Durability::Normal`] (PostgreSQL commits are durable
+    /// when they return).
+    pub fn wal_syncer(&self) -> Option<crate::WalSyncer> {
+        match self {
+            AuditStore::Sqlite(l) => l.wal_syncer(),
+            AuditStore::Postgres(_) => None,
+        }
+    }
+
     /// Appends one record durably.
     pub fn append(&mut self, record: &Value) -> Result<Receipt, AuditError> {
         dispatch!(self, l => l.append(record))

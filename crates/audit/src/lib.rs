@@ -63,4 +63,5 @@ pub use note::{Checkpoint, KeyOrigin, NoteError, Signer, VerifierKey};
 pub use pg::PgAuditLog;
 pub use store::{
     AuditLog, Durability, Entry, Options, Query, Receipt, StoreCheck, StoredCheckpoint, TreeHead,
+    WalSyncer,
 };

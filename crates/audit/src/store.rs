@@ -5,8 +5,8 @@
 //! transaction's WAL frames are fsynced before `COMMIT` returns: an append acknowledged by
 //! [`AuditLog::append_batch`] survives a process crash, an OS crash and a power loss.
 //! (`synchronous=NORMAL` in WAL mode survives a process crash but may lose the last
-//! transactions on power loss; [`Durability::Normal`] exists for measurement only.) Group commit
-//! is one transaction per batch, hence one fsync per batch.
+//! transactions on power loss, until a [`WalSyncer`] flushes the log: see
+//! [`Durability::Normal`].) Group commit is one transaction per batch, hence one fsync per batch.
 //!
 //! Tree state: the frontier (compact range of `[0, size)`) and the root are updated in the same
 //! transaction as the leaves, so the root of size n is always there without recomputation, and
@@ -147,8 +147,39 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
 pub enum Durability {
     /// `synchronous=FULL`: an acknowledged append survives power loss. The default.
     Full,
-    /// `synchronous=NORMAL`: survives a process crash, not a power loss. For measurement.
+    /// `synchronous=NORMAL`: an acknowledged append survives a process crash, and a power loss
+    /// once a [`WalSyncer`] (from [`AuditLog::wal_syncer`]) has synced after it. This lets a
+    /// writer go on committing while another thread waits for the disk (the gateway's group
+    /// commit); the store stays consistent either way (SQLite syncs around checkpoints).
     Normal,
+}
+
+/// Flushes a store's committed transactions to stable storage from any thread, without the
+/// store's connection: an fsync of its write-ahead log, which exists while the store is open.
+/// Every transaction committed before [`WalSyncer::sync`] is called survives a power loss once
+/// it returns `Ok`.
+#[derive(Debug, Clone)]
+pub struct WalSyncer {
+    db: PathBuf,
+    wal: PathBuf,
+    /// Set once the directory has been synced (the log file's directory entry).
+    dir_synced: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WalSyncer {
+    /// Syncs the log: its data, and its size when that changed. Fails (and so fails the
+    /// appends waiting for it) when the log cannot be opened, e.g. once the store is closed.
+    pub fn sync(&self) -> std::io::Result<()> {
+        std::fs::File::open(&self.wal)?.sync_data()?;
+        if !self.dir_synced.load(std::sync::atomic::Ordering::Acquire) {
+            if let Some(dir) = self.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            self.dir_synced
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
+    }
 }
 
 /// Options of [`AuditLog::open_with`].
@@ -726,6 +757,21 @@ impl AuditLog {
     /// The store's file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A handle that makes this store's commits power-loss durable from another thread; `None`
+    /// when every commit already is ([`Durability::Full`]).
+    pub fn wal_syncer(&self) -> Option<WalSyncer> {
+        if self.options.durability == Durability::Full {
+            return None;
+        }
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Some(WalSyncer {
+            db: self.path.clone(),
+            wal: PathBuf::from(wal),
+            dir_synced: Default::default(),
+        })
     }
 
     /// Appends one record (a JSON object) durably.
@@ -1732,6 +1778,38 @@ mod tests {
 
     fn record(i: u64) -> Value {
         json!({"user": format!("u{}", i % 3), "action": "summarize", "model": "m1", "n": i})
+    }
+
+    #[test]
+    fn wal_syncer_syncs_the_open_stores_log_and_fails_once_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let full = AuditLog::open(&path).unwrap();
+        assert!(
+            full.wal_syncer().is_none(),
+            "FULL commits are durable already"
+        );
+        drop(full);
+        let options = Options {
+            durability: Durability::Normal,
+            ..Options::default()
+        };
+        let mut log = AuditLog::open_with(&path, options).unwrap();
+        let syncer = log.wal_syncer().unwrap();
+        log.append_batch(&[record(1), record(2)]).unwrap();
+        // From another thread while the store is open: the log is there and synced.
+        let s = syncer.clone();
+        std::thread::spawn(move || s.sync())
+            .join()
+            .unwrap()
+            .unwrap();
+        syncer.sync().unwrap();
+        assert_eq!(log.tree_head().unwrap().size, 2);
+        // Closed, the log is checkpointed and removed: a sync now fails rather than pretending.
+        drop(log);
+        assert!(syncer.sync().is_err());
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.tree_head().unwrap().size, 2);
     }
 
     fn open_temp() -> (tempfile::TempDir, AuditLog) {

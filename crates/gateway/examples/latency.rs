@@ -38,10 +38,19 @@ Creatinine peaked at 1.9 and returned to baseline 1.5. Discharged 03/19/2021 in 
 Follow-up with Dr. Carter in cardiology clinic in one week and with nephrology in four weeks. Medications: carvedilol 6.25 mg twice daily, sacubitril-valsartan 24/26 mg twice daily, \
 furosemide 40 mg daily, insulin glargine 18 units nightly. Pending results at discharge: repeat basic metabolic panel and magnesium in three days, and a sleep study referral. Summarize the hospital course for the primary care physician in five sentences.";
 
-struct StoreSink(Mutex<phiguard_audit::AuditStore>);
+/// The store as `phiguard serve` wires it: commits without waiting for the disk, and a WAL
+/// syncer that the group commit runs on its own thread.
+struct StoreSink(
+    Mutex<phiguard_audit::AuditStore>,
+    Option<phiguard_audit::WalSyncer>,
+);
 impl AuditSink for StoreSink {
     fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
-        self.append_batch(std::slice::from_ref(record))
+        self.append_batch(std::slice::from_ref(record))?;
+        match &self.1 {
+            Some(s) => s.sync().map_err(|_| AuditSinkError("sync failed".into())),
+            None => Ok(()),
+        }
     }
     fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
         self.0
@@ -50,6 +59,12 @@ impl AuditSink for StoreSink {
             .append_batch(records)
             .map(|_| ())
             .map_err(|_| AuditSinkError("append failed".into()))
+    }
+    fn syncer(&self) -> Option<phiguard_gateway::Syncer> {
+        let s = self.1.clone()?;
+        Some(Box::new(move || {
+            s.sync().map_err(|_| AuditSinkError("sync failed".into()))
+        }))
     }
 }
 
@@ -185,7 +200,10 @@ async fn main() {
     let key = keys.create("clinician", &[], None).unwrap().token;
     let sink: Arc<dyn AuditSink> = if audit == "sqlite" || audit == "sqlite-plain" {
         let url = phiguard_audit::StoreUrl::Sqlite(dir.path().join("audit.db"));
-        let options = phiguard_audit::Options::default();
+        let options = phiguard_audit::Options {
+            durability: phiguard_audit::Durability::Normal,
+            ..phiguard_audit::Options::default()
+        };
         let store = if audit == "sqlite" {
             // The embedded default, as `phiguard serve` opens it: file and payloads encrypted.
             phiguard_audit::AuditStore::open_with_local_key(
@@ -198,7 +216,8 @@ async fn main() {
         } else {
             phiguard_audit::AuditStore::open(&url, options).unwrap()
         };
-        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(store)));
+        let syncer = store.wal_syncer();
+        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(store), syncer));
         // Group commit, as `phiguard serve` wires it.
         Arc::new(phiguard_gateway::GroupCommit::new(store, 256))
     } else {

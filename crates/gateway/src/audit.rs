@@ -1,11 +1,17 @@
 //! The audit sink: where the gateway writes one record per request. The binary wires the
 //! tamper-evident store of `phiguard-audit`; the library only needs [`AuditSink`].
 //!
-//! Two records per forwarded request share a `request_id`: `phase = "dispatch"` is written
+//! Two records per forwarded request share a `request_id`: `phase = "dispatch"` is committed
 //! before anything goes upstream (if it cannot be written, nothing is sent), and
-//! `phase = "complete"` before the response completes (if it cannot be written, the caller gets
-//! an error instead of the answer). Refused requests get only the `complete` record. Records
-//! hold ids, names from the config, counts and times — never request or answer text.
+//! `phase = "complete"` is made durable before the response completes (if it cannot be written,
+//! the caller gets an error instead of the answer). Refused requests get only the `complete`
+//! record. Records hold ids, names from the config, counts and times — never request or answer
+//! text.
+//!
+//! How long each append waits is its [`Wait`]: a dispatch record is *committed* (it survives a
+//! crash of the gateway) before the upstream call, and the durable wait of the completion record
+//! makes both survive a power loss before the caller sees the answer. `[audit] sync_dispatch`
+//! makes the dispatch record wait for the disk too.
 
 use std::sync::Mutex;
 
@@ -16,15 +22,38 @@ use serde_json::Value;
 #[error("audit append failed: {0}")]
 pub struct AuditSinkError(pub String);
 
+/// How long an append waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Until the record is committed to the store: it survives a crash of the gateway, and a
+    /// power loss once a later [`Wait::Durable`] append to the same sink has returned.
+    Committed,
+    /// Until the record survives a power loss.
+    Durable,
+}
+
+/// Makes every record a sink has committed so far survive a power loss (an fsync), from any
+/// thread (see [`AuditSink::syncer`]).
+pub type Syncer = Box<dyn Fn() -> Result<(), AuditSinkError> + Send>;
+
 /// Appends audit records durably. Called from a blocking thread.
 pub trait AuditSink: Send + Sync {
     /// Appends `record`; `Ok` means it is durable.
     fn append(&self, record: &Value) -> Result<(), AuditSinkError>;
 
-    /// Appends several records; `Ok` means all are durable. Stores with group commit override
-    /// this to make one durable write for the batch; the default appends one by one.
+    /// Appends several records; `Ok` means all are committed, and durable unless the sink has
+    /// a [`AuditSink::syncer`]. Stores with group commit override this to make one write for
+    /// the batch; the default appends one by one.
     fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
         records.iter().try_for_each(|r| self.append(r))
+    }
+
+    /// For a sink whose [`AuditSink::append_batch`] commits without waiting for the disk: what
+    /// makes its commits durable, run by [`GroupCommit`] on a thread of its own so that batches
+    /// go on being committed while the disk syncs. `None` (the default): every commit is
+    /// durable when it returns.
+    fn syncer(&self) -> Option<Syncer> {
+        None
     }
 
     /// Whether appends can succeed right now, for readiness (`GET /ready`). Cheap; writes
@@ -34,10 +63,12 @@ pub trait AuditSink: Send + Sync {
     }
 
     /// Starts an append without blocking the calling thread, for sinks that write on a thread
-    /// of their own ([`GroupCommit`]): the returned future resolves once the record is durable
-    /// (or the write failed). `Err` gives the record back (the default): the sink only appends
-    /// synchronously, and the caller runs [`AuditSink::append`] on a blocking thread.
-    fn submit(&self, record: Value) -> Result<Submitted, Value> {
+    /// of their own ([`GroupCommit`]): the returned future resolves once the record is
+    /// committed or durable, as `wait` asks (or the write failed). `Err` gives the record back
+    /// (the default): the sink only appends synchronously, and the caller runs
+    /// [`AuditSink::append`] (durable) on a blocking thread.
+    fn submit(&self, record: Value, wait: Wait) -> Result<Submitted, Value> {
+        let _ = wait;
         Err(record)
     }
 }
@@ -66,13 +97,29 @@ impl Reply {
     }
 }
 
-type Pending = (Value, Reply);
+/// What the writer thread receives.
+enum Msg {
+    Append(Value, Reply, Wait),
+    /// The syncer finished a sync that answered this many handed-over replies.
+    Synced(usize),
+    /// Stop after what is queued (sent on drop).
+    Shutdown,
+}
 
 /// Group commit in front of another sink: appends from concurrent requests that arrive while a
-/// write is in progress are written together in one `append_batch` (one fsync), and each caller
-/// waits until its own record is durable. A failed batch fails every request in it.
+/// write is in progress are written together in one `append_batch`, and each caller waits until
+/// its own record is committed or durable, as it asked. A failed batch fails every request in
+/// it.
+///
+/// When the inner sink has a [`AuditSink::syncer`], the disk is synced on a second thread: the
+/// writer commits a batch, answers the callers that wait for the commit only, and hands the
+/// others to the syncer, whose next sync (started after that commit) makes them durable; the
+/// syncs of many batches are shared, and commits go on during a sync. A batch in which every
+/// record waits for the disk is held while a sync is in flight (it would wait for the next sync
+/// anyway), so such records are committed together when it ends, as many per commit as
+/// without the sync thread.
 pub struct GroupCommit {
-    tx: Mutex<std::sync::mpsc::Sender<Pending>>,
+    tx: Mutex<std::sync::mpsc::Sender<Msg>>,
     state: std::sync::Arc<WriterState>,
     inner: std::sync::Arc<dyn AuditSink>,
     /// The writer thread, joined on drop.
@@ -84,9 +131,15 @@ impl Drop for GroupCommit {
     /// store: a process that exits right after (`phiguard serve` on SIGTERM) must not tear down
     /// the store's libraries (SQLCipher, OpenSSL) while the thread still closes it.
     fn drop(&mut self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            *tx = std::sync::mpsc::channel().0;
-        }
+        // The writer holds a sender of its own (for the syncer's notes), so it stops on this
+        // message rather than on the queue closing.
+        let mut tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = tx.send(Msg::Shutdown);
+        *tx = std::sync::mpsc::channel().0;
+        drop(tx);
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
         }
@@ -100,7 +153,8 @@ const FAILED_BATCH_HOLD: std::time::Duration = std::time::Duration::from_secs(30
 /// What the writer thread reports about itself.
 #[derive(Default)]
 struct WriterState {
-    /// Set while the thread runs (cleared when it ends, even by a panic).
+    /// Set while the writer thread (and its syncer) run; cleared when either ends, even by a
+    /// panic.
     alive: std::sync::atomic::AtomicBool,
     /// When the last batch failed, if the last batch failed.
     failed_at: Mutex<Option<std::time::Instant>>,
@@ -126,7 +180,9 @@ impl std::fmt::Debug for GroupCommit {
 impl GroupCommit {
     /// Starts the writer thread over `inner`; at most `max_batch` records per write.
     pub fn new(inner: std::sync::Arc<dyn AuditSink>, max_batch: usize) -> GroupCommit {
-        let (tx, rx) = std::sync::mpsc::channel::<Pending>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        // The writer's own sender, for the syncer's `Synced` notes.
+        let notes = tx.clone();
         let max_batch = max_batch.max(1);
         let state = std::sync::Arc::new(WriterState::default());
         state.alive.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -138,22 +194,65 @@ impl GroupCommit {
             .name("phiguard-audit-writer".into())
             .spawn(move || {
                 let _alive = AliveGuard(thread_state.clone());
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < max_batch {
-                        match rx.try_recv() {
-                            Ok(p) => batch.push(p),
-                            Err(_) => break,
+                // Started by the writer and joined by it, so the syncer's last syncs are done
+                // when the writer thread has ended.
+                let syncer = writer
+                    .syncer()
+                    .map(|sync| spawn_syncer(sync, thread_state.clone()));
+                // Replies handed to the syncer and not yet answered.
+                let mut in_sync = 0usize;
+                let mut records = Vec::new();
+                let mut replies = Vec::new();
+                let mut open = true;
+                while open {
+                    // Take what is queued, then block while there is nothing to commit:
+                    // nothing at all, or only records that wait for the disk while a sync is
+                    // in flight (they will be in the next sync whenever they are committed).
+                    loop {
+                        while open && records.len() < max_batch {
+                            match rx.try_recv() {
+                                Ok(Msg::Append(record, reply, wait)) => {
+                                    records.push(record);
+                                    replies.push((reply, wait));
+                                }
+                                Ok(Msg::Synced(n)) => in_sync = in_sync.saturating_sub(n),
+                                Ok(Msg::Shutdown)
+                                | Err(std::sync::mpsc::TryRecvError::Disconnected) => open = false,
+                                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            }
+                        }
+                        let needs_commit = replies.iter().any(|(_, w)| *w == Wait::Committed)
+                            || !replies.is_empty() && in_sync == 0;
+                        if !open || records.len() >= max_batch || needs_commit {
+                            break;
+                        }
+                        match rx.recv() {
+                            Ok(Msg::Append(record, reply, wait)) => {
+                                records.push(record);
+                                replies.push((reply, wait));
+                            }
+                            Ok(Msg::Synced(n)) => in_sync = in_sync.saturating_sub(n),
+                            Ok(Msg::Shutdown) | Err(_) => open = false,
                         }
                     }
-                    let (records, replies): (Vec<Value>, Vec<_>) = batch.into_iter().unzip();
+                    if records.is_empty() {
+                        continue;
+                    }
                     let result = writer.append_batch(&records);
-                    if let Ok(mut f) = thread_state.failed_at.lock() {
-                        *f = result.is_err().then(std::time::Instant::now);
+                    records.clear();
+                    note_result(&thread_state, result.is_ok());
+                    for (reply, wait) in replies.drain(..) {
+                        match (&result, wait, &syncer) {
+                            (Ok(()), Wait::Durable, Some(s)) => {
+                                in_sync += 1;
+                                s.hand_over(reply, &notes);
+                            }
+                            _ => reply.send(result.clone()),
+                        }
                     }
-                    for r in replies {
-                        r.send(result.clone());
-                    }
+                }
+                if let Some(s) = syncer {
+                    s.finish();
                 }
             });
         if spawned.is_err() {
@@ -170,12 +269,98 @@ impl GroupCommit {
     }
 }
 
+/// Records whether the last write or sync succeeded (for readiness).
+fn note_result(state: &WriterState, ok: bool) {
+    if let Ok(mut f) = state.failed_at.lock() {
+        *f = (!ok).then(std::time::Instant::now);
+    }
+}
+
+/// A committed record's reply, and where to note that its sync is done.
+type Handed = (Reply, std::sync::mpsc::Sender<Msg>);
+
+/// The syncer thread, from the writer's side.
+struct SyncerHandle {
+    tx: Option<std::sync::mpsc::Sender<Handed>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncerHandle {
+    /// Passes the reply of a committed record to the syncer; fails it if the syncer is gone
+    /// (and notes it as synced, so the writer does not wait for it).
+    fn hand_over(&self, reply: Reply, notes: &std::sync::mpsc::Sender<Msg>) {
+        let gone = |reply: Reply| {
+            reply.send(Err(AuditSinkError(
+                "the audit syncer is not running".into(),
+            )));
+            let _ = notes.send(Msg::Synced(1));
+        };
+        let Some(tx) = &self.tx else {
+            return gone(reply);
+        };
+        if let Err(std::sync::mpsc::SendError((reply, _))) = tx.send((reply, notes.clone())) {
+            gone(reply);
+        }
+    }
+
+    /// Closes the queue and waits for the last sync.
+    fn finish(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the thread that syncs committed records: each round takes every reply waiting, syncs
+/// once, and answers them all. If the thread cannot be started, durable appends fail.
+fn spawn_syncer(sync: Syncer, state: std::sync::Arc<WriterState>) -> SyncerHandle {
+    let (tx, rx) = std::sync::mpsc::channel::<Handed>();
+    let thread_state = state.clone();
+    let thread = std::thread::Builder::new()
+        .name("phiguard-audit-sync".into())
+        .spawn(move || {
+            let state = thread_state;
+            let _alive = AliveGuard(state.clone());
+            while let Ok(first) = rx.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(rx.try_iter());
+                let result = sync();
+                note_result(&state, result.is_ok());
+                let n = waiting.len();
+                let mut notes = None;
+                for (r, note) in waiting {
+                    r.send(result.clone());
+                    notes = Some(note);
+                }
+                if let Some(note) = notes {
+                    let _ = note.send(Msg::Synced(n));
+                }
+            }
+        });
+    match thread {
+        Ok(t) => SyncerHandle {
+            tx: Some(tx),
+            thread: Some(t),
+        },
+        Err(_) => {
+            state
+                .alive
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            SyncerHandle {
+                tx: None,
+                thread: None,
+            }
+        }
+    }
+}
+
 impl GroupCommit {
-    fn enqueue(&self, record: Value, reply: Reply) -> Result<(), AuditSinkError> {
+    fn enqueue(&self, record: Value, reply: Reply, wait: Wait) -> Result<(), AuditSinkError> {
         self.tx
             .lock()
             .map_err(|_| AuditSinkError("lock poisoned".into()))?
-            .send((record, reply))
+            .send(Msg::Append(record, reply, wait))
             .map_err(|_| AuditSinkError("the audit writer is not running".into()))
     }
 }
@@ -183,19 +368,19 @@ impl GroupCommit {
 impl AuditSink for GroupCommit {
     fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
         let (reply, wait) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(record.clone(), Reply::Sync(reply))?;
+        self.enqueue(record.clone(), Reply::Sync(reply), Wait::Durable)?;
         wait.recv()
             .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
     }
 
-    /// Queues the record for the writer thread and resolves when its batch is durable: no
-    /// thread of the caller's is held while the write and its fsync happen.
-    fn submit(&self, record: Value) -> Result<Submitted, Value> {
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        let queued = self.enqueue(record, Reply::Async(reply));
+    /// Queues the record for the writer thread and resolves when it is committed or durable,
+    /// as `wait` asks: no thread of the caller's is held while the write and its fsync happen.
+    fn submit(&self, record: Value, wait: Wait) -> Result<Submitted, Value> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let queued = self.enqueue(record, Reply::Async(reply), wait);
         Ok(Box::pin(async move {
             queued?;
-            wait.await
+            done.await
                 .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
         }))
     }
@@ -294,23 +479,126 @@ mod tests {
         let inner = Arc::new(MemorySink::default());
         let gc = Arc::new(GroupCommit::new(inner.clone(), 64));
         let pending: Vec<_> = (0..100)
-            .map(|i| match gc.submit(serde_json::json!({"i": i})) {
-                Ok(p) => p,
-                Err(_) => panic!("group commit submits without blocking"),
-            })
+            .map(
+                |i| match gc.submit(serde_json::json!({"i": i}), Wait::Durable) {
+                    Ok(p) => p,
+                    Err(_) => panic!("group commit submits without blocking"),
+                },
+            )
             .collect();
         for p in pending {
             p.await.unwrap();
         }
         assert_eq!(inner.records().len(), 100);
         inner.set_failing(true);
-        let Ok(p) = gc.submit(serde_json::json!({"x": 1})) else {
+        let Ok(p) = gc.submit(serde_json::json!({"x": 1}), Wait::Committed) else {
             panic!("submit")
         };
         assert!(p.await.is_err());
         // A sink without a writer thread of its own gives the record back.
         let memory = MemorySink::default();
-        assert!(memory.submit(serde_json::json!({"y": 1})).is_err());
+        assert!(
+            memory
+                .submit(serde_json::json!({"y": 1}), Wait::Durable)
+                .is_err()
+        );
+    }
+
+    /// A store whose commits reach a volatile list, and whose syncer moves them to the durable
+    /// list once its gate is open (or fails, when told to).
+    #[derive(Default, Clone)]
+    struct Disk {
+        volatile: Arc<Mutex<Vec<Value>>>,
+        durable: Arc<Mutex<Vec<Value>>>,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        fail_sync: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Disk {
+        fn open_gate(&self, open: bool) {
+            *self.gate.0.lock().unwrap() = open;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl AuditSink for Disk {
+        fn append(&self, _: &Value) -> Result<(), AuditSinkError> {
+            unreachable!("group commit writes batches")
+        }
+        fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
+            self.volatile.lock().unwrap().extend_from_slice(records);
+            Ok(())
+        }
+        fn syncer(&self) -> Option<Syncer> {
+            let disk = self.clone();
+            Some(Box::new(move || {
+                let (lock, cv) = &*disk.gate;
+                let mut open = lock.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                if disk.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(AuditSinkError("fsync failed".into()));
+                }
+                let mut v = disk.volatile.lock().unwrap();
+                disk.durable.lock().unwrap().extend(v.drain(..));
+                Ok(())
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn committed_waits_skip_the_sync_and_durable_ones_wait_for_it() {
+        let disk = Disk::default();
+        let gc = GroupCommit::new(Arc::new(disk.clone()), 64);
+        let submit = |v: Value, w: Wait| match gc.submit(v, w) {
+            Ok(p) => p,
+            Err(_) => panic!("group commit submits without blocking"),
+        };
+        // The disk is stuck: a durable append waits, a committed one does not.
+        let mut durable = submit(serde_json::json!({"phase": "complete"}), Wait::Durable);
+        let committed = submit(serde_json::json!({"phase": "dispatch"}), Wait::Committed);
+        tokio::time::timeout(std::time::Duration::from_secs(30), committed)
+            .await
+            .expect("a committed append waited for the stuck disk")
+            .unwrap();
+        let stuck = tokio::time::timeout(std::time::Duration::from_millis(50), &mut durable);
+        assert!(
+            stuck.await.is_err(),
+            "a durable append returned before the sync"
+        );
+        assert!(disk.durable.lock().unwrap().is_empty());
+        // Once the sync runs, the durable append returns, and its record is on the disk.
+        disk.open_gate(true);
+        durable.await.unwrap();
+        let on_disk = disk.durable.lock().unwrap().clone();
+        assert!(on_disk.contains(&serde_json::json!({"phase": "complete"})));
+        assert!(gc.health().is_ok());
+        // A failed sync fails the durable appends waiting for it (fail closed) and readiness;
+        // commits still work.
+        disk.fail_sync
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let failed = submit(serde_json::json!({"x": 1}), Wait::Durable).await;
+        assert!(failed.is_err());
+        assert!(gc.health().is_err());
+        submit(serde_json::json!({"x": 2}), Wait::Committed)
+            .await
+            .unwrap();
+        // Blocking appends are durable appends.
+        disk.fail_sync
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let gc = Arc::new(gc);
+        let g = gc.clone();
+        tokio::task::spawn_blocking(move || g.append(&serde_json::json!({"x": 3})))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            disk.durable
+                .lock()
+                .unwrap()
+                .contains(&serde_json::json!({"x": 3}))
+        );
     }
 
     /// A sink whose batches panic: the writer thread dies.

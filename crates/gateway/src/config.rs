@@ -227,6 +227,13 @@ pub struct AuditConfig {
     /// under `$PHIGUARD_HOME`.
     #[serde(default)]
     pub store: Option<String>,
+    /// Wait for the disk (fsync) on the dispatch record too, before anything goes upstream.
+    /// Off by default: the dispatch record is committed first (it survives a crash of the
+    /// gateway) and made power-loss durable with the completion record, before the answer
+    /// reaches the caller; on, a power loss during the upstream call cannot lose it either,
+    /// for one more disk wait per request.
+    #[serde(default)]
+    pub sync_dispatch: bool,
 }
 
 /// The wire format a provider speaks (one adapter file per kind under `providers/`).

@@ -23,7 +23,7 @@ pub mod server;
 pub mod stream;
 pub mod tls;
 
-pub use audit::{AuditSink, AuditSinkError, GroupCommit, MemorySink, Submitted};
+pub use audit::{AuditSink, AuditSinkError, GroupCommit, MemorySink, Submitted, Syncer, Wait};
 pub use config::{Config, ConfigError};
 pub use error::ApiError;
 pub use guard::{InjectionScreen, PhiScanner, Vault};

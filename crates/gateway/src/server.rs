@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
-use crate::audit::AuditSink;
+use crate::audit::{AuditSink, Wait};
 use crate::config::{Config, InjectionMode, InputPolicy, PhiPermission, ProviderKind, RoleConfig};
 use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, InjectionScreen, OutputMode, PhiScanner, Vault};
@@ -774,7 +774,19 @@ impl Trace {
     }
 }
 
-async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
+/// Commits the dispatch record before anything goes upstream: it survives a crash of the
+/// gateway at once, and a power loss with the completion record's durable wait (or at once with
+/// `[audit] sync_dispatch`).
+async fn append_dispatch(gw: &Arc<Gateway>, t: &Trace) -> Result<(), ApiError> {
+    let wait = if gw.config.audit.sync_dispatch {
+        Wait::Durable
+    } else {
+        Wait::Committed
+    };
+    append(gw, t.record("dispatch", None, "pending"), wait).await
+}
+
+async fn append(gw: &Arc<Gateway>, record: Value, wait: Wait) -> Result<(), ApiError> {
     let sink = gw.audit.clone();
     let failed = || {
         ApiError::new(
@@ -783,7 +795,7 @@ async fn append(gw: &Arc<Gateway>, record: Value) -> Result<(), ApiError> {
             "the audit record could not be written; the request was not completed",
         )
     };
-    let done = match sink.submit(record) {
+    let done = match sink.submit(record, wait) {
         Ok(pending) => pending.await,
         Err(record) => match tokio::task::spawn_blocking(move || sink.append(&record)).await {
             Ok(r) => r,
@@ -833,7 +845,7 @@ fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
 /// Ends a refused request: writes its completion record (the refusal becomes an audit error
 /// if that fails) and renders the error.
 async fn refuse(gw: &Arc<Gateway>, t: &Trace, e: ApiError) -> Response {
-    let e = match append(gw, t.record("complete", Some(&e), "refused")).await {
+    let e = match append(gw, t.record("complete", Some(&e), "refused"), Wait::Durable).await {
         Ok(()) => e,
         Err(audit) => audit,
     };
@@ -1197,7 +1209,7 @@ async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             Ok(x) => x,
             Err(e) => return refuse(&gw, &t, e).await,
         };
-    if let Err(e) = append(&gw, t.record("dispatch", None, "pending")).await {
+    if let Err(e) = append_dispatch(&gw, &t).await {
         return refuse(&gw, &t, e).await;
     }
     let up_start = Instant::now();
@@ -1209,7 +1221,7 @@ async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
     t.upstream_status = Some(200);
     t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
-    if let Err(e) = append(&gw, t.record("complete", None, "returned")).await {
+    if let Err(e) = append(&gw, t.record("complete", None, "returned"), Wait::Durable).await {
         log_line(&gw, &t, e.status.as_u16(), Some(e.code));
         return with_request_id(e.into_response(), &t.request_id);
     }
@@ -1234,8 +1246,8 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
         OutputMode::Scrub
     };
     t.mode = Some(mode);
-    // Nothing leaves before the dispatch record is durable.
-    if let Err(e) = append(&gw, t.record("dispatch", None, "pending")).await {
+    // Nothing leaves before the dispatch record is committed.
+    if let Err(e) = append_dispatch(&gw, &t).await {
         return refuse(&gw, &t, e).await;
     }
     let vault = Arc::new(vault);
@@ -1266,7 +1278,7 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
     };
     t.scrubbed = scrubbed;
     t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
-    if let Err(e) = append(&gw, t.record("complete", None, "returned")).await {
+    if let Err(e) = append(&gw, t.record("complete", None, "returned"), Wait::Durable).await {
         log_line(&gw, &t, e.status.as_u16(), Some(e.code));
         return with_request_id(e.into_response(), &t.request_id);
     }
@@ -1579,9 +1591,13 @@ async fn stream_completion(
         // Gateway time: everything before the upstream call plus filtering the chunks.
         t.overhead_ms = (pre_upstream + filter_time).as_secs_f64() * 1e3;
         // The completion record is written before the stream is allowed to complete.
-        let record_error = append(&gw, t.record("complete", error.as_ref(), disposition))
-            .await
-            .err();
+        let record_error = append(
+            &gw,
+            t.record("complete", error.as_ref(), disposition),
+            Wait::Durable,
+        )
+        .await
+        .err();
         let final_error = record_error.or(error);
         match &final_error {
             None => {

@@ -16,13 +16,19 @@ pub fn default_url() -> Result<StoreUrl> {
 
 /// Opens `url`; an embedded store is encrypted under the local key file, created on first use.
 pub fn open(url: &StoreUrl) -> Result<AuditStore> {
+    open_with(url, Options::default())
+}
+
+/// [`open`] with other options (`phiguard serve` commits without waiting for the disk and syncs
+/// on a thread of its own: see `phiguard_audit::WalSyncer`).
+pub fn open_with(url: &StoreUrl, options: Options) -> Result<AuditStore> {
     if matches!(url, StoreUrl::Postgres(_)) {
-        return AuditStore::open(url, Options::default())
+        return AuditStore::open(url, options)
             .with_context(|| format!("cannot open the audit store {}", url.describe()));
     }
     let key_file = phiguard_crypto::provider::local::default_path(&phiguard_home()?);
-    let (store, created) = AuditStore::open_with_local_key(url, Options::default(), &key_file)
-        .with_context(|| {
+    let (store, created) =
+        AuditStore::open_with_local_key(url, options, &key_file).with_context(|| {
             format!(
                 "cannot open the audit store {} with key file {}",
                 url.describe(),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
-use phiguard_audit::{AuditStore, StoreUrl};
-use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, GroupCommit, KeyStore};
+use phiguard_audit::{AuditStore, Durability, Options, StoreUrl, WalSyncer};
+use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, GroupCommit, KeyStore, Syncer};
 
 use crate::audit_trail;
 use crate::home::phiguard_home;
@@ -22,18 +22,32 @@ pub struct Args {
 /// How often `serve` looks at the TLS files for a renewed certificate.
 const TLS_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The tamper-evident audit trail as the gateway's audit sink.
-struct TrailSink(Mutex<AuditStore>);
+/// The tamper-evident audit trail as the gateway's audit sink. The embedded store commits
+/// without waiting for the disk; its WAL syncer makes the commits durable, on the group
+/// commit's sync thread (PostgreSQL commits are durable as they are).
+struct TrailSink {
+    store: Mutex<AuditStore>,
+    syncer: Option<WalSyncer>,
+}
+
+fn sync_failed(_: std::io::Error) -> AuditSinkError {
+    AuditSinkError("the audit store could not be synced to disk".into())
+}
 
 impl AuditSink for TrailSink {
+    /// Durable: committed, then synced.
     fn append(&self, record: &serde_json::Value) -> Result<(), AuditSinkError> {
-        self.append_batch(std::slice::from_ref(record))
+        self.append_batch(std::slice::from_ref(record))?;
+        match &self.syncer {
+            Some(s) => s.sync().map_err(sync_failed),
+            None => Ok(()),
+        }
     }
 
-    /// One transaction (one fsync) for the batch; all or none.
+    /// One transaction for the batch; all or none.
     fn append_batch(&self, records: &[serde_json::Value]) -> Result<(), AuditSinkError> {
         let mut store = self
-            .0
+            .store
             .lock()
             .map_err(|_| AuditSinkError("the audit store lock is poisoned".into()))?;
         store
@@ -44,8 +58,13 @@ impl AuditSink for TrailSink {
 
     /// A cheap read of the store (its tree head). A store busy with a write is healthy: the
     /// group commit in front reports failed writes.
+    fn syncer(&self) -> Option<Syncer> {
+        let s = self.syncer.clone()?;
+        Some(Box::new(move || s.sync().map_err(sync_failed)))
+    }
+
     fn health(&self) -> Result<(), AuditSinkError> {
-        match self.0.try_lock() {
+        match self.store.try_lock() {
             Ok(mut store) => store
                 .tree_head()
                 .map(|_| ())
@@ -87,9 +106,20 @@ pub fn run(args: Args) -> Result<u8> {
         Some(u) => StoreUrl::parse(u).context("audit.store")?,
         None => audit_trail::default_url()?,
     };
-    let store = audit_trail::open(&url)?;
-    // Group commit: concurrent requests share one durable write.
-    let sink = GroupCommit::new(Arc::new(TrailSink(Mutex::new(store))), 256);
+    let options = Options {
+        durability: Durability::Normal,
+        ..Options::default()
+    };
+    let store = audit_trail::open_with(&url, options)?;
+    // Group commit: concurrent requests share one write, and one fsync on the sync thread.
+    let syncer = store.wal_syncer();
+    let sink = GroupCommit::new(
+        Arc::new(TrailSink {
+            store: Mutex::new(store),
+            syncer,
+        }),
+        256,
+    );
     eprintln!("phiguard serve: loading the PHI detector");
     let detector = phiguard_detect::Detector::new();
     let gateway = Gateway::new(config, Arc::new(detector), Arc::new(keys), Arc::new(sink))

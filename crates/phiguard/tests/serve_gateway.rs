@@ -330,6 +330,50 @@ fn serve_end_to_end() {
     }
 }
 
+/// The dispatch record waits for its commit only and the completion record for the disk: a
+/// gateway killed outright (SIGKILL, no shutdown) still leaves both records of every request
+/// it answered, in a store that verifies.
+#[test]
+fn a_killed_gateway_keeps_both_records_of_every_answered_request() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_mock, upstream) = rt.block_on(mock::start());
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), None);
+    let clinician = create_key(home.path(), &upstream, &config, "clinician");
+    let mut server = start_server(home.path(), &upstream, &config);
+    let body = json!({"model": "echo", "messages": [{"role": "user", "content": NOTE}]});
+    let answered = 12;
+    for i in 0..answered {
+        let (s, b) = chat(&server.base, &clinician, Some(&format!("p-{i}")), &body);
+        assert_eq!(s, 200, "{b}");
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let records = audit_records(home.path());
+    for phase in ["dispatch", "complete"] {
+        let mut ids: Vec<&str> = records
+            .iter()
+            .filter(|r| r["phase"] == phase)
+            .map(|r| r["request_id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), answered, "{phase}: {records:#?}");
+    }
+    let out = Command::new(bin())
+        .env("PHIGUARD_HOME", home.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn assert_no_phi_reached_upstream(mock: &mock::Mock) {
     let all = mock.all_text();
     for p in NOTE_PHI {
