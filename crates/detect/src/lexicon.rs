@@ -347,6 +347,10 @@ pub const ID_CONTEXT: &[(&str, crate::Category)] = {
         ("contact", Phone),
         ("fax", Fax),
         ("telefax", Fax),
+        // contact labels: they end a name or an address block ("… Toledo Correo electrónico")
+        ("correo", Email),
+        ("email", Email),
+        ("mail", Email),
         ("zip", Location),
         ("cp", Location),
         ("postal", Location),

@@ -328,7 +328,10 @@ pub fn names(doc: &mut Doc) {
             i = k.max(i + 1);
             continue;
         };
-        if titled {
+        // An academic title is part of the name in English and German usage ("Dr. med. Karl
+        // Huber" is how he is named); Spanish clinical text names the person after it, as the
+        // MEDDOCAN guidelines annotate ("Dr. [Luis Moyano]"), so the title stays in the text.
+        if titled && doc.lang != Lang::Es {
             a = first_academic.unwrap_or(start);
         } else {
             a = start;

@@ -351,6 +351,37 @@ fn german_letter_addresses_titles_and_birth_lines() {
 }
 
 #[test]
+fn spanish_titles_stay_out_of_names_and_contact_labels_end_them() {
+    let es = Some(Lang::Es);
+    // The person is named after the title (MEDDOCAN's convention); the title stays in the text.
+    for (text, name) in [
+        (
+            "Remitido por la Dra. Marta Ortega Villalba para valoración.",
+            "Marta Ortega Villalba",
+        ),
+        (
+            "Correspondencia: Dr. Luis Moyano Calvo. Servicio de Urología.",
+            "Luis Moyano Calvo",
+        ),
+    ] {
+        let spans = found(text, es);
+        assert!(
+            spans.iter().any(|(c, s)| *c == Category::Name && s == name),
+            "{text}: {spans:?}"
+        );
+        assert!(untouched(text, "Dr", es), "{text}: {spans:?}");
+    }
+    // A contact label after a name is not part of it.
+    let text = "Autor para correspondencia: Gustavo Emilio Muro Toledo Correo electrónico: g@x.es";
+    assert!(
+        covers(text, "Gustavo Emilio Muro Toledo", es),
+        "{:?}",
+        found(text, es)
+    );
+    assert!(untouched(text, "Correo", es), "{:?}", found(text, es));
+}
+
+#[test]
 fn spanish_address_tails_and_lower_case_streets() {
     let es = Some(Lang::Es);
     for (text, needle) in [
