@@ -131,8 +131,8 @@ impl Drop for GroupCommit {
     /// store: a process that exits right after (`phiguard serve` on SIGTERM) must not tear down
     /// the store's libraries (SQLCipher, OpenSSL) while the thread still closes it.
     fn drop(&mut self) {
-        // The writer holds a sender of its own (for the syncer's notes), so it stops on this
-        // message rather than on the queue closing.
+        // The writer and its syncer hold senders of their own (for the syncer's notes), so the
+        // writer stops on this message rather than on the queue closing.
         let mut tx = self
             .tx
             .lock()
@@ -181,7 +181,8 @@ impl GroupCommit {
     /// Starts the writer thread over `inner`; at most `max_batch` records per write.
     pub fn new(inner: std::sync::Arc<dyn AuditSink>, max_batch: usize) -> GroupCommit {
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
-        // The writer's own sender, for the syncer's `Synced` notes.
+        // For the syncer's `Synced` notes: the writer holds a sender of its own, so it stops on
+        // `Msg::Shutdown` rather than on the queue closing.
         let notes = tx.clone();
         let max_batch = max_batch.max(1);
         let state = std::sync::Arc::new(WriterState::default());
@@ -198,55 +199,45 @@ impl GroupCommit {
                 // when the writer thread has ended.
                 let syncer = writer
                     .syncer()
-                    .map(|sync| spawn_syncer(sync, thread_state.clone()));
-                // Replies handed to the syncer and not yet answered.
-                let mut in_sync = 0usize;
-                let mut records = Vec::new();
-                let mut replies = Vec::new();
-                let mut open = true;
-                while open {
+                    .map(|sync| spawn_syncer(sync, thread_state.clone(), notes));
+                let mut batch = Batch::default();
+                while batch.open {
                     // Take what is queued, then block while there is nothing to commit:
                     // nothing at all, or only records that wait for the disk while a sync is
                     // in flight (they will be in the next sync whenever they are committed).
                     loop {
-                        while open && records.len() < max_batch {
+                        while batch.open && batch.records.len() < max_batch {
                             match rx.try_recv() {
-                                Ok(Msg::Append(record, reply, wait)) => {
-                                    records.push(record);
-                                    replies.push((reply, wait));
-                                }
-                                Ok(Msg::Synced(n)) => in_sync = in_sync.saturating_sub(n),
-                                Ok(Msg::Shutdown)
-                                | Err(std::sync::mpsc::TryRecvError::Disconnected) => open = false,
+                                Ok(msg) => batch.take(msg),
                                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                                    batch.open = false;
+                                }
                             }
                         }
-                        let needs_commit = replies.iter().any(|(_, w)| *w == Wait::Committed)
-                            || !replies.is_empty() && in_sync == 0;
-                        if !open || records.len() >= max_batch || needs_commit {
+                        if !batch.open || batch.records.len() >= max_batch || batch.due() {
                             break;
                         }
                         match rx.recv() {
-                            Ok(Msg::Append(record, reply, wait)) => {
-                                records.push(record);
-                                replies.push((reply, wait));
-                            }
-                            Ok(Msg::Synced(n)) => in_sync = in_sync.saturating_sub(n),
-                            Ok(Msg::Shutdown) | Err(_) => open = false,
+                            Ok(msg) => batch.take(msg),
+                            Err(_) => batch.open = false,
                         }
                     }
-                    if records.is_empty() {
+                    if batch.records.is_empty() {
                         continue;
                     }
-                    let result = writer.append_batch(&records);
-                    records.clear();
+                    let result = writer.append_batch(&batch.records);
+                    batch.records.clear();
+                    batch.any_committed = false;
                     note_result(&thread_state, result.is_ok());
-                    for (reply, wait) in replies.drain(..) {
+                    for (reply, wait) in batch.replies.drain(..) {
                         match (&result, wait, &syncer) {
-                            (Ok(()), Wait::Durable, Some(s)) => {
-                                in_sync += 1;
-                                s.hand_over(reply, &notes);
-                            }
+                            (Ok(()), Wait::Durable, Some(s)) => match s.hand_over(reply) {
+                                Ok(()) => batch.in_sync += 1,
+                                Err(reply) => reply.send(Err(AuditSinkError(
+                                    "the audit syncer is not running".into(),
+                                ))),
+                            },
                             _ => reply.send(result.clone()),
                         }
                     }
@@ -276,30 +267,63 @@ fn note_result(state: &WriterState, ok: bool) {
     }
 }
 
-/// A committed record's reply, and where to note that its sync is done.
-type Handed = (Reply, std::sync::mpsc::Sender<Msg>);
+/// What the writer thread is gathering for its next commit.
+struct Batch {
+    records: Vec<Value>,
+    replies: Vec<(Reply, Wait)>,
+    /// Some reply in `replies` waits for the commit only.
+    any_committed: bool,
+    /// Replies handed to the syncer and not yet answered.
+    in_sync: usize,
+    /// False once the writer is told to stop (it commits what it holds first).
+    open: bool,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            records: Vec::new(),
+            replies: Vec::new(),
+            any_committed: false,
+            in_sync: 0,
+            open: true,
+        }
+    }
+}
+
+impl Batch {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Append(record, reply, wait) => {
+                self.records.push(record);
+                self.replies.push((reply, wait));
+                self.any_committed |= wait == Wait::Committed;
+            }
+            Msg::Synced(n) => self.in_sync = self.in_sync.saturating_sub(n),
+            Msg::Shutdown => self.open = false,
+        }
+    }
+
+    /// Whether to commit now: someone waits for the commit alone, or nothing is being synced
+    /// (so records that wait for the disk gain nothing by waiting for more).
+    fn due(&self) -> bool {
+        self.any_committed || !self.replies.is_empty() && self.in_sync == 0
+    }
+}
 
 /// The syncer thread, from the writer's side.
 struct SyncerHandle {
-    tx: Option<std::sync::mpsc::Sender<Handed>>,
+    tx: Option<std::sync::mpsc::Sender<Reply>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SyncerHandle {
-    /// Passes the reply of a committed record to the syncer; fails it if the syncer is gone
-    /// (and notes it as synced, so the writer does not wait for it).
-    fn hand_over(&self, reply: Reply, notes: &std::sync::mpsc::Sender<Msg>) {
-        let gone = |reply: Reply| {
-            reply.send(Err(AuditSinkError(
-                "the audit syncer is not running".into(),
-            )));
-            let _ = notes.send(Msg::Synced(1));
-        };
-        let Some(tx) = &self.tx else {
-            return gone(reply);
-        };
-        if let Err(std::sync::mpsc::SendError((reply, _))) = tx.send((reply, notes.clone())) {
-            gone(reply);
+    /// Passes the reply of a committed record to the syncer; gives it back if the syncer is
+    /// gone.
+    fn hand_over(&self, reply: Reply) -> Result<(), Reply> {
+        match &self.tx {
+            Some(tx) => tx.send(reply).map_err(|e| e.0),
+            None => Err(reply),
         }
     }
 
@@ -313,9 +337,14 @@ impl SyncerHandle {
 }
 
 /// Starts the thread that syncs committed records: each round takes every reply waiting, syncs
-/// once, and answers them all. If the thread cannot be started, durable appends fail.
-fn spawn_syncer(sync: Syncer, state: std::sync::Arc<WriterState>) -> SyncerHandle {
-    let (tx, rx) = std::sync::mpsc::channel::<Handed>();
+/// once, answers them all and tells the writer through `notes`. If the thread cannot be
+/// started, durable appends fail.
+fn spawn_syncer(
+    sync: Syncer,
+    state: std::sync::Arc<WriterState>,
+    notes: std::sync::mpsc::Sender<Msg>,
+) -> SyncerHandle {
+    let (tx, rx) = std::sync::mpsc::channel::<Reply>();
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
         .name("phiguard-audit-sync".into())
@@ -328,14 +357,10 @@ fn spawn_syncer(sync: Syncer, state: std::sync::Arc<WriterState>) -> SyncerHandl
                 let result = sync();
                 note_result(&state, result.is_ok());
                 let n = waiting.len();
-                let mut notes = None;
-                for (r, note) in waiting {
+                for r in waiting {
                     r.send(result.clone());
-                    notes = Some(note);
                 }
-                if let Some(note) = notes {
-                    let _ = note.send(Msg::Synced(n));
-                }
+                let _ = notes.send(Msg::Synced(n));
             }
         });
     match thread {
