@@ -127,6 +127,17 @@ fn is_title(doc: &Doc, i: usize) -> bool {
     {
         return false;
     }
+    // English and Spanish honorifics in German text only as written for a person ("Mr.",
+    // "Sra."): in capitals or lower case they are German clinical abbreviations ("MR" for
+    // Magnetresonanz, "SR" for Sinusrhythmus, "MS" for multiple Sklerose, "ms" for milliseconds)
+    if doc.lang == Lang::De
+        && (!doc.toks[i].cap || doc.toks[i].upper)
+        && lexicon::FOREIGN_HONORIFICS_DE
+            .iter()
+            .any(|t| w.eq_ignore_ascii_case(t))
+    {
+        return false;
+    }
     // "Univ." starts a title only before another one: "Univ.-Prof.", "o.Univ. Prof."
     if w.eq_ignore_ascii_case("univ") {
         let mut q = i + 1;
@@ -358,7 +369,7 @@ pub fn names(doc: &mut Doc) {
                 && doc.has(end + 1, dict::NAME_FOLLOW)
                 && !doc.toks[end + 1].cap
                 && !doc.common(start);
-        let eponym = eponym_around(doc, start, end);
+        let eponym = eponym_around(doc, start, end) || eponym_compound(doc, start, end);
         let accept = !eponym
             && (titled
                 || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
@@ -834,7 +845,29 @@ fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
     p >= 1 && doc.has(p - 1, dict::EPONYM_PREFIX)
 }
 
-/// Every other capitalised mention of a surname or given name already found in this document.
+/// In German text, a hyphenated compound whose part after a hyphen ends with an eponym's head:
+/// "Unterberger-Tretversuch", "Baxter-Parklandformel", "Briden-Ileus".
+fn eponym_compound(doc: &Doc, a: usize, b: usize) -> bool {
+    if doc.lang != Lang::De {
+        return false;
+    }
+    let mut buf = dict::LowerBuf::default();
+    (a + 1..=b).any(|k| {
+        doc.is_punct(k - 1, '-')
+            && !doc.toks[k - 1].space_before
+            && !doc.toks[k].space_before
+            && doc.toks[k].kind == Kind::Word
+            && {
+                let w = dict::lower(doc.s(k), &mut buf);
+                lexicon::EPONYM_COMPOUND_HEADS_DE
+                    .iter()
+                    .any(|h| w.ends_with(h))
+            }
+    })
+}
+
+/// Every other capitalised mention of a surname or given name already found in this document
+/// (not an anatomical word, "Leber", nor the eponym of a test or sign: "Barthel-Index").
 fn propagate_names(doc: &mut Doc) {
     let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     let text = doc.text;
@@ -865,7 +898,10 @@ fn propagate_names(doc: &mut Doc) {
         if doc.claimed[k] || t.kind != Kind::Word || !t.cap {
             continue;
         }
-        if seen.contains(&text[t.range()]) {
+        if seen.contains(&text[t.range()])
+            && !doc.has(k, dict::ANATOMY)
+            && !eponym_around(doc, k, k)
+        {
             doc.push_toks(k, k, Category::Name, 0.7, "name.repeat");
         }
     }

@@ -621,6 +621,65 @@ fn split_years(slice: &str) -> Option<Vec<(usize, usize)>> {
     Some(out)
 }
 
+/// A dosing schedule, the doses morning-noon-evening(-night) written in German-speaking and
+/// other European prescriptions: three or four doses of one or two digits or a fraction, joined
+/// by hyphens, at least one of them zero or a fraction or all of one digit ("1-0-1",
+/// "0-0-0-2/3", "1/2-1/2-1/2", "18-0-12", "1-1-1-1"), optionally after the strength ("40
+/// 1-0-0", "30/70 0-0-0-6").
+fn dosing_schedule(slice: &str) -> bool {
+    let tail = match slice.rsplit_once(' ') {
+        Some((head, tail))
+            if !tail.is_empty()
+                && head
+                    .trim()
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'/'))
+                && tail.contains('-') =>
+        {
+            tail
+        }
+        _ => slice,
+    };
+    let mut doses = [""; 4];
+    let mut n = 0;
+    for d in tail.split('-') {
+        if n == doses.len() {
+            return false;
+        }
+        doses[n] = d.trim();
+        n += 1;
+    }
+    if n < 3 {
+        return false;
+    }
+    let doses = &doses[..n];
+    let digits = |d: &str| !d.is_empty() && d.len() <= 2 && d.bytes().all(|c| c.is_ascii_digit());
+    let fraction = |d: &str| {
+        d.split_once('/')
+            .is_some_and(|(a, b)| a.len() == 1 && b.len() == 1 && digits(a) && digits(b))
+    };
+    doses.iter().all(|d| digits(d) || fraction(d))
+        && (doses.iter().any(|d| *d == "0" || fraction(d)) || doses.iter().all(|d| d.len() == 1))
+}
+
+/// The number at token `i` follows the name of a blood-count analyte (with at most a colon or
+/// an opening bracket between): a count, not an identifier.
+fn after_lab_analyte(doc: &Doc, i: usize) -> bool {
+    let mut j = i;
+    while j > 0
+        && doc.toks[j - 1].kind == Kind::Punct
+        && matches!(doc.toks[j - 1].ch, ':' | '(' | '=')
+    {
+        j -= 1;
+    }
+    if j == 0 || doc.toks[j].newline_before || doc.toks[j - 1].kind != Kind::Word {
+        return false;
+    }
+    let mut buf = dict::LowerBuf::default();
+    let w = dict::lower(doc.s(j - 1), &mut buf);
+    crate::lexicon::LAB_COUNT_ANALYTES.contains(&w)
+}
+
 /// Classifies a digit chain that is not a date.
 fn classify_number(doc: &mut Doc, s: usize, e: usize) {
     let text = doc.text;
@@ -677,6 +736,11 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
         && (doc.has(j, dict::UNIT) || doc.is_punct(j, '%') || doc.is_punct(j, '°'))
         && !doc.toks[j].newline_before;
     if unit_after && ctx.is_none() {
+        return;
+    }
+    // a dosing schedule ("1-0-1", "40 1-0-0", "1/2-0-1/2") or a blood count after its analyte
+    // ("Thrombo 234000", "Leukozyten 6.400") is a measurement
+    if ctx.is_none() && (dosing_schedule(slice) || after_lab_analyte(doc, i)) {
         return;
     }
     // decimals and thousands separators: "1.16", "150.000", "2,5"

@@ -382,6 +382,58 @@ fn spanish_titles_stay_out_of_names_and_contact_labels_end_them() {
 }
 
 #[test]
+fn german_clinical_words_are_not_names_or_identifiers() {
+    let de = Some(Lang::De);
+    // Abbreviations that look like English honorifics, anatomical nouns that are also given
+    // names or surnames, and hyphenated eponyms of tests and formulas.
+    for (text, word) in [
+        ("Im MR Schädel zeigt sich keine Blutung.", "Schädel"),
+        ("EKG: Normofrequenter SR. Keine Pausen.", "Keine"),
+        ("QRS 174 ms \nWeiteres Vorgehen nach Befund.", "Weiteres"),
+        ("Die Vena lienalis ist verschlossen.", "Vena"),
+        ("Im distalen Colon sigmoideum eine Stenose.", "Colon"),
+        ("Befund: Wade weich, keine Schwellung.", "Wade"),
+        (
+            "Im Unterberger-Tretversuch ungezielte Fallneigung.",
+            "Unterberger",
+        ),
+        ("Infusion nach der Baxter-Parklandformel.", "Baxter"),
+    ] {
+        assert!(untouched(text, word, de), "{text}: {:?}", found(text, de));
+    }
+    // A surname found with its title is found again, but not as an organ or in an eponym.
+    let text = "Befund von Dr. Leber und Dr. Barthel. Leber: GOT erhöht. Barthel-Index 80. \
+                Rückruf durch Leber.";
+    let spans = found(text, de);
+    let leber: Vec<_> = spans.iter().filter(|(_, s)| s.contains("Leber")).collect();
+    assert_eq!(leber.len(), 1, "{spans:?}");
+    assert!(untouched(text, "Barthel-Index", de), "{spans:?}");
+    // Dosing schedules and blood counts are measurements; a real identifier still is one.
+    for text in [
+        "Pantozol 40 1-0-0, Risperdal 1 mg 1/2-0-1/2, Laevolac 0-0-0-2/3, Novalgin 500 1-1-1-1",
+        "Thrombo 234500, Leukozyten: 12700, plaquetas 291000",
+    ] {
+        let spans = found(text, de);
+        assert!(
+            spans.iter().all(|(c, _)| !matches!(
+                c,
+                Category::OtherId | Category::Phone | Category::Account
+            )),
+            "{text}: {spans:?}"
+        );
+    }
+    assert!(covers("Fallnummer: 1234567", "1234567", de));
+    assert!(
+        covers("Kennung 48213-0-77 im System", "48213-0-77", de),
+        "{:?}",
+        found("Kennung 48213-0-77 im System", de)
+    );
+    // In their own case they are honorifics still.
+    let text = "Mr. Keller wurde aufgenommen.";
+    assert!(covers(text, "Keller", de), "{:?}", found(text, de));
+}
+
+#[test]
 fn spanish_address_tails_and_lower_case_streets() {
     let es = Some(Lang::Es);
     for (text, needle) in [
