@@ -1121,6 +1121,28 @@ pub const PLACE_SUFFIXES_DE: &[&str] = &[
     "werder", "hagen", "born", "beck", "büttel", "ing",
 ];
 
+/// Endings of German specialty and department words ("Onkologie", "Orthopädie", "Endoskopie",
+/// "Jugendmedizin", "Gedächtnisambulanz"): a facility name made of them and common words names
+/// a department, not a place (`names::facilities`).
+pub const DEPARTMENT_SUFFIXES_DE: &[&str] = &[
+    "logie",
+    "logisch",
+    "logische",
+    "logischer",
+    "logisches",
+    "logischen",
+    "pädie",
+    "iatrie",
+    "skopie",
+    "medizin",
+    "chirurgie",
+    "therapie",
+    "ambulanz",
+    "heilkunde",
+    "diagnostik",
+    "abteilung",
+];
+
 /// Frequent function words that identify a document's language.
 pub const STOP_EN: &[&str] = &[
     "the", "and", "of", "with", "for", "was", "is", "in", "on", "to", "patient", "what", "my",

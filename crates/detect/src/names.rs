@@ -1057,16 +1057,37 @@ pub fn facilities(doc: &mut Doc) {
             }
             break;
         }
+        // In German every noun is capitalised and departments are named after their specialty
+        // ("Klinik für Ophthalmologie", "Onkologie-Ambulanz", "KLINIK FÜR ONKOLOGIE"): such a
+        // name says where in a hospital, not which one, and is not specific.
+        let de = doc.lang == Lang::De;
+        let department = |x: usize, buf: &mut dict::LowerBuf| {
+            de && {
+                let w = dict::lower(doc.s(x), buf);
+                lexicon::DEPARTMENT_SUFFIXES_DE
+                    .iter()
+                    .any(|s| w.ends_with(s))
+            }
+        };
         let specific = merged
             || (a..=b).any(|x| {
                 doc.toks[x].kind == Kind::Word
                     && !doc.has(x, dict::FACILITY)
                     && !doc.common(x)
                     && doc.toks[x].len() > 1
+                    && !department(x, &mut buf)
             })
-            || (a..=b).any(|x| doc.toks[x].upper && !doc.has(x, dict::MEDICAL))
+            || (a..=b).any(|x| {
+                doc.toks[x].upper
+                    && !doc.has(x, dict::MEDICAL)
+                    && !(de
+                        && (doc.has(x, dict::FACILITY | dict::FUNCTION | dict::CONNECTOR)
+                            || doc.common(x)
+                            || is_fac_connector(doc, x)
+                            || department(x, &mut buf)))
+            })
             || (a..=b).any(|x| doc.has(x, dict::CITY | dict::STATE | dict::FIRST | dict::LAST))
-            || b > a && doc.toks[a].cap && !starts_sentence(doc, a);
+            || !de && b > a && doc.toks[a].cap && !starts_sentence(doc, a);
         let compound = a == b && doc.toks[a].len() > 8 && !doc.has(a, dict::FACILITY);
         if specific && (b > a || compound) && !(a == b && doc.common(a)) {
             // "UCSF Hospital in San Francisco"
@@ -1352,7 +1373,7 @@ pub fn places(doc: &mut Doc) {
         if place
             && trusted
             && !code_only
-            && !doc.has(i, dict::MEDICAL)
+            && !doc.has(i, dict::MEDICAL | dict::ANATOMY)
             && (t.cap && !t.upper || t.len() > 3)
         {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };

@@ -392,6 +392,7 @@ fn german_clinical_words_are_not_names_or_identifiers() {
         ("QRS 174 ms \nWeiteres Vorgehen nach Befund.", "Weiteres"),
         ("Die Vena lienalis ist verschlossen.", "Vena"),
         ("Im distalen Colon sigmoideum eine Stenose.", "Colon"),
+        ("Spiegelbildungen im Colon asc. in Seitenlage.", "Colon"),
         ("Befund: Wade weich, keine Schwellung.", "Wade"),
         (
             "Im Unterberger-Tretversuch ungezielte Fallneigung.",
@@ -428,6 +429,23 @@ fn german_clinical_words_are_not_names_or_identifiers() {
         "{:?}",
         found("Kennung 48213-0-77 im System", de)
     );
+    // A department named after its specialty says where in a hospital, not which one; a
+    // hospital with its town still is a place.
+    for (text, dept) in [
+        (
+            "Kontrolle in der Gedächtnisambulanz am Montag.",
+            "Gedächtnisambulanz",
+        ),
+        (
+            "Klinik für Ophthalmologie\nKlinikvorstand: Prof. Huber",
+            "Ophthalmologie",
+        ),
+        ("KLINIK FÜR ONKOLOGIE\n\nMünchen, am 17.8.2033", "ONKOLOGIE"),
+    ] {
+        assert!(untouched(text, dept, de), "{text}: {:?}", found(text, de));
+    }
+    let text = "Verlegung in das Universitätsklinikum Innsbruck, Klinik für Neurologie.";
+    assert!(covers(text, "Innsbruck", de), "{:?}", found(text, de));
     // In their own case they are honorifics still.
     let text = "Mr. Keller wurde aufgenommen.";
     assert!(covers(text, "Keller", de), "{:?}", found(text, de));
