@@ -627,6 +627,16 @@ fn split_years(slice: &str) -> Option<Vec<(usize, usize)>> {
 /// "0-0-0-2/3", "1/2-1/2-1/2", "18-0-12", "1-1-1-1"), optionally after the strength ("40
 /// 1-0-0", "30/70 0-0-0-6").
 fn dosing_schedule(slice: &str) -> bool {
+    schedule(slice)
+        || slice.split_once(' ').is_some_and(|(head, tail)| {
+            head.bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'/'))
+                && schedule(tail)
+        })
+}
+
+/// The doses of a schedule alone (see `dosing_schedule`), spaces around the hyphens allowed.
+fn schedule(slice: &str) -> bool {
     let tail = match slice.rsplit_once(' ') {
         Some((head, tail))
             if !tail.is_empty()
@@ -660,6 +670,46 @@ fn dosing_schedule(slice: &str) -> bool {
     };
     doses.iter().all(|d| digits(d) || fraction(d))
         && (doses.iter().any(|d| *d == "0" || fraction(d)) || doses.iter().all(|d| d.len() == 1))
+}
+
+/// A joint's range of motion by the neutral-zero method ("0-10-60", "(20-0-130)"): three
+/// angles of at most 180 degrees, one of them zero.
+fn neutral_zero_range(slice: &str) -> bool {
+    let inner = slice.trim_start_matches('(').trim_end_matches(')');
+    let mut n = 0;
+    let mut zero = false;
+    for g in inner.split('-') {
+        let g = g.trim();
+        n += 1;
+        if g.is_empty() || g.len() > 3 || !g.bytes().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        zero |= g == "0";
+        if g.parse::<u32>().map_or(true, |v| v > 180) {
+            return false;
+        }
+    }
+    n == 3 && zero
+}
+
+/// A time of day, "12:14" or "12:14:02".
+fn clock_time(slice: &str) -> bool {
+    let parts: Vec<&str> = slice.split(':').collect();
+    let two = |p: &str, max: u32| p.len() == 2 && p.parse::<u32>().is_ok_and(|v| v <= max);
+    matches!(parts.len(), 2 | 3)
+        && (1..=2).contains(&parts[0].len())
+        && parts[0].parse::<u32>().is_ok_and(|h| h <= 24)
+        && parts[1..].iter().all(|p| two(p, 59))
+}
+
+/// The number ending at token `j` (exclusive) is followed by the name of a blood-count
+/// analyte ("219000 Thrombo").
+fn before_lab_analyte(doc: &Doc, j: usize) -> bool {
+    j < doc.toks.len() && !doc.toks[j].newline_before && doc.toks[j].kind == Kind::Word && {
+        let mut buf = dict::LowerBuf::default();
+        let w = dict::lower(doc.s(j), &mut buf);
+        crate::lexicon::LAB_COUNT_ANALYTES.contains(&w)
+    }
 }
 
 /// The number at token `i` follows the name of a blood-count analyte (with at most a colon or
@@ -740,7 +790,13 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
     }
     // a dosing schedule ("1-0-1", "40 1-0-0", "1/2-0-1/2") or a blood count after its analyte
     // ("Thrombo 234000", "Leukozyten 6.400") is a measurement
-    if ctx.is_none() && (dosing_schedule(slice) || after_lab_analyte(doc, i)) {
+    if ctx.is_none()
+        && (dosing_schedule(slice)
+            || neutral_zero_range(slice)
+            || clock_time(slice)
+            || after_lab_analyte(doc, i)
+            || before_lab_analyte(doc, j))
+    {
         return;
     }
     // decimals and thousands separators: "1.16", "150.000", "2,5"
@@ -775,7 +831,11 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
         return;
     }
     if digits >= 5 {
-        let range_like = groups == 2 && slice.split(['-', '/', ' ']).all(|g| g.trim().len() <= 3);
+        let range_like = groups == 2
+            && slice
+                .trim_matches(['(', ')'])
+                .split(['-', '/', ' '])
+                .all(|g| g.trim().len() <= 3);
         if range_like && ctx.is_none() {
             return;
         }
@@ -856,6 +916,23 @@ fn age_span_end(doc: &Doc, j: usize, e: usize) -> usize {
     }
 }
 
+/// Tokens `i..=j` are an ICD-10 code with its subdivision ("F60.31", "M94.26", "C18.7"): a
+/// diagnosis, not an identifier.
+fn icd10_code(doc: &Doc, i: usize, j: usize) -> bool {
+    let head = doc.s(i).as_bytes();
+    j == i + 2
+        && doc.is_punct(i + 1, '.')
+        && head.len() == 3
+        && head[0].is_ascii_uppercase()
+        && head[0] != b'U'
+        && head[1].is_ascii_digit()
+        && (head[2].is_ascii_digit() || matches!(head[2], b'A' | b'B'))
+        && {
+            let sub = doc.s(j);
+            (1..=4).contains(&sub.len()) && sub.bytes().all(|c| c.is_ascii_alphanumeric())
+        }
+}
+
 /// Identifiers made of letters and digits ("RV123456", "HPI-987654", "#UPMC-231500JR",
 /// IBANs), and short numbers after a context word.
 pub fn alnum_ids(doc: &mut Doc) {
@@ -900,7 +977,13 @@ pub fn alnum_ids(doc: &mut Doc) {
                     || w.ends_with("m3")
             }
         });
-        if measure {
+        // a rate or concentration written with its unit after a slash: "10-11/Sek",
+        // "100-120/min", "6.400/µl"
+        let per_unit = j > i
+            && doc.is_punct(j - 1, '/')
+            && doc.toks[j].kind == Kind::Word
+            && (doc.has(j, dict::UNIT) || matches!(doc.s(j), "Sek" | "sek" | "Min"));
+        if measure || per_unit || icd10_code(doc, i, j) && id_context(doc, i, 3).is_none() {
             i = j + 1;
             continue;
         }

@@ -413,6 +413,12 @@ fn german_clinical_words_are_not_names_or_identifiers() {
     for text in [
         "Pantozol 40 1-0-0, Risperdal 1 mg 1/2-0-1/2, Laevolac 0-0-0-2/3, Novalgin 500 1-1-1-1",
         "Thrombo 234500, Leukozyten: 12700, plaquetas 291000",
+        "Voltaren 100 0- 0 -1 bei Schmerzen. Diff.-Blutbild unauffällig, 219000 Thrombo.",
+        // diagnosis codes, rates with their unit, ranges of motion, times, reference ranges
+        "Borderline-Typus (ICD 10: F60.31), Chondromalazie rechts (M94.26)",
+        "EEG: 10-11/Sek. Herzfrequenz um 100-120/min, Leukozyten 6.400/µl",
+        "Mobilisierung beschwerdeadaptiert (0-10-60). Messung um 12:14:02 (AT Zeit).",
+        "Werte normoton (120/80). Glucosa 92 mg/dl (60-100), LDH 310 UI/L (210-420).",
     ] {
         let spans = found(text, de);
         assert!(
@@ -424,6 +430,7 @@ fn german_clinical_words_are_not_names_or_identifiers() {
         );
     }
     assert!(covers("Fallnummer: 1234567", "1234567", de));
+    assert!(covers("Patienten-ID: F60.31", "F60.31", de));
     assert!(
         covers("Kennung 48213-0-77 im System", "48213-0-77", de),
         "{:?}",
