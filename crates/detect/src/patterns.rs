@@ -453,34 +453,118 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
     }
     let i = doc.tok_at(s);
     if let Some(p) = doc.prev_word(i, 2) {
-        let w = doc.s(p).to_ascii_lowercase();
-        if matches!(
-            w.as_str(),
-            "gcs"
-                | "pain"
-                | "dolor"
-                | "schmerz"
-                | "strength"
-                | "power"
-                | "bp"
-                | "ta"
-                | "rr"
-                | "score"
-                | "grade"
-                | "grado"
-                | "ratio"
-                | "apgar"
-                | "nyha"
-                | "eva"
-                | "vas"
-                | "nrs"
-                | "ecog"
-        ) {
+        let w = doc.s(p).to_lowercase();
+        if SCALE_WORDS.contains(&w.as_str()) || RESULT_WORDS.contains(&w.as_str()) {
             return true;
+        }
+    }
+    // further back on the same line, over numbers, punctuation and at most two function words:
+    // "EVA 2/10, 3/10, 7/10 y 1/10", "Apgar fue 3/10", "AV de 4/10", "IgG: positiva 1/64"
+    let mut j = i;
+    let mut function_words = 0;
+    let mut buf = dict::LowerBuf::default();
+    while j > 0 && i - j < 16 && !doc.toks[j].newline_before {
+        j -= 1;
+        let t = doc.toks[j];
+        match t.kind {
+            Kind::Num => continue,
+            // not across the end of a sentence ("Dolor. El 3/10 ingresó")
+            Kind::Punct if t.ch == '.' && doc.toks[j + 1].space_before => return false,
+            Kind::Punct if t.ch != ';' => continue,
+            Kind::Word => {
+                let w = dict::lower(doc.s(j), &mut buf);
+                if SCALE_WORDS.contains(&w) {
+                    return true;
+                }
+                if doc.has(j, dict::FUNCTION | dict::STOP_ANY) && function_words < 2 {
+                    function_words += 1;
+                    continue;
+                }
+                return false;
+            }
+            _ => return false,
         }
     }
     false
 }
+
+/// Scales, scores and titres whose values are written "a/b" ("Apgar 9/10", "Glasgow 6/15",
+/// "Gleason 6/10", "título 1/80"), in English, Spanish and German, lower case.
+const SCALE_WORDS: &[&str] = &[
+    "gcs",
+    "pain",
+    "dolor",
+    "schmerz",
+    "strength",
+    "power",
+    "bp",
+    "ta",
+    "rr",
+    "score",
+    "grade",
+    "grado",
+    "ratio",
+    "apgar",
+    "nyha",
+    "eva",
+    "vas",
+    "nrs",
+    "ecog",
+    "glasgow",
+    "gleason",
+    "escala",
+    "scale",
+    "skala",
+    "título",
+    "titulo",
+    "títulos",
+    "titer",
+    "titre",
+    "titer",
+    "dilución",
+    "diluciones",
+    "dilution",
+    "dilutions",
+    "verdünnung",
+    "av",
+    "agudeza",
+    "visus",
+    "acuity",
+    "child",
+    "pugh",
+    "índice",
+    "indice",
+    "intensidad",
+    "intensität",
+    "humphrey",
+    "ana",
+    "rpr",
+    "vdrl",
+    "tpha",
+    "igg",
+    "igm",
+    "iga",
+    "mitótico",
+    "mitotic",
+    "fuerza",
+    "kraft",
+];
+
+/// Words after which "a/b" is a test result ("positiva 1/64", "positivos (1/80)").
+const RESULT_WORDS: &[&str] = &[
+    "positivo",
+    "positiva",
+    "positivos",
+    "positivas",
+    "positive",
+    "positiv",
+    "negativo",
+    "negativa",
+    "negative",
+    "negativ",
+    "reactivo",
+    "reactiva",
+];
 
 /// The identifier category named by a context word shortly before token `i`, if any.
 pub fn id_context(doc: &Doc, i: usize, max_back: usize) -> Option<Category> {
@@ -795,7 +879,8 @@ fn classify_number(doc: &mut Doc, s: usize, e: usize) {
             || neutral_zero_range(slice)
             || clock_time(slice)
             || after_lab_analyte(doc, i)
-            || before_lab_analyte(doc, j))
+            || before_lab_analyte(doc, j)
+            || slice.contains('/') && near_measure(doc, s, e))
     {
         return;
     }

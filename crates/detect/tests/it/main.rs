@@ -382,7 +382,7 @@ fn spanish_titles_stay_out_of_names_and_contact_labels_end_them() {
 }
 
 #[test]
-fn german_clinical_words_are_not_names_or_identifiers() {
+fn clinical_words_scores_and_measurements_are_not_phi() {
     let de = Some(Lang::De);
     // Abbreviations that look like English honorifics, anatomical nouns that are also given
     // names or surnames, and hyphenated eponyms of tests and formulas.
@@ -429,6 +429,22 @@ fn german_clinical_words_are_not_names_or_identifiers() {
             "{text}: {spans:?}"
         );
     }
+    // Scores, scales and titres written "a/b" are not dates, down a list too; a date is one.
+    let es = Some(Lang::Es);
+    for text in [
+        "Test de Apgar fue 3/10, 4/10 y 8/10 a los 1, 10 y 20 minutos.",
+        "Dolor de intensidad variable (EVA 2/10, 3/10, 7/10 y 1/10).",
+        "Estudio inmunológico: ANA: 1/40 (80), IgG: positiva 1/64, Glasgow 6/15.",
+    ] {
+        let spans = found(text, es);
+        assert!(spans.is_empty(), "{text}: {spans:?}");
+    }
+    let text = "Ingresó el 12/03/2019 con dolor. Control: 14/03.";
+    assert!(
+        covers(text, "12/03/2019", es) && covers(text, "14/03", es),
+        "{:?}",
+        found(text, es)
+    );
     assert!(covers("Fallnummer: 1234567", "1234567", de));
     assert!(covers("Patienten-ID: F60.31", "F60.31", de));
     assert!(
