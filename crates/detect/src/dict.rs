@@ -117,6 +117,7 @@ impl Dictionaries {
                 lexicon::ANATOMY,
                 COMMON_EN | COMMON_ES | COMMON_DE | ANATOMY,
             ),
+            (lexicon::CLINICAL_NOT_PLACES, MEDICAL),
         ];
         for (list, flag) in hand {
             for w in *list {

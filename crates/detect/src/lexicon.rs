@@ -1100,6 +1100,38 @@ pub const EPONYM_PREFIXES: &[&str] = &[
     "zeichen",
     "klassifikation",
     "enfermedades",
+    "fórmula",
+    "formula",
+    "protocolo",
+    "saco",
+    "espacio",
+    "hiato",
+    "fascia",
+    "tipo",
+    "quiste",
+    "adenoma",
+    "estadio",
+    "abordaje",
+    "incisión",
+    "incision",
+    "colgajo",
+    "procedimiento",
+    "intervención",
+    "intervencion",
+    "drenaje",
+    "triángulo",
+    "triangulo",
+    "conducto",
+    "ligamento",
+    "cabezal",
+    "gelatina",
+    "factor",
+];
+
+/// Clinical words that are also towns in the gazetteer ("Cirugía Oral y Maxilofacial",
+/// "Rango Normal", "Síndrome Coronario Agudo", "Salud Mental"): never places.
+pub const CLINICAL_NOT_PLACES: &[&str] = &[
+    "oral", "normal", "agudo", "aguda", "salud", "dual", "split", "guía", "guia",
 ];
 
 /// Connector words allowed inside a multi-word name or place.

@@ -843,6 +843,11 @@ fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
         p -= 1;
     }
     p >= 1 && doc.has(p - 1, dict::EPONYM_PREFIX)
+        // "factor V de Leiden", "Typ II nach Bruce": a numeral or letter after the prefix
+        || p >= 2
+            && doc.toks[p - 1].len() <= 3
+            && doc.s(p - 1).bytes().all(|c| c.is_ascii_uppercase())
+            && doc.has(p - 2, dict::EPONYM_PREFIX)
 }
 
 /// In German text, a hyphenated compound whose part after a hyphen ends with an eponym's head:
@@ -1375,6 +1380,7 @@ pub fn places(doc: &mut Doc) {
             && !code_only
             && !doc.has(i, dict::MEDICAL | dict::ANATOMY)
             && (t.cap && !t.upper || t.len() > 3)
+            && !eponym_around(doc, i, i)
         {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
             let rec = if f & dict::COUNTRY != 0 {

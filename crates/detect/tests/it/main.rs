@@ -439,6 +439,20 @@ fn clinical_words_scores_and_measurements_are_not_phi() {
         let spans = found(text, es);
         assert!(spans.is_empty(), "{text}: {spans:?}");
     }
+    // Eponyms of techniques, anatomy and tests are not places; a town is one.
+    for (text, word) in [
+        ("Líquido libre en el fondo de saco de Douglas.", "Douglas"),
+        ("Mutación factor V de Leiden negativa.", "Leiden"),
+        ("Pieloplastia según técnica de Anderson-Hynes.", "Anderson"),
+        (
+            "Remitido al Servicio de Cirugía Oral y Maxilofacial.",
+            "Oral",
+        ),
+    ] {
+        assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
+    }
+    let text = "Hospital Virgen de las Nieves, Granada.";
+    assert!(covers(text, "Granada", es), "{:?}", found(text, es));
     let text = "Ingresó el 12/03/2019 con dolor. Control: 14/03.";
     assert!(
         covers(text, "12/03/2019", es) && covers(text, "14/03", es),
