@@ -42,7 +42,7 @@ pub const STOP_ANY: u64 = STOP_EN | STOP_ES | STOP_DE;
 pub const NAME_FOLLOW: u64 = 1 << 33;
 pub const NUMBER_WORD: u64 = 1 << 34;
 pub const SAINT: u64 = 1 << 35;
-pub const ANATOMY: u64 = 1 << 36;
+pub const CLINICAL_NOUN: u64 = 1 << 36;
 
 pub struct Dictionaries {
     words: FxHashMap<Box<str>, u64>,
@@ -114,8 +114,8 @@ impl Dictionaries {
             (lexicon::STOP_ES, STOP_ES),
             (lexicon::STOP_DE, STOP_DE),
             (
-                lexicon::ANATOMY,
-                COMMON_EN | COMMON_ES | COMMON_DE | ANATOMY,
+                lexicon::CLINICAL_NOUNS,
+                COMMON_EN | COMMON_ES | COMMON_DE | CLINICAL_NOUN,
             ),
             (lexicon::CLINICAL_NOT_PLACES, MEDICAL),
         ];

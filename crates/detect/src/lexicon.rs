@@ -50,11 +50,12 @@ pub const FOREIGN_HONORIFICS_DE: &[&str] = &[
     "mr", "mrs", "ms", "miss", "mx", "sir", "madam", "sr", "sra", "srta", "don", "doña", "dra",
 ];
 
-/// Anatomical nouns of clinical text in every language we support: Latin terms ("Vena
-/// lienalis", "Colon sigmoideum", "Corpus") and German body parts ("Wade", "Leber"). Several
-/// are also given names, surnames or towns in the dictionaries; they count as common words of
-/// every language, so that alone and unintroduced they are not taken for names.
-pub const ANATOMY: &[&str] = &[
+/// Nouns of clinical text in every language we support: Latin anatomical terms ("Vena
+/// lienalis", "Colon sigmoideum", "Corpus"), German body parts ("Wade", "Leber") and organisms
+/// ("Candida albicans"). Several are also given names, surnames or towns in the dictionaries;
+/// they count as common words of every language, so that alone and unintroduced they are not
+/// taken for names, are never places, and are not repeated as a surname found elsewhere.
+pub const CLINICAL_NOUNS: &[&str] = &[
     "vena",
     "venae",
     "arteria",
@@ -137,6 +138,8 @@ pub const ANATOMY: &[&str] = &[
     "schädel",
     "schulter",
     "zehe",
+    "candida",
+    "cándida",
 ];
 
 /// Blood-count analytes whose values are written as large bare numbers ("Thrombo 234000",
@@ -1126,6 +1129,36 @@ pub const EPONYM_PREFIXES: &[&str] = &[
     "cabezal",
     "gelatina",
     "factor",
+    "esófago",
+    "esofago",
+    "angina",
+    "cápsula",
+    "capsula",
+    "polígono",
+    "poligono",
+    "cuerpos",
+    "cuerpo",
+    "proteinuria",
+    "virus",
+    "tinción",
+    "tincion",
+    "fenómeno",
+    "fenomeno",
+    "clase",
+    "grado",
+    "ecuación",
+    "ecuacion",
+    "malformación",
+    "malformacion",
+    "anomalía",
+    "anomalia",
+    "hernia",
+    "úlcera",
+    "ulcera",
+    "nódulo",
+    "nodulo",
+    "reflejo",
+    "agar",
 ];
 
 /// Clinical words that are also towns in the gazetteer ("Cirugía Oral y Maxilofacial",

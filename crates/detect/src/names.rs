@@ -369,7 +369,15 @@ pub fn names(doc: &mut Doc) {
                 && doc.has(end + 1, dict::NAME_FOLLOW)
                 && !doc.toks[end + 1].cap
                 && !doc.common(start);
-        let eponym = eponym_around(doc, start, end) || eponym_compound(doc, start, end);
+        // a clinical term heads it ("Tomografía Axial Computerizada", "Carcinoma Escamoso
+        // Queratinizante", "Glasgow Coma Scale"): a name of a test or disease, not a person
+        let clinical_head = !titled
+            && !ctx
+            && end > start
+            && doc.has(start, dict::MEDICAL)
+            && !doc.has(start, dict::FIRST);
+        let eponym =
+            clinical_head || eponym_around(doc, start, end) || eponym_compound(doc, start, end);
         let accept = !eponym
             && (titled
                 || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
@@ -438,6 +446,9 @@ pub fn names(doc: &mut Doc) {
                 },
             );
             i = e + 1;
+        } else if eponym {
+            // the whole eponym ("virus de Epstein Barr"), not its last word alone
+            i = end + 1;
         } else {
             i = k.max(i + 1);
         }
@@ -839,6 +850,26 @@ fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
         return true;
     }
     let mut p = a;
+    // the second name of a hyphenated eponym: "síndrome de Tolosa-Hunt", "medio de
+    // Löwenstein-Jensen", "ecuación de Harris-Benedict"
+    if p >= 2
+        && doc.is_punct(p - 1, '-')
+        && !doc.toks[p - 1].space_before
+        && !doc.toks[p].space_before
+        && doc.toks[p - 2].kind == Kind::Word
+        && doc.toks[p - 2].cap
+    {
+        p -= 2;
+    }
+    // or of a two-word eponym: "síndrome de Miller Fisher", "tinción de Rojo Congo"
+    if p >= 3
+        && doc.toks[p - 1].kind == Kind::Word
+        && doc.toks[p - 1].cap
+        && matches!(doc.s(p - 2), "de" | "von")
+        && doc.has(p - 3, dict::EPONYM_PREFIX)
+    {
+        p -= 1;
+    }
     if p >= 1 && matches!(doc.s(p - 1), "de" | "von") {
         p -= 1;
     }
@@ -904,7 +935,7 @@ fn propagate_names(doc: &mut Doc) {
             continue;
         }
         if seen.contains(&text[t.range()])
-            && !doc.has(k, dict::ANATOMY)
+            && !doc.has(k, dict::CLINICAL_NOUN)
             && !eponym_around(doc, k, k)
         {
             doc.push_toks(k, k, Category::Name, 0.7, "name.repeat");
@@ -1378,7 +1409,7 @@ pub fn places(doc: &mut Doc) {
         if place
             && trusted
             && !code_only
-            && !doc.has(i, dict::MEDICAL | dict::ANATOMY)
+            && !doc.has(i, dict::MEDICAL | dict::CLINICAL_NOUN)
             && (t.cap && !t.upper || t.len() > 3)
             && !eponym_around(doc, i, i)
         {

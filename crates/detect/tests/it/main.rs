@@ -451,6 +451,25 @@ fn clinical_words_scores_and_measurements_are_not_phi() {
     ] {
         assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
     }
+    // Nor people: eponyms after a clinical noun, organisms, and names headed by a clinical
+    // term.
+    for (text, word) in [
+        ("Serología virus de Epstein Barr (VEB) negativa.", "Barr"),
+        ("Esófago de Barrett de segmento corto.", "Barrett"),
+        ("Se diagnosticó síndrome de Tolosa-Hunt.", "Hunt"),
+        ("Síndrome de Miller Fisher.", "Fisher"),
+        ("Crecimiento de Candida albicans en el cultivo.", "Candida"),
+        ("Se realiza Tomografía Axial Computerizada (TAC).", "Axial"),
+        ("Ingresó con Glasgow Coma Scale de 6 puntos.", "Coma"),
+    ] {
+        assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
+    }
+    let text = "Remitido por el Dr. Luis Barrett Fisher al servicio.";
+    assert!(
+        covers(text, "Luis Barrett Fisher", es),
+        "{:?}",
+        found(text, es)
+    );
     let text = "Hospital Virgen de las Nieves, Granada.";
     assert!(covers(text, "Granada", es), "{:?}", found(text, es));
     let text = "Ingresó el 12/03/2019 con dolor. Control: 14/03.";
