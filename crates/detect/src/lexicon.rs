@@ -1164,7 +1164,7 @@ pub const EPONYM_PREFIXES: &[&str] = &[
 /// Clinical words that are also towns in the gazetteer ("Cirugía Oral y Maxilofacial",
 /// "Rango Normal", "Síndrome Coronario Agudo", "Salud Mental"): never places.
 pub const CLINICAL_NOT_PLACES: &[&str] = &[
-    "oral", "normal", "agudo", "aguda", "salud", "dual", "split", "guía", "guia",
+    "oral", "normal", "agudo", "aguda", "salud", "dual", "split", "guía", "guia", "agar",
 ];
 
 /// Connector words allowed inside a multi-word name or place.

@@ -38,6 +38,9 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
         return 0;
     }
     let is_name = f & (dict::FIRST | dict::LAST) != 0;
+    if !is_name && !t.upper && not_a_name_shape(doc.s(i)) {
+        return 0;
+    }
     // "Jan", "April", "June" are first names too, before a surname or after a title, when no
     // day or period follows ("Priv.-Doz. Jan Biedermann"; "Jan. 5", "June 2020" and "May I"
     // stay what they were)
@@ -76,6 +79,24 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
     } else {
         0
     }
+}
+
+/// Capitalised words whose shape says they are not a name: plural acronyms ("ANAs", "ANCAs"),
+/// immunoglobulin classes ("IgE", "IgG") and medical specialties ("Nefrología", "Oncology",
+/// "Psychiatrie").
+fn not_a_name_shape(w: &str) -> bool {
+    let b = w.as_bytes();
+    let acronym_plural = b.len() >= 3
+        && b[b.len() - 1] == b's'
+        && b[..b.len() - 1].iter().all(u8::is_ascii_uppercase);
+    let immunoglobulin = b.len() == 3 && b.starts_with(b"Ig") && b[2].is_ascii_uppercase();
+    acronym_plural
+        || immunoglobulin
+        || [
+            "logía", "logia", "logie", "ology", "iatría", "iatria", "iatrie", "iatry",
+        ]
+        .iter()
+        .any(|s| w.len() > s.len() + 2 && w.ends_with(s))
 }
 
 /// A single capital letter used as an initial ("J." or "J").
@@ -374,10 +395,18 @@ pub fn names(doc: &mut Doc) {
         let clinical_head = !titled
             && !ctx
             && end > start
-            && doc.has(start, dict::MEDICAL)
-            && !doc.has(start, dict::FIRST);
-        let eponym =
-            clinical_head || eponym_around(doc, start, end) || eponym_compound(doc, start, end);
+            && (doc.has(start, dict::MEDICAL) && !doc.has(start, dict::FIRST)
+                || doc.has(start, dict::EPONYM_PREFIX)
+                || doc.has(end, dict::EPONYM_HEAD));
+        // a brand: "Durogesic®", "Mentor®", "Stryker™"
+        let brand = end + 1 < n
+            && !doc.toks[end + 1].space_before
+            && matches!(doc.toks[end + 1].ch, '®' | '™')
+            && doc.toks[end + 1].kind == Kind::Punct;
+        let eponym = clinical_head
+            || brand
+            || eponym_around(doc, start, end)
+            || eponym_compound(doc, start, end);
         let accept = !eponym
             && (titled
                 || strength >= 3 && word_parts >= 1 && (strong_first || word_parts >= 2 || ctx)
@@ -1412,6 +1441,11 @@ pub fn places(doc: &mut Doc) {
             && !doc.has(i, dict::MEDICAL | dict::CLINICAL_NOUN)
             && (t.cap && !t.upper || t.len() > 3)
             && !eponym_around(doc, i, i)
+            // a brand: "Mentor®", "Becton Dickinson®"
+            && !(i + 1 < n
+                && !doc.toks[i + 1].space_before
+                && doc.toks[i + 1].kind == Kind::Punct
+                && matches!(doc.toks[i + 1].ch, '®' | '™'))
         {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
             let rec = if f & dict::COUNTRY != 0 {

@@ -461,9 +461,30 @@ fn clinical_words_scores_and_measurements_are_not_phi() {
         ("Crecimiento de Candida albicans en el cultivo.", "Candida"),
         ("Se realiza Tomografía Axial Computerizada (TAC).", "Axial"),
         ("Ingresó con Glasgow Coma Scale de 6 puntos.", "Coma"),
+        ("Test de Coombs directo negativo.", "Coombs"),
+        ("Fue remitido a Oncología con el diagnóstico.", "Oncología"),
+        (
+            "Se le prescribe a la paciente Durogesic® 100 μg/h.",
+            "Durogesic",
+        ),
+        (
+            "Implantes de forma anatómica (Mentor®, Johnson & Johnson).",
+            "Mentor",
+        ),
+        ("Crecieron en Agar Columbia y Agar Chocolate.", "Agar"),
+        (
+            "Determinación de ANCAs, ANAs y PCR; madre IgG 113,7 UI/ml.",
+            "ANCAs",
+        ),
     ] {
         assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
     }
+    let text = "Responsable clínico: Dr. Ángel Salgado Rubiales Oncología Médica";
+    let spans = found(text, es);
+    assert!(
+        covers(text, "Ángel Salgado Rubiales", es) && untouched(text, "Oncología", es),
+        "{spans:?}"
+    );
     let text = "Remitido por el Dr. Luis Barrett Fisher al servicio.";
     assert!(
         covers(text, "Luis Barrett Fisher", es),
