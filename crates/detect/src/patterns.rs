@@ -452,6 +452,21 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
         }
     }
     let i = doc.tok_at(s);
+    // right after a redaction tag ("[NAME] 30/2", "Child [NAME]: 5/15"): an earlier run judged
+    // this value with the word the tag replaced and left it, so it stays (de-identifying twice
+    // changes nothing)
+    let mut k = i;
+    while k > 0 && doc.toks[k - 1].kind == Kind::Punct && doc.toks[k - 1].ch == ':' {
+        k -= 1;
+    }
+    if k >= 3
+        && doc.is_punct(k - 1, ']')
+        && doc.is_punct(k - 3, '[')
+        && doc.toks[k - 2].kind == Kind::Word
+        && doc.toks[k - 2].upper
+    {
+        return true;
+    }
     if let Some(p) = doc.prev_word(i, 2) {
         let w = doc.s(p).to_lowercase();
         if SCALE_WORDS.contains(&w.as_str()) || RESULT_WORDS.contains(&w.as_str()) {
