@@ -695,7 +695,9 @@ fn name_context(doc: &Doc, i: usize) -> bool {
             return false;
         }
         words += 1;
-        if doc.has(j, dict::NAME_CTX) {
+        // "médico" is also the adjective ("tratamiento médico con Rifampicina"): context only
+        // right before the name ("Médico: Mendieta Espinosa", "el médico Juan Pérez")
+        if doc.has(j, dict::NAME_CTX) && (words == 1 || !matches!(doc.s(j), "médico" | "medico")) {
             return true;
         }
         if doc.toks[j].newline_before {
@@ -903,10 +905,15 @@ fn eponym_around(doc: &Doc, a: usize, b: usize) -> bool {
         p -= 1;
     }
     p >= 1 && doc.has(p - 1, dict::EPONYM_PREFIX)
-        // "factor V de Leiden", "Typ II nach Bruce": a numeral or letter after the prefix
+        // "factor V de Leiden", "estadio IIIB de Durie", "grado 3c de Marsh": a numeral, letter
+        // or grade after the prefix
         || p >= 2
-            && doc.toks[p - 1].len() <= 3
-            && doc.s(p - 1).bytes().all(|c| c.is_ascii_uppercase())
+            && doc.toks[p - 1].len() <= 4
+            && {
+                let w = doc.s(p - 1).as_bytes();
+                w.iter().all(u8::is_ascii_alphanumeric)
+                    && (w.iter().all(u8::is_ascii_uppercase) || w[0].is_ascii_digit())
+            }
             && doc.has(p - 2, dict::EPONYM_PREFIX)
 }
 

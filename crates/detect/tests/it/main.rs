@@ -458,10 +458,15 @@ fn clinical_words_scores_and_measurements_are_not_phi() {
         ("Esófago de Barrett de segmento corto.", "Barrett"),
         ("Se diagnosticó síndrome de Tolosa-Hunt.", "Hunt"),
         ("Síndrome de Miller Fisher.", "Fisher"),
+        ("Atrofia vellositaria (grado 3c de Marsh).", "Marsh"),
         ("Crecimiento de Candida albicans en el cultivo.", "Candida"),
         ("Se realiza Tomografía Axial Computerizada (TAC).", "Axial"),
         ("Ingresó con Glasgow Coma Scale de 6 puntos.", "Coma"),
         ("Test de Coombs directo negativo.", "Coombs"),
+        (
+            "Se inició tratamiento médico con Clindamicina y Amikacina.",
+            "Clindamicina",
+        ),
         ("Fue remitido a Oncología con el diagnóstico.", "Oncología"),
         (
             "Se le prescribe a la paciente Durogesic® 100 μg/h.",
@@ -484,6 +489,12 @@ fn clinical_words_scores_and_measurements_are_not_phi() {
     assert!(
         covers(text, "Ángel Salgado Rubiales", es) && untouched(text, "Oncología", es),
         "{spans:?}"
+    );
+    let text = "Fecha de ingreso: 22/09/2014.\nMédico: Mendieta Espinosa.\nInforme clínico.";
+    assert!(
+        covers(text, "Mendieta Espinosa", es),
+        "{:?}",
+        found(text, es)
     );
     let text = "Remitido por el Dr. Luis Barrett Fisher al servicio.";
     assert!(
