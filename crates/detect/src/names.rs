@@ -84,19 +84,23 @@ fn name_strength_in(doc: &Doc, i: usize, unknown_ok: bool) -> u8 {
 /// Capitalised words whose shape says they are not a name: plural acronyms ("ANAs", "ANCAs"),
 /// immunoglobulin classes ("IgE", "IgG") and medical specialties ("Nefrología", "Oncology",
 /// "Psychiatrie").
+#[inline]
 fn not_a_name_shape(w: &str) -> bool {
     let b = w.as_bytes();
-    let acronym_plural = b.len() >= 3
-        && b[b.len() - 1] == b's'
-        && b[..b.len() - 1].iter().all(u8::is_ascii_uppercase);
-    let immunoglobulin = b.len() == 3 && b.starts_with(b"Ig") && b[2].is_ascii_uppercase();
-    acronym_plural
-        || immunoglobulin
-        || [
-            "logía", "logia", "logie", "ology", "iatría", "iatria", "iatrie", "iatry",
-        ]
-        .iter()
-        .any(|s| w.len() > s.len() + 2 && w.ends_with(s))
+    // dispatch on the last byte: this runs for every capitalised word outside the name lists
+    match b.last() {
+        Some(b's') => b.len() >= 3 && b[..b.len() - 1].iter().all(u8::is_ascii_uppercase),
+        Some(b'a' | b'e' | b'y') => {
+            b.len() > 7
+                && [
+                    "logía", "logia", "logie", "ology", "iatría", "iatria", "iatrie", "iatry",
+                ]
+                .iter()
+                .any(|s| w.ends_with(s))
+        }
+        Some(c) => b.len() == 3 && b.starts_with(b"Ig") && c.is_ascii_uppercase(),
+        None => false,
+    }
 }
 
 /// A single capital letter used as an initial ("J." or "J").
