@@ -402,13 +402,8 @@ pub fn names(doc: &mut Doc) {
             && (doc.has(start, dict::MEDICAL) && !doc.has(start, dict::FIRST)
                 || doc.has(start, dict::EPONYM_PREFIX)
                 || doc.has(end, dict::EPONYM_HEAD));
-        // a brand: "Durogesic®", "Mentor®", "Stryker™"
-        let brand = end + 1 < n
-            && !doc.toks[end + 1].space_before
-            && matches!(doc.toks[end + 1].ch, '®' | '™')
-            && doc.toks[end + 1].kind == Kind::Punct;
         let eponym = clinical_head
-            || brand
+            || brand_before(doc, end + 1)
             || eponym_around(doc, start, end)
             || eponym_compound(doc, start, end);
         let accept = !eponym
@@ -933,13 +928,23 @@ fn eponym_compound(doc: &Doc, a: usize, b: usize) -> bool {
             && !doc.toks[k - 1].space_before
             && !doc.toks[k].space_before
             && doc.toks[k].kind == Kind::Word
-            && {
-                let w = dict::lower(doc.s(k), &mut buf);
-                lexicon::EPONYM_COMPOUND_HEADS_DE
-                    .iter()
-                    .any(|h| w.ends_with(h))
-            }
+            && lower_ends_with(doc, k, lexicon::EPONYM_COMPOUND_HEADS_DE, &mut buf)
     })
+}
+
+/// Token `i`, lower-cased, ends with one of `endings`.
+fn lower_ends_with(doc: &Doc, i: usize, endings: &[&str], buf: &mut dict::LowerBuf) -> bool {
+    let w = dict::lower(doc.s(i), buf);
+    endings.iter().any(|e| w.ends_with(e))
+}
+
+/// Token `i` is a registered or trade mark sign glued to the word before it: that word is a
+/// brand ("Durogesic®", "Mentor®", "Stryker™"), neither a person nor a place.
+fn brand_before(doc: &Doc, i: usize) -> bool {
+    i < doc.toks.len()
+        && !doc.toks[i].space_before
+        && doc.toks[i].kind == Kind::Punct
+        && matches!(doc.toks[i].ch, '®' | '™')
 }
 
 /// Every other capitalised mention of a surname or given name already found in this document
@@ -984,7 +989,7 @@ fn propagate_names(doc: &mut Doc) {
 }
 
 /// A redaction tag such as "[DATE]" left by an earlier de-identification run.
-fn is_tag(doc: &Doc, i: usize) -> bool {
+pub(crate) fn is_tag(doc: &Doc, i: usize) -> bool {
     i >= 1 && doc.is_punct(i - 1, '[') && doc.is_punct(i + 1, ']')
 }
 
@@ -1138,12 +1143,7 @@ pub fn facilities(doc: &mut Doc) {
         // name says where in a hospital, not which one, and is not specific.
         let de = doc.lang == Lang::De;
         let department = |x: usize, buf: &mut dict::LowerBuf| {
-            de && {
-                let w = dict::lower(doc.s(x), buf);
-                lexicon::DEPARTMENT_SUFFIXES_DE
-                    .iter()
-                    .any(|s| w.ends_with(s))
-            }
+            de && lower_ends_with(doc, x, lexicon::DEPARTMENT_SUFFIXES_DE, buf)
         };
         let specific = merged
             || (a..=b).any(|x| {
@@ -1424,10 +1424,7 @@ pub fn places(doc: &mut Doc) {
                 && !t.upper
                 && t.len() >= 6
                 && f & (doc.common_mask | dict::MEDICAL | dict::FIRST) == 0
-                && {
-                    let w = dict::lower(doc.s(i), &mut buf);
-                    lexicon::PLACE_SUFFIXES_DE.iter().any(|s| w.ends_with(s))
-                };
+                && lower_ends_with(doc, i, lexicon::PLACE_SUFFIXES_DE, &mut buf);
         let prep = i > 0 && doc.has(i - 1, dict::PLACE_PREP) && !doc.toks[i - 1].cap;
         let common = doc.common(i) || f & dict::FUNCTION != 0;
         // German capitalises every noun: a single word is a place only after a preposition,
@@ -1452,11 +1449,7 @@ pub fn places(doc: &mut Doc) {
             && !doc.has(i, dict::MEDICAL | dict::CLINICAL_NOUN)
             && (t.cap && !t.upper || t.len() > 3)
             && !eponym_around(doc, i, i)
-            // a brand: "Mentor®", "Becton Dickinson®"
-            && !(i + 1 < n
-                && !doc.toks[i + 1].space_before
-                && doc.toks[i + 1].kind == Kind::Punct
-                && matches!(doc.toks[i + 1].ch, '®' | '™'))
+            && !brand_before(doc, i + 1)
         {
             let cat_conf = if f & dict::COUNTRY != 0 { 0.5 } else { 0.7 };
             let rec = if f & dict::COUNTRY != 0 {

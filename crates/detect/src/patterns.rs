@@ -459,12 +459,7 @@ fn near_measure(doc: &Doc, s: usize, e: usize) -> bool {
     while k > 0 && doc.toks[k - 1].kind == Kind::Punct && doc.toks[k - 1].ch == ':' {
         k -= 1;
     }
-    if k >= 3
-        && doc.is_punct(k - 1, ']')
-        && doc.is_punct(k - 3, '[')
-        && doc.toks[k - 2].kind == Kind::Word
-        && doc.toks[k - 2].upper
-    {
+    if k >= 2 && doc.toks[k - 2].upper && crate::names::is_tag(doc, k - 2) {
         return true;
     }
     if let Some(p) = doc.prev_word(i, 2) {
@@ -535,7 +530,6 @@ const SCALE_WORDS: &[&str] = &[
     "títulos",
     "titer",
     "titre",
-    "titer",
     "dilución",
     "diluciones",
     "dilution",
@@ -727,23 +721,22 @@ fn split_years(slice: &str) -> Option<Vec<(usize, usize)>> {
 /// 1-0-0", "30/70 0-0-0-6").
 fn dosing_schedule(slice: &str) -> bool {
     schedule(slice)
-        || slice.split_once(' ').is_some_and(|(head, tail)| {
-            head.bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'/'))
-                && schedule(tail)
-        })
+        || slice
+            .split_once(' ')
+            .is_some_and(|(head, tail)| is_strength(head) && schedule(tail))
+}
+
+/// A drug's strength before its schedule: digits with "." "," or "/" ("40", "12,5", "30/70").
+fn is_strength(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'/'))
 }
 
 /// The doses of a schedule alone (see `dosing_schedule`), spaces around the hyphens allowed.
 fn schedule(slice: &str) -> bool {
     let tail = match slice.rsplit_once(' ') {
         Some((head, tail))
-            if !tail.is_empty()
-                && head
-                    .trim()
-                    .bytes()
-                    .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b',' | b'/'))
-                && tail.contains('-') =>
+            if !tail.is_empty() && is_strength(head.trim()) && tail.contains('-') =>
         {
             tail
         }
@@ -793,21 +786,29 @@ fn neutral_zero_range(slice: &str) -> bool {
 
 /// A time of day, "12:14" or "12:14:02".
 fn clock_time(slice: &str) -> bool {
-    let parts: Vec<&str> = slice.split(':').collect();
-    let two = |p: &str, max: u32| p.len() == 2 && p.parse::<u32>().is_ok_and(|v| v <= max);
-    matches!(parts.len(), 2 | 3)
-        && (1..=2).contains(&parts[0].len())
-        && parts[0].parse::<u32>().is_ok_and(|h| h <= 24)
-        && parts[1..].iter().all(|p| two(p, 59))
+    let Some((hour, rest)) = slice.split_once(':') else {
+        return false;
+    };
+    let minutes = |p: &str| p.len() == 2 && p.parse::<u32>().is_ok_and(|v| v <= 59);
+    (1..=2).contains(&hour.len())
+        && hour.parse::<u32>().is_ok_and(|h| h <= 24)
+        && match rest.split_once(':') {
+            Some((m, sec)) => minutes(m) && minutes(sec),
+            None => minutes(rest),
+        }
 }
 
 /// The number ending at token `j` (exclusive) is followed by the name of a blood-count
 /// analyte ("219000 Thrombo").
 fn before_lab_analyte(doc: &Doc, j: usize) -> bool {
-    j < doc.toks.len() && !doc.toks[j].newline_before && doc.toks[j].kind == Kind::Word && {
+    j < doc.toks.len() && !doc.toks[j].newline_before && lab_analyte(doc, j)
+}
+
+/// Token `k` names a blood-count analyte (`lexicon::LAB_COUNT_ANALYTES`).
+fn lab_analyte(doc: &Doc, k: usize) -> bool {
+    doc.toks[k].kind == Kind::Word && {
         let mut buf = dict::LowerBuf::default();
-        let w = dict::lower(doc.s(j), &mut buf);
-        crate::lexicon::LAB_COUNT_ANALYTES.contains(&w)
+        crate::lexicon::LAB_COUNT_ANALYTES.contains(&dict::lower(doc.s(k), &mut buf))
     }
 }
 
@@ -821,12 +822,7 @@ fn after_lab_analyte(doc: &Doc, i: usize) -> bool {
     {
         j -= 1;
     }
-    if j == 0 || doc.toks[j].newline_before || doc.toks[j - 1].kind != Kind::Word {
-        return false;
-    }
-    let mut buf = dict::LowerBuf::default();
-    let w = dict::lower(doc.s(j - 1), &mut buf);
-    crate::lexicon::LAB_COUNT_ANALYTES.contains(&w)
+    j > 0 && !doc.toks[j].newline_before && lab_analyte(doc, j - 1)
 }
 
 /// Classifies a digit chain that is not a date.
@@ -1082,7 +1078,7 @@ pub fn alnum_ids(doc: &mut Doc) {
         let per_unit = j > i
             && doc.is_punct(j - 1, '/')
             && doc.toks[j].kind == Kind::Word
-            && (doc.has(j, dict::UNIT) || matches!(doc.s(j), "Sek" | "sek" | "Min"));
+            && (doc.has(j, dict::UNIT) || matches!(doc.s(j), "Sek" | "sek"));
         if measure || per_unit || icd10_code(doc, i, j) && id_context(doc, i, 3).is_none() {
             i = j + 1;
             continue;
