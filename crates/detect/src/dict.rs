@@ -94,6 +94,7 @@ impl Dictionaries {
             (lexicon::STREET_PREFIXES, STREET_PREFIX),
             (lexicon::UNITS, UNIT),
             (lexicon::EPONYM_HEADS, EPONYM_HEAD),
+            (lexicon::EPONYM_HEADS_DE, EPONYM_HEAD),
             (lexicon::EPONYM_PREFIXES, EPONYM_PREFIX),
             (lexicon::NAME_CONNECTORS, CONNECTOR),
             (lexicon::PLACE_PREPS, PLACE_PREP),

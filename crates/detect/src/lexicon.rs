@@ -892,6 +892,7 @@ pub const UNITS: &[&str] = &[
     "einheiten",
     "mosm",
     "sec",
+    "sek",
     "s",
     "min",
     "h",
@@ -1013,38 +1014,12 @@ pub const EPONYM_HEADS: &[&str] = &[
     "formula",
     "method",
     "position",
-    "syndrom",
-    "krankheit",
-    "zeichen",
-    "reflex",
-    "test",
-    "klassifikation",
-    "fraktur",
-    "formel",
-    "linie",
-    "versuch",
-    "ileus",
-    "stadium",
-    "level",
-    "methode",
-    "probe",
-    "skala",
-    "schema",
-    "plastik",
-    "naht",
-    "lagerung",
-    "handgriff",
-    "phänomen",
-    "reaktion",
-    "färbung",
-    "kriterien",
-    "regel",
 ];
 
-/// German compound heads that make an eponym of the hyphenated word they end
-/// ("Unterberger-Tretversuch", "Baxter-Parklandformel", "Barthel-Index"): checked in German
-/// text only, as the end of the part after a hyphen (`names::eponym_compound`).
-pub const EPONYM_COMPOUND_HEADS_DE: &[&str] = &[
+/// German eponym heads: after the name ("Barthel Index") like `EPONYM_HEADS`, and as the end of
+/// the part after a hyphen in German text ("Unterberger-Tretversuch", "Baxter-Parklandformel",
+/// "Barthel-Index"; `names::eponym_compound`).
+pub const EPONYM_HEADS_DE: &[&str] = &[
     "formel",
     "linie",
     "versuch",
@@ -1056,7 +1031,9 @@ pub const EPONYM_COMPOUND_HEADS_DE: &[&str] = &[
     "reflex",
     "score",
     "klassifikation",
+    "fraktur",
     "stadium",
+    "level",
     "methode",
     "operation",
     "probe",
@@ -1070,6 +1047,8 @@ pub const EPONYM_COMPOUND_HEADS_DE: &[&str] = &[
     "reaktion",
     "färbung",
     "ileus",
+    "kriterien",
+    "regel",
 ];
 
 /// Words before which a capitalised word is an eponym, not a person ("enfermedad de Crohn").

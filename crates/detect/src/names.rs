@@ -928,7 +928,7 @@ fn eponym_compound(doc: &Doc, a: usize, b: usize) -> bool {
             && !doc.toks[k - 1].space_before
             && !doc.toks[k].space_before
             && doc.toks[k].kind == Kind::Word
-            && lower_ends_with(doc, k, lexicon::EPONYM_COMPOUND_HEADS_DE, &mut buf)
+            && lower_ends_with(doc, k, lexicon::EPONYM_HEADS_DE, &mut buf)
     })
 }
 

@@ -1078,7 +1078,7 @@ pub fn alnum_ids(doc: &mut Doc) {
         let per_unit = j > i
             && doc.is_punct(j - 1, '/')
             && doc.toks[j].kind == Kind::Word
-            && (doc.has(j, dict::UNIT) || matches!(doc.s(j), "Sek" | "sek"));
+            && doc.has(j, dict::UNIT);
         if measure || per_unit || icd10_code(doc, i, j) && id_context(doc, i, 3).is_none() {
             i = j + 1;
             continue;
