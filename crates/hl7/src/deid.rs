@@ -28,9 +28,10 @@ pub struct Hl7Deid {
     rules: Vec<Rule<Hl7Selector>>,
     /// Field types per segment id, indexed by field number.
     table: FxHashMap<[u8; 3], Vec<Option<Type>>>,
-    /// The same with only the types whose values can go into the message dictionary (up to the
-    /// last such field; segments with none left out).
-    collected: FxHashMap<[u8; 3], Vec<Option<Type>>>,
+    /// Per segment id, the fields whose values can go into the message dictionary: their
+    /// index among the segment's `|`-separated parts (the field number, less one in a header
+    /// segment) and type, in order (segments with none left out).
+    collected: FxHashMap<[u8; 3], Vec<(usize, Type)>>,
     patient: Hl7Selector,
     /// Report ids of the built-in rules, `<profile>: <SEG>-<n> <kind>`, made once, in their
     /// sorted order: a built-in rule is counted under its index here (its rank).
@@ -140,13 +141,17 @@ impl Hl7Deid {
         let collected = table
             .iter()
             .filter_map(|(id, fields)| {
-                let mut f: Vec<Option<Type>> = fields
+                let header = is_header(id);
+                let f: Vec<(usize, Type)> = fields
                     .iter()
-                    .map(|t| t.filter(|&t| type_collects(config.profile, t)))
+                    .enumerate()
+                    .filter_map(|(n, t)| {
+                        let t = t.filter(|&t| !t.all_keep() && type_collects(config.profile, t))?;
+                        // Part 0 is the segment id; in a header, part 1 is MSH-2.
+                        let k = if header { n.checked_sub(1)? } else { n };
+                        (k >= 1).then_some((k, t))
+                    })
                     .collect();
-                while f.last().is_some_and(Option::is_none) {
-                    f.pop();
-                }
                 (!f.is_empty()).then_some((*id, f))
             })
             .collect();
@@ -227,6 +232,8 @@ impl Hl7Deid {
             text_patient: None,
         };
         let mut delims: Option<Delimiters> = None;
+        // Field separators of a batch or file header or trailer.
+        let mut hseps = Vec::new();
         let mut messages = 0u64;
         let mut first = true;
         while let Some(ending) = reader.next_segment(&mut buf)? {
@@ -275,7 +282,9 @@ impl Hl7Deid {
                         })?
                     };
                     delims = Some(d);
-                    walker.segment(&d, &buf, reader.line, None)?;
+                    hseps.clear();
+                    field_seps(&buf, d.field, &mut hseps);
+                    walker.segment(&d, &buf, &hseps, reader.line, None)?;
                     w.write_all(&walker.out)?;
                     w.write_all(ending.bytes())?;
                 }
@@ -342,14 +351,14 @@ impl Hl7Deid {
         };
         let field = usize::from(s.field?);
         let d = &message.delims;
-        let seg = message
+        let (seg, seps) = message
             .segments
             .iter()
-            .map(|b| message.bytes(b))
-            .find(|m| m.starts_with(id))?;
+            .map(|b| (message.bytes(b), message.seps(b)))
+            .find(|(m, _)| m.starts_with(id))?;
         let header = is_header(id);
         let k = if header { field.checked_sub(1)? } else { field };
-        let raw = split(seg, Some(d.field)).nth(k)?;
+        let raw = part(seg, seps, k)?;
         let rep = split(raw, d.repetition).nth(usize::from(s.repetition.unwrap_or(1)) - 1)?;
         let comp = split(rep, Some(d.component)).nth(usize::from(s.component.unwrap_or(1)) - 1)?;
         let sub = split(comp, d.subcomponent).nth(usize::from(s.subcomponent.unwrap_or(1)) - 1)?;
@@ -411,6 +420,9 @@ struct Message {
     open: bool,
     delims: Delimiters,
     data: Vec<u8>,
+    /// The positions of each segment's field separators, relative to the segment's start,
+    /// found once (both passes over a message use them).
+    seps: Vec<usize>,
     segments: Vec<Buffered>,
 }
 
@@ -418,6 +430,8 @@ struct Message {
 struct Buffered {
     start: usize,
     end: usize,
+    /// This segment's range in `Message::seps`.
+    seps: (usize, usize),
     ending: Ending,
     line: u64,
 }
@@ -427,15 +441,19 @@ impl Message {
         self.open = true;
         self.delims = d;
         self.data.clear();
+        self.seps.clear();
         self.segments.clear();
     }
 
     fn push(&mut self, bytes: &[u8], ending: Ending, line: u64) {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
+        let first = self.seps.len();
+        field_seps(bytes, self.delims.field, &mut self.seps);
         self.segments.push(Buffered {
             start,
             end: self.data.len(),
+            seps: (first, self.seps.len()),
             ending,
             line,
         });
@@ -444,6 +462,26 @@ impl Message {
     fn bytes(&self, b: &Buffered) -> &[u8] {
         self.data.get(b.start..b.end).unwrap_or_default()
     }
+
+    fn seps(&self, b: &Buffered) -> &[usize] {
+        self.seps.get(b.seps.0..b.seps.1).unwrap_or_default()
+    }
+}
+
+/// Appends the positions of the field separator `field` in `seg` to `out`.
+fn field_seps(seg: &[u8], field: u8, out: &mut Vec<usize>) {
+    out.extend(memchr::memchr_iter(field, seg));
+}
+
+/// Part `k` of a segment split at its field separators `seps` (part 0 is the segment id), as
+/// `split(seg, Some(field)).nth(k)`.
+fn part<'a>(seg: &'a [u8], seps: &[usize], k: usize) -> Option<&'a [u8]> {
+    let start = match k.checked_sub(1) {
+        None => 0,
+        Some(i) => *seps.get(i)? + 1,
+    };
+    let end = seps.get(k).copied().unwrap_or(seg.len());
+    seg.get(start..end)
 }
 
 /// What a value was counted under.
@@ -537,7 +575,7 @@ impl Walker<'_> {
         for seg in &message.segments {
             let bytes = message.bytes(seg);
             if !is_blank(bytes) {
-                self.collect(&message.delims, bytes);
+                self.collect(&message.delims, bytes, message.seps(seg));
             }
         }
         for seg in &message.segments {
@@ -545,7 +583,8 @@ impl Walker<'_> {
             if is_blank(bytes) {
                 w.write_all(bytes)?;
             } else {
-                self.segment(&message.delims, bytes, seg.line, patient.as_ref())?;
+                let seps = message.seps(seg);
+                self.segment(&message.delims, bytes, seps, seg.line, patient.as_ref())?;
                 w.write_all(&self.out)?;
             }
             w.write_all(seg.ending.bytes())?;
@@ -554,22 +593,17 @@ impl Walker<'_> {
     }
 
     /// Adds the identifying values of one segment's typed fields to the message dictionary.
-    fn collect(&mut self, d: &Delimiters, seg: &[u8]) {
+    fn collect(&mut self, d: &Delimiters, seg: &[u8], seps: &[usize]) {
         let id = [seg[0], seg[1], seg[2]];
-        let Some(table) = self.deid.collected.get(&id) else {
+        let Some(fields) = self.deid.collected.get(&id) else {
             return;
         };
-        let header = is_header(&id);
         let collects = &self.deid.collects;
-        for (k, raw) in split(seg, Some(d.field)).enumerate().skip(1) {
-            let n = if header { k + 1 } else { k };
-            if n >= table.len() {
+        for &(k, ty) in fields {
+            let Some(raw) = part(seg, seps, k) else {
                 break;
-            }
-            let Some(ty) = table.get(n).copied().flatten() else {
-                continue;
             };
-            if ty.all_keep() || raw.is_empty() {
+            if raw.is_empty() {
                 continue;
             }
             let dict = &mut self.dict;
@@ -602,6 +636,7 @@ impl Walker<'_> {
         &mut self,
         d: &Delimiters,
         seg: &[u8],
+        seps: &[usize],
         line: u64,
         patient: Option<&PatientRef>,
     ) -> Result<(), Hl7Error> {
@@ -618,10 +653,14 @@ impl Walker<'_> {
         let seg_ranks = self.deid.ranks.get(&id);
         // OBX-5's type, from the value type in OBX-2 (and whether that one is known).
         let obx5 = (&id == b"OBX")
-            .then(|| split(seg, Some(d.field)).nth(2))
+            .then(|| part(seg, seps, 2))
             .flatten()
             .map(|v| types::obx5(d.decode(v).trim()));
-        for (k, raw) in split(seg, Some(d.field)).enumerate() {
+        let mut start = 0;
+        for k in 0..=seps.len() {
+            let end = seps.get(k).copied().unwrap_or(seg.len());
+            let raw = seg.get(start..end).unwrap_or_default();
+            start = end + 1;
             if k == 0 {
                 self.out.extend_from_slice(raw);
                 continue;
@@ -1347,6 +1386,25 @@ mod tests {
             &d,
             b"555-55-5555^PRIMARY^PATRICIA P^^^^MD"
         ));
+    }
+
+    #[test]
+    fn parts_by_separator_positions_are_the_split_parts() {
+        for seg in [
+            &b"PID|1||123^^^H||DOE^JOHN"[..],
+            b"MSH|^~\\&|A|B",
+            b"ZZZ",
+            b"ZZZ|",
+            b"OBX||||",
+        ] {
+            let mut seps = Vec::new();
+            field_seps(seg, b'|', &mut seps);
+            let parts: Vec<&[u8]> = split(seg, Some(b'|')).collect();
+            for (k, p) in parts.iter().enumerate() {
+                assert_eq!(part(seg, &seps, k), Some(*p));
+            }
+            assert_eq!(part(seg, &seps, parts.len()), None);
+        }
     }
 
     #[test]

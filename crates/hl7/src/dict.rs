@@ -28,6 +28,15 @@ pub(crate) struct Dict {
     exact: FxHashMap<u64, usize>,
     /// Hash of the lower-cased first word → the latest entry starting with it.
     first: FxHashMap<u64, usize>,
+    /// The values' lengths (63 for any longer) and first bytes, as bit sets: a value whose
+    /// length or first byte is not among them is not in the dictionary, which most kept values
+    /// show without being hashed.
+    lengths: u64,
+    first_bytes: [u64; 4],
+}
+
+fn length_bit(v: &[u8]) -> u64 {
+    1 << v.len().min(63)
 }
 
 fn lower_word_hash(word: &str) -> u64 {
@@ -75,6 +84,8 @@ impl Dict {
         self.entries.clear();
         self.exact.clear();
         self.first.clear();
+        self.lengths = 0;
+        self.first_bytes = [0; 4];
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,6 +99,14 @@ impl Dict {
 
     /// True if `v` (a value's UTF-8 bytes) is one of the values.
     pub fn contains(&self, v: &[u8]) -> bool {
+        let Some(&b) = v.first() else {
+            return false;
+        };
+        if self.lengths & length_bit(v) == 0
+            || self.first_bytes[usize::from(b >> 6)] & 1 << (b & 63) == 0
+        {
+            return false;
+        }
         let mut cur = self.exact.get(&value_hash(v)).copied();
         while let Some(i) = cur {
             if self.text(i) == v {
@@ -132,6 +151,10 @@ impl Dict {
                 None
             }
         };
+        self.lengths |= length_bit(v);
+        if let Some(&b) = v.first() {
+            self.first_bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
         let start = self.arena.len();
         self.arena.extend_from_slice(v);
         let next = self.first.insert(fh, i);
@@ -229,6 +252,21 @@ mod tests {
         );
         d.clear();
         assert!(d.is_empty() && d.scrub("DUCK").is_none());
+    }
+
+    #[test]
+    fn the_length_and_first_byte_sets_never_hide_a_value() {
+        let mut d = Dict::default();
+        let long = "A".repeat(70);
+        d.insert(long.as_bytes(), Role::Name);
+        d.insert(b"\xC3\x89mile", Role::Name);
+        d.insert(b"~7X", Role::Id);
+        assert!(d.contains(long.as_bytes()), "lengths past 63 share one bit");
+        assert!(!d.contains("A".repeat(64).as_bytes()));
+        assert!(d.contains("Émile".as_bytes()) && d.contains(b"~7X"));
+        assert!(!d.contains(b"Emile") && !d.contains(b"") && !d.contains(b"~7Y"));
+        d.clear();
+        assert!(!d.contains(b"~7X"));
     }
 
     #[test]
