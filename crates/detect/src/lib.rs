@@ -164,8 +164,41 @@ impl Detector {
         names::place_phrases(&mut doc);
         names::names(&mut doc);
         names::places(&mut doc);
+        // Last, so that what the others found across the line's end is kept whole.
+        names::labelled_fields(&mut doc);
         names::address_tails(&mut doc);
-        merge(doc.spans)
+        let mut spans = doc.spans;
+        trim_email_label(text, &mut spans);
+        merge(spans)
+    }
+}
+
+/// "Madrid. (España) E-mail: ...": the "E" of an "E-mail" label after an address or a name is
+/// not part of it.
+fn trim_email_label(text: &str, spans: &mut Vec<Span>) {
+    let mut trimmed = false;
+    for s in spans.iter_mut() {
+        let rest = text.get(s.end..).unwrap_or_default();
+        if !rest
+            .get(..5)
+            .is_some_and(|r| r.eq_ignore_ascii_case("-mail"))
+        {
+            continue;
+        }
+        let head = text.get(s.start..s.end).unwrap_or_default();
+        let Some(before) = head.strip_suffix(['E', 'e']) else {
+            continue;
+        };
+        if before.ends_with(char::is_alphanumeric) {
+            continue;
+        }
+        let kept = before
+            .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | ';' | ':'));
+        s.end = s.start + kept.len();
+        trimmed = true;
+    }
+    if trimmed {
+        spans.retain(|s| s.end > s.start);
     }
 }
 

@@ -210,6 +210,89 @@ fn is_title(doc: &Doc, i: usize) -> bool {
     true
 }
 
+/// Labelled form fields at the start of a line ("Domicilio: Calle Ramón y Cajal, 3, 4 D.",
+/// "Localidad/ Provincia: Santa Cruz de Tenerife.", "Apellidos: Pose Diaz."): the value of an
+/// address label (`lexicon::ADDRESS_LABELS`) is the rest of the line, whatever its words; the
+/// value of a name label (`lexicon::NAME_LABELS`) runs over words, initials, hyphens and
+/// apostrophes to the first number or other mark. Closing punctuation is left out.
+pub fn labelled_fields(doc: &mut Doc) {
+    let n = doc.toks.len();
+    let mut label = String::new();
+    let mut buf = dict::LowerBuf::default();
+    for i in 0..n {
+        let t = doc.toks[i];
+        if !(i == 0 || t.newline_before) || t.kind != Kind::Word {
+            continue;
+        }
+        // The label: up to five words, "/" or "," and then ":" on the same line.
+        let mut j = i;
+        label.clear();
+        while j < n && j < i + 8 && (j == i || !doc.toks[j].newline_before) {
+            let u = doc.toks[j];
+            match u.kind {
+                Kind::Word => {
+                    if !label.is_empty() && !label.ends_with(['/', ',']) {
+                        label.push(' ');
+                    }
+                    label.push_str(dict::lower(doc.s(j), &mut buf));
+                }
+                Kind::Punct if matches!(u.ch, '/' | ',' | '\'') => label.push(u.ch),
+                _ => break,
+            }
+            j += 1;
+        }
+        if j >= n || !doc.is_punct(j, ':') || doc.toks[j].newline_before {
+            continue;
+        }
+        let address = lexicon::ADDRESS_LABELS.contains(&label.as_str());
+        if !address && !lexicon::NAME_LABELS.contains(&label.as_str()) {
+            continue;
+        }
+        let first = j + 1;
+        if first >= n || doc.toks[first].newline_before {
+            continue;
+        }
+        let mut last = first;
+        while last + 1 < n && !doc.toks[last + 1].newline_before {
+            let u = doc.toks[last + 1];
+            // "Name, Vorname: Müller, Hans": the label's comma is the value's too.
+            let in_name = u.kind == Kind::Word
+                || u.kind == Kind::Punct && matches!(u.ch, '.' | '-' | '\'' | '\u{2019}')
+                || u.is_punct(',') && label.contains(',');
+            if !address && !in_name {
+                break;
+            }
+            last += 1;
+        }
+        if !address && doc.toks[first].kind != Kind::Word {
+            continue;
+        }
+        while last > first
+            && doc.toks[last].kind == Kind::Punct
+            && matches!(
+                doc.toks[last].ch,
+                '.' | ',' | ';' | ':' | '-' | '\'' | '\u{2019}'
+            )
+        {
+            last -= 1;
+        }
+        // A form field's value is short; a long run is prose after a heading. A value holding
+        // a redaction tag was de-identified already: what is left of it stays as it was.
+        if last - first >= 16
+            || doc.toks[last].kind == Kind::Punct
+            || (first..=last).any(|k| doc.is_punct(k, '[') && is_tag(doc, k + 1))
+        {
+            continue;
+        }
+        let category = if address {
+            Category::Location
+        } else {
+            Category::Name
+        };
+        doc.push_toks(first, last, category, 0.9, "label.field");
+    }
+}
+
 /// Personal names: titles, dictionaries, initials, context words, then every other mention of
 /// a found surname in the same document.
 pub fn names(doc: &mut Doc) {
@@ -264,9 +347,24 @@ pub fn names(doc: &mut Doc) {
         // "Huberta Hotzenplotz, geb. am 3.6.1942", "Helmfried Koenig * 13.09.1955": the words
         // before a birth marker are a person's name, known or not
         let born = !titled && doc.lang == Lang::De && before_birth_marker(doc, k);
+        // A Spanish name after a title or a person's label ("Médico:", "Remitido por:") runs
+        // to its second surname, an ordinary word or not ("Dr. Ivan Olano Grasa", "Cristina
+        // Pérez Melón"), through particles, capitalised or not ("Gabriel de Arriba", "Sergio
+        // De la Cruz Reyes"). Asked once, when a word needs it.
+        // (One such word per name: a name has two surnames, and what follows a long one is
+        // more often a department or an address.)
+        let mut full_es: Option<bool> = None;
+        let mut ordinary_surname = false;
+        let mut full_es_at = |doc: &Doc| {
+            *full_es
+                .get_or_insert_with(|| doc.lang == Lang::Es && (titled || name_context(doc, start)))
+        };
         let mut j = k;
         while j < n {
             if j > start && doc.toks[j].newline_before {
+                break;
+            }
+            if parts > 0 && doc.lang == Lang::Es && doc.toks[j].cap && after_name_es(doc, j) {
                 break;
             }
             if doc.claimed[j] {
@@ -344,7 +442,23 @@ pub fn names(doc: &mut Doc) {
                 }
                 continue;
             }
-            if (parts > 0 || titled) && doc.has(j, dict::CONNECTOR) && !doc.toks[j].cap {
+            if parts >= 2
+                && !ordinary_surname
+                && last == Some(j - 1)
+                && surname_word(doc, j, false)
+                && full_es_at(doc)
+            {
+                ordinary_surname = true;
+                parts += 1;
+                strength += 1;
+                last = Some(j);
+                j += 1;
+                continue;
+            }
+            let particle = doc.has(j, dict::CONNECTOR)
+                && (!doc.toks[j].cap
+                    || parts > 0 && matches!(doc.s(j), "De" | "Del") && full_es_at(doc));
+            if (parts > 0 || titled) && particle {
                 // one or two particles, then a name part: "van de Noort", "de la Torre"
                 let mut m = j + 1;
                 if m < n && doc.has(m, dict::CONNECTOR) && !doc.toks[m].cap {
@@ -355,6 +469,19 @@ pub fn names(doc: &mut Doc) {
                     && name_strength_in(doc, m, titled || doc.lang != Lang::De) > 0
                 {
                     j = m;
+                    continue;
+                }
+                if m < n
+                    && parts > 0
+                    && !ordinary_surname
+                    && surname_word(doc, m, true)
+                    && full_es_at(doc)
+                {
+                    ordinary_surname = true;
+                    parts += 1;
+                    strength += 1;
+                    last = Some(m);
+                    j = m + 1;
                     continue;
                 }
             }
@@ -668,6 +795,49 @@ fn last_comma_first(doc: &mut Doc) {
             doc.push_toks(i, i + 2, Category::Name, 0.75, "name.last_first");
         }
     }
+}
+
+/// A capitalised word that can be a surname whatever else it means ("Grasa", "Melón",
+/// "Arriba", "Zafra"): not an acronym, a function word, a month, a title, a country, a
+/// facility, street or department word, nor a word that announces a person, an identifier or
+/// a contact. After a particle a function word is a surname too ("de Arriba").
+fn surname_word(doc: &Doc, j: usize, after_particle: bool) -> bool {
+    let t = doc.toks[j];
+    let function = if after_particle { 0 } else { dict::FUNCTION };
+    t.kind == Kind::Word
+        && t.cap
+        && !t.upper
+        && t.len() >= 3
+        && !t.newline_before
+        && doc.f(j) & (function | NOT_NAME | dict::MEDICAL | dict::COUNTRY) == 0
+        && !not_a_name_shape(doc.s(j))
+        && !after_name_es(doc, j)
+}
+
+/// True when token `i`, lower-cased, is one of `list` (short words only; no allocation).
+fn in_lower(doc: &Doc, i: usize, list: &[&str]) -> bool {
+    let w = doc.s(i);
+    if w.len() > 16 {
+        return false;
+    }
+    let mut buf = dict::LowerBuf::default();
+    list.contains(&dict::lower(w, &mut buf))
+}
+
+/// A word of a Spanish department's name ("Servicio de Urología", "Unidad de Cirugía
+/// Plástica", "Anatomía Patológica"): a department word, a specialty or a medical term.
+fn spanish_department_word(doc: &Doc, p: usize) -> bool {
+    let t = doc.toks[p];
+    t.kind == Kind::Word
+        && (doc.has(p, dict::MEDICAL)
+            || not_a_name_shape(doc.s(p))
+            || in_lower(doc, p, lexicon::DEPARTMENT_WORDS_ES))
+}
+
+/// A word that ends a Spanish name in a signature line (`lexicon::AFTER_NAME_ES`).
+fn after_name_es(doc: &Doc, j: usize) -> bool {
+    let t = doc.toks[j];
+    t.kind == Kind::Word && t.len() <= 16 && in_lower(doc, j, lexicon::AFTER_NAME_ES)
 }
 
 fn starts_sentence(doc: &Doc, i: usize) -> bool {
@@ -1036,6 +1206,11 @@ pub fn facilities(doc: &mut Doc) {
                 break;
             }
             let p = a - 1;
+            // "Servicio de Urología Hospital La Paz": in Spanish the department comes before
+            // the hospital it is in, and names no place.
+            if doc.lang == Lang::Es && spanish_department_word(doc, p) {
+                break;
+            }
             if doc.claimed[p] {
                 // "St. Luke's" + "Hospital"
                 if in_location(doc, p) && !doc.is_punct(p, ',') {
@@ -1107,6 +1282,13 @@ pub fn facilities(doc: &mut Doc) {
         let mut b = i;
         let mut k = i + 1;
         while k < n && !doc.toks[k].newline_before && !doc.claimed[k] {
+            // "Hospital Universitario de Getafe Servicio de Endocrinología"
+            if doc.lang == Lang::Es
+                && doc.toks[k].kind == Kind::Word
+                && in_lower(doc, k, lexicon::DEPARTMENT_WORDS_ES)
+            {
+                break;
+            }
             if place_part(doc, k) {
                 b = k;
                 k += 1;

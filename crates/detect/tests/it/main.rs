@@ -382,6 +382,119 @@ fn spanish_titles_stay_out_of_names_and_contact_labels_end_them() {
 }
 
 #[test]
+fn labelled_form_fields_are_taken_whole() {
+    let es = Some(Lang::Es);
+    // An address label's value is the rest of the line, whatever its words ("Ramón y Cajal",
+    // floor and door); closing punctuation stays out.
+    let text = "Nombre: Carmen.\nApellidos: Pose Diaz.\nDomicilio: Calle Ramón y Cajal, 3, 4 D.\n\
+                Localidad/ Provincia: Santa Cruz de Tenerife.\nCP: 38003.\n";
+    let spans = found(text, es);
+    for (cat, value) in [
+        (Category::Location, "Calle Ramón y Cajal, 3, 4 D"),
+        (Category::Location, "Santa Cruz de Tenerife"),
+        (Category::Name, "Pose Diaz"),
+        (Category::Name, "Carmen"),
+    ] {
+        assert!(
+            spans.iter().any(|(c, s)| *c == cat && s == value),
+            "{value}: {spans:?}"
+        );
+    }
+    // A name label's value stops at a number or a mark that is not part of a name; English and
+    // German labels too, and a label's comma is the value's.
+    let text = "Name: Konstantin Tupolev, * 21.06.67\nName, Vorname: Müller, Hans\n";
+    assert!(covers(text, "Konstantin Tupolev", Some(Lang::De)));
+    assert!(covers(text, "Müller, Hans", Some(Lang::De)));
+    assert!(
+        !found(text, Some(Lang::De))
+            .iter()
+            .any(|(c, s)| *c == Category::Name && s.contains("21")),
+        "{:?}",
+        found(text, Some(Lang::De))
+    );
+    // A value de-identified already keeps what the first run left (a second run changes
+    // nothing).
+    let text = "Domicilio: [LOCATION]: 430.\nNombre: [NAME].\n";
+    assert!(found(text, es).is_empty(), "{:?}", found(text, es));
+    // Not a label at the start of a line, not a known label, or prose after a heading: no.
+    for (text, word) in [
+        ("Se revisó el domicilio: Estable y sin cambios.", "Estable"),
+        ("Diagnóstico: Insuficiencia cardiaca.", "Insuficiencia"),
+        (
+            "Domicilio: el paciente vive solo desde hace años y refiere que no tiene familia \
+             cercana ni apoyo social de ninguna clase en la ciudad\n",
+            "refiere",
+        ),
+    ] {
+        assert!(untouched(text, word, es), "{text}: {:?}", found(text, es));
+    }
+}
+
+#[test]
+fn spanish_names_after_a_title_or_label_run_to_the_second_surname() {
+    let es = Some(Lang::Es);
+    // The second surname is an ordinary word ("grasa", "melón", "arriba"), or comes after a
+    // capitalised particle; a department or contact word after the name ends it.
+    for (text, name, after) in [
+        (
+            "Médico: Ivan Olano Grasa  NºCol: 40 40 59720.",
+            "Ivan Olano Grasa",
+            "NºCol",
+        ),
+        (
+            "Responsable clínico: Cristina Pérez Melón, Servicio de Nefrología.",
+            "Cristina Pérez Melón",
+            "Servicio",
+        ),
+        (
+            "Remitido por: Dr. Gabriel de Arriba, Sección de Nefrología.",
+            "Gabriel de Arriba",
+            "Sección",
+        ),
+        (
+            "Remitido por: Dr. Sergio De la Cruz Reyes. Jefatura Cirugía Plástica.",
+            "Sergio De la Cruz Reyes",
+            "Jefatura",
+        ),
+        (
+            "Responsable clínico: Dra. Carmen Gómez Candela Unidad de Nutrición.",
+            "Carmen Gómez Candela",
+            "Unidad",
+        ),
+    ] {
+        let spans = found(text, es);
+        assert!(
+            spans.iter().any(|(c, s)| *c == Category::Name && s == name),
+            "{text}: {spans:?}"
+        );
+        assert!(untouched(text, after, es), "{text}: {spans:?}");
+    }
+    // A department before or after the hospital it is in names no place; the hospital does.
+    // The "E" of "E-mail" after an address is not part of it.
+    let text = "Remitido por: Dr. Jorge Planelles Gómez Servicio de Urología Hospital Universitario \
+                La Paz. Avenida de la Castellana, 261, 28046 Madrid (España) E-mail: j@x.es";
+    let spans = found(text, es);
+    assert!(
+        covers(text, "Hospital Universitario La Paz", es),
+        "{spans:?}"
+    );
+    for word in ["Servicio", "Urología", "E-mail"] {
+        assert!(untouched(text, word, es), "{word}: {spans:?}");
+    }
+    assert!(covers(text, "Madrid (España)", es), "{spans:?}");
+    let text = "Hospital Universitario de Getafe Servicio de Endocrinología y Nutrición.";
+    assert!(covers(text, "Hospital Universitario de Getafe", es));
+    assert!(
+        untouched(text, "Endocrinología", es),
+        "{:?}",
+        found(text, es)
+    );
+    // Without a title or a label an ordinary word after a name is not taken.
+    let text = "Juan Pérez Grasa abdominal sin cambios.";
+    assert!(untouched(text, "abdominal", es), "{:?}", found(text, es));
+}
+
+#[test]
 fn clinical_words_scores_and_measurements_are_not_phi() {
     let de = Some(Lang::De);
     // Abbreviations that look like English honorifics, anatomical nouns that are also given
@@ -596,11 +709,13 @@ fn spanish_address_tails_and_lower_case_streets() {
             .any(|(c, s)| *c == Category::Name && s.ends_with("Tomás Ferreiro Lago")),
         "{f:?}"
     );
+    // and the department is not the hospital's name (it names no place)
     assert!(
         f.iter()
-            .any(|(c, s)| *c == Category::Location && s.starts_with("Servicio de Urología")),
+            .any(|(c, s)| *c == Category::Location && s == "Hospital Comarcal de Soria"),
         "{f:?}"
     );
+    assert!(untouched(text, "Servicio de Urología", es), "{f:?}");
     // clinical phrases with a street word and a number, and a sentence after an address
     for (text, word) in [
         (
