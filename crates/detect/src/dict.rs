@@ -43,6 +43,10 @@ pub const NAME_FOLLOW: u64 = 1 << 33;
 pub const NUMBER_WORD: u64 = 1 << 34;
 pub const SAINT: u64 = 1 << 35;
 pub const CLINICAL_NOUN: u64 = 1 << 36;
+/// Ends a Spanish name in a signature line (`lexicon::AFTER_NAME_ES`).
+pub const AFTER_NAME_ES: u64 = 1 << 37;
+/// Names a hospital department in Spanish (`lexicon::DEPARTMENT_WORDS_ES`).
+pub const DEPARTMENT_ES: u64 = 1 << 38;
 
 pub struct Dictionaries {
     words: FxHashMap<Box<str>, u64>,
@@ -119,6 +123,8 @@ impl Dictionaries {
                 COMMON_EN | COMMON_ES | COMMON_DE | CLINICAL_NOUN,
             ),
             (lexicon::CLINICAL_NOT_PLACES, MEDICAL),
+            (lexicon::AFTER_NAME_ES, AFTER_NAME_ES),
+            (lexicon::DEPARTMENT_WORDS_ES, DEPARTMENT_ES),
         ];
         for (list, flag) in hand {
             for w in *list {

@@ -219,30 +219,36 @@ pub fn labelled_fields(doc: &mut Doc) {
     let n = doc.toks.len();
     let mut label = String::new();
     let mut buf = dict::LowerBuf::default();
-    for i in 0..n {
-        let t = doc.toks[i];
-        if !(i == 0 || t.newline_before) || t.kind != Kind::Word {
-            continue;
-        }
-        // The label: up to five words, "/" or "," and then ":" on the same line.
-        let mut j = i;
-        label.clear();
-        while j < n && j < i + 8 && (j == i || !doc.toks[j].newline_before) {
-            let u = doc.toks[j];
-            match u.kind {
-                Kind::Word => {
-                    if !label.is_empty() && !label.ends_with(['/', ',']) {
-                        label.push(' ');
-                    }
-                    label.push_str(dict::lower(doc.s(j), &mut buf));
-                }
-                Kind::Punct if matches!(u.ch, '/' | ',' | '\'') => label.push(u.ch),
-                _ => break,
-            }
-            j += 1;
-        }
+    // From each ":" back to the start of its line (most texts have few).
+    for at in memchr::memchr_iter(b':', doc.text.as_bytes()) {
+        let j = doc.tok_at(at);
         if j >= n || !doc.is_punct(j, ':') || doc.toks[j].newline_before {
             continue;
+        }
+        // The label: up to eight words, "/", "," or "'" starting the line.
+        let mut i = j;
+        while i > 0
+            && j - i < 8
+            && !doc.toks[i].newline_before
+            && (doc.toks[i - 1].kind == Kind::Word
+                || doc.toks[i - 1].kind == Kind::Punct
+                    && matches!(doc.toks[i - 1].ch, '/' | ',' | '\''))
+        {
+            i -= 1;
+        }
+        if i == j || !(i == 0 || doc.toks[i].newline_before) || doc.toks[i].kind != Kind::Word {
+            continue;
+        }
+        label.clear();
+        for u in i..j {
+            if doc.toks[u].kind == Kind::Word {
+                if !label.is_empty() && !label.ends_with(['/', ',']) {
+                    label.push(' ');
+                }
+                label.push_str(dict::lower(doc.s(u), &mut buf));
+            } else {
+                label.push(doc.toks[u].ch);
+            }
         }
         let address = lexicon::ADDRESS_LABELS.contains(&label.as_str());
         if !address && !lexicon::NAME_LABELS.contains(&label.as_str()) {
@@ -297,6 +303,7 @@ pub fn labelled_fields(doc: &mut Doc) {
 /// a found surname in the same document.
 pub fn names(doc: &mut Doc) {
     let n = doc.toks.len();
+    let es = matches!(doc.lang, Lang::Es);
     let mut i = 0;
     while i < n {
         if doc.claimed[i] {
@@ -351,20 +358,18 @@ pub fn names(doc: &mut Doc) {
         // to its second surname, an ordinary word or not ("Dr. Ivan Olano Grasa", "Cristina
         // Pérez Melón"), through particles, capitalised or not ("Gabriel de Arriba", "Sergio
         // De la Cruz Reyes"). Asked once, when a word needs it.
-        // (One such word per name: a name has two surnames, and what follows a long one is
-        // more often a department or an address.)
+        // (One such word per name, `surname_left`: a name has two surnames, and what follows
+        // a long one is more often a department or an address.)
         let mut full_es: Option<bool> = None;
-        let mut ordinary_surname = false;
-        let mut full_es_at = |doc: &Doc| {
-            *full_es
-                .get_or_insert_with(|| doc.lang == Lang::Es && (titled || name_context(doc, start)))
-        };
+        let mut surname_left = es;
+        let mut full_es_at =
+            |doc: &Doc| *full_es.get_or_insert_with(|| es && (titled || name_context(doc, start)));
         let mut j = k;
         while j < n {
             if j > start && doc.toks[j].newline_before {
                 break;
             }
-            if parts > 0 && doc.lang == Lang::Es && doc.toks[j].cap && after_name_es(doc, j) {
+            if es && parts > 0 && doc.toks[j].cap && after_name_es(doc, j) {
                 break;
             }
             if doc.claimed[j] {
@@ -442,23 +447,24 @@ pub fn names(doc: &mut Doc) {
                 }
                 continue;
             }
-            if parts >= 2
-                && !ordinary_surname
+            if surname_left
+                && parts >= 2
                 && last == Some(j - 1)
                 && surname_word(doc, j, false)
                 && full_es_at(doc)
             {
-                ordinary_surname = true;
+                surname_left = false;
                 parts += 1;
                 strength += 1;
                 last = Some(j);
                 j += 1;
                 continue;
             }
-            let particle = doc.has(j, dict::CONNECTOR)
+            if (parts > 0 || titled)
+                && doc.has(j, dict::CONNECTOR)
                 && (!doc.toks[j].cap
-                    || parts > 0 && matches!(doc.s(j), "De" | "Del") && full_es_at(doc));
-            if (parts > 0 || titled) && particle {
+                    || parts > 0 && matches!(doc.s(j), "De" | "Del") && full_es_at(doc))
+            {
                 // one or two particles, then a name part: "van de Noort", "de la Torre"
                 let mut m = j + 1;
                 if m < n && doc.has(m, dict::CONNECTOR) && !doc.toks[m].cap {
@@ -471,13 +477,13 @@ pub fn names(doc: &mut Doc) {
                     j = m;
                     continue;
                 }
-                if m < n
+                if surname_left
+                    && m < n
                     && parts > 0
-                    && !ordinary_surname
                     && surname_word(doc, m, true)
                     && full_es_at(doc)
                 {
-                    ordinary_surname = true;
+                    surname_left = false;
                     parts += 1;
                     strength += 1;
                     last = Some(m);
@@ -814,16 +820,6 @@ fn surname_word(doc: &Doc, j: usize, after_particle: bool) -> bool {
         && !after_name_es(doc, j)
 }
 
-/// True when token `i`, lower-cased, is one of `list` (short words only; no allocation).
-fn in_lower(doc: &Doc, i: usize, list: &[&str]) -> bool {
-    let w = doc.s(i);
-    if w.len() > 16 {
-        return false;
-    }
-    let mut buf = dict::LowerBuf::default();
-    list.contains(&dict::lower(w, &mut buf))
-}
-
 /// A word of a Spanish department's name ("Servicio de Urología", "Unidad de Cirugía
 /// Plástica", "Anatomía Patológica"): a department word, a specialty or a medical term.
 fn spanish_department_word(doc: &Doc, p: usize) -> bool {
@@ -831,13 +827,13 @@ fn spanish_department_word(doc: &Doc, p: usize) -> bool {
     t.kind == Kind::Word
         && (doc.has(p, dict::MEDICAL)
             || not_a_name_shape(doc.s(p))
-            || in_lower(doc, p, lexicon::DEPARTMENT_WORDS_ES))
+            || doc.has(p, dict::DEPARTMENT_ES))
 }
 
 /// A word that ends a Spanish name in a signature line (`lexicon::AFTER_NAME_ES`).
+#[inline]
 fn after_name_es(doc: &Doc, j: usize) -> bool {
-    let t = doc.toks[j];
-    t.kind == Kind::Word && t.len() <= 16 && in_lower(doc, j, lexicon::AFTER_NAME_ES)
+    doc.has(j, dict::AFTER_NAME_ES)
 }
 
 fn starts_sentence(doc: &Doc, i: usize) -> bool {
@@ -1283,10 +1279,7 @@ pub fn facilities(doc: &mut Doc) {
         let mut k = i + 1;
         while k < n && !doc.toks[k].newline_before && !doc.claimed[k] {
             // "Hospital Universitario de Getafe Servicio de Endocrinología"
-            if doc.lang == Lang::Es
-                && doc.toks[k].kind == Kind::Word
-                && in_lower(doc, k, lexicon::DEPARTMENT_WORDS_ES)
-            {
+            if doc.lang == Lang::Es && doc.has(k, dict::DEPARTMENT_ES) {
                 break;
             }
             if place_part(doc, k) {
