@@ -258,13 +258,14 @@ pub fn labelled_fields(doc: &mut Doc) {
         if first >= n || doc.toks[first].newline_before {
             continue;
         }
+        // "Name, Vorname: Müller, Hans": the label's comma is the value's too.
+        let comma = label.contains(',');
         let mut last = first;
         while last + 1 < n && !doc.toks[last + 1].newline_before {
             let u = doc.toks[last + 1];
-            // "Name, Vorname: Müller, Hans": the label's comma is the value's too.
             let in_name = u.kind == Kind::Word
                 || u.kind == Kind::Punct && matches!(u.ch, '.' | '-' | '\'' | '\u{2019}')
-                || u.is_punct(',') && label.contains(',');
+                || comma && u.is_punct(',');
             if !address && !in_name {
                 break;
             }

@@ -146,7 +146,7 @@ impl Hl7Deid {
                     .iter()
                     .enumerate()
                     .filter_map(|(n, t)| {
-                        let t = t.filter(|&t| !t.all_keep() && type_collects(config.profile, t))?;
+                        let t = t.filter(|&t| type_collects(config.profile, t))?;
                         // Part 0 is the segment id; in a header, part 1 is MSH-2.
                         let k = if header { n.checked_sub(1)? } else { n };
                         (k >= 1).then_some((k, t))
