@@ -147,7 +147,12 @@ pub struct Deidentifier {
 
 /// The typed redaction tag for a category: `[NAME]`, `[DATE]`, ...
 pub fn tag(category: Category) -> String {
-    format!("[{}]", category.as_str())
+    let name = category.as_str();
+    let mut t = String::with_capacity(name.len() + 2);
+    t.push('[');
+    t.push_str(name);
+    t.push(']');
+    t
 }
 
 /// True when the span is text phiguard wrote: a typed tag (or the label inside one) or, when

@@ -77,9 +77,22 @@ impl Detector {
         }
     }
 
-    /// Guesses the language of `text` from its most frequent function words.
+    /// Guesses the language of `text` from its most frequent function words, as
+    /// [`Detector::detect_lang`] does when it is given none.
     pub fn guess_language(&self, text: &str) -> Lang {
-        guess_language(text)
+        let mut toks = Vec::with_capacity(text.len() / 4);
+        tokens::tokenize(text, &mut toks);
+        let mut buf = dict::LowerBuf::default();
+        let mut votes = [0u32; 3];
+        for t in &toks {
+            if t.kind == tokens::Kind::Word && t.len() < 40 {
+                vote(
+                    self.dict.get(dict::lower(&text[t.range()], &mut buf)),
+                    &mut votes,
+                );
+            }
+        }
+        lang_from_votes(votes)
     }
 
     /// Detects PHI, guessing the language of `text`.
@@ -90,8 +103,14 @@ impl Detector {
     /// Detects PHI in `text`; `lang` forces a language, `None` guesses it per document.
     /// Spans come back sorted by start and never overlap.
     pub fn detect_lang(&self, text: &str, lang: Option<Lang>) -> Vec<Span> {
+        self.detect_guessing(text, lang).1
+    }
+
+    /// As [`Detector::detect_lang`], also returning the language used: `lang` when given,
+    /// otherwise the one [`Detector::guess_language`] would guess, found in the same pass.
+    pub fn detect_guessing(&self, text: &str, lang: Option<Lang>) -> (Lang, Vec<Span>) {
         if text.is_empty() {
-            return Vec::new();
+            return (lang.unwrap_or(Lang::En), Vec::new());
         }
         let mut toks = Vec::with_capacity(text.len() / 4);
         tokens::tokenize(text, &mut toks);
@@ -104,11 +123,7 @@ impl Detector {
             } else {
                 0
             };
-            if f & dict::STOP_ANY != 0 {
-                votes[0] += u32::from(f & dict::STOP_EN != 0);
-                votes[1] += u32::from(f & dict::STOP_ES != 0);
-                votes[2] += u32::from(f & dict::STOP_DE != 0);
-            }
+            vote(f, &mut votes);
             flags.push(f);
         }
         let lang = lang.unwrap_or_else(|| lang_from_votes(votes));
@@ -169,7 +184,17 @@ impl Detector {
         names::address_tails(&mut doc);
         let mut spans = doc.spans;
         trim_email_label(text, &mut spans);
-        merge(spans)
+        (lang, merge(spans))
+    }
+}
+
+/// Counts a word's vote for the languages whose function word it is.
+#[inline]
+fn vote(flags: u64, votes: &mut [u32; 3]) {
+    if flags & dict::STOP_ANY != 0 {
+        votes[0] += u32::from(flags & dict::STOP_EN != 0);
+        votes[1] += u32::from(flags & dict::STOP_ES != 0);
+        votes[2] += u32::from(flags & dict::STOP_DE != 0);
     }
 }
 
@@ -239,20 +264,4 @@ fn lang_from_votes(votes: [u32; 3]) -> Lang {
     } else {
         Lang::En
     }
-}
-
-/// Counts function words of each language.
-fn guess_language(text: &str) -> Lang {
-    let mut votes = [0u32; 3];
-    let mut buf = dict::LowerBuf::default();
-    for w in text.split(|c: char| !c.is_alphabetic()) {
-        if w.is_empty() || w.len() > 8 {
-            continue;
-        }
-        let w = dict::lower(w, &mut buf);
-        votes[0] += u32::from(lexicon::STOP_EN.contains(&w));
-        votes[1] += u32::from(lexicon::STOP_ES.contains(&w));
-        votes[2] += u32::from(lexicon::STOP_DE.contains(&w));
-    }
-    lang_from_votes(votes)
 }

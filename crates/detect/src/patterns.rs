@@ -70,24 +70,15 @@ impl Patterns {
 /// E-mail addresses, URLs and IPv6 addresses, when their trigger characters appear.
 pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
     let text = doc.text;
-    let has_at = memchr::memchr(b'@', text.as_bytes()).is_some();
-    if has_at {
+    let marks = Marks::of(text.as_bytes());
+    if marks.at {
         for m in p.email.find_iter(text) {
             let (s, e) = trim_trailing(text, m.start(), m.end());
             doc.push(s, e, Category::Email, 0.95, "email");
         }
     }
     // URLs need "://", "www." or a dot between two letters ("example.org")
-    let b = text.as_bytes();
-    let scheme = memchr::memchr_iter(b':', b).any(|i| b[i + 1..].starts_with(b"//"));
-    let domain_like = scheme
-        || memchr::memchr_iter(b'.', b).any(|i| {
-            i > 0
-                && i + 1 < b.len()
-                && b[i - 1].is_ascii_alphanumeric()
-                && b[i + 1].is_ascii_alphabetic()
-        });
-    if domain_like && (scheme || dot_before_url_part(text)) {
+    if marks.scheme || marks.domain_dot && dot_before_url_part(text) {
         for m in p.url.find_iter(text) {
             let (s, e) = trim_trailing(text, m.start(), m.end());
             // skip the domain of an e-mail address and plain decimal numbers
@@ -102,16 +93,50 @@ pub fn emails_urls(p: &Patterns, doc: &mut Doc) {
         }
     }
     // an IPv6 address has at least two colons followed by a hex digit
-    if memchr::memchr_iter(b':', b)
-        .filter(|&i| b.get(i + 1).is_some_and(u8::is_ascii_hexdigit))
-        .nth(1)
-        .is_some()
-    {
+    if marks.hex_colons >= 2 {
         for m in p.ipv6.find_iter(text) {
             if m.as_str().parse::<std::net::Ipv6Addr>().is_ok() {
                 doc.push(m.start(), m.end(), Category::Ip, 0.95, "ip.v6");
             }
         }
+    }
+}
+
+/// What [`emails_urls`] needs to know before running a pattern, found in one pass over the
+/// bytes (most texts it sees are short field values, where one plain loop beats a `memchr`
+/// call per mark).
+#[derive(Debug, Default, PartialEq)]
+struct Marks {
+    /// An "@" (an e-mail address needs one).
+    at: bool,
+    /// "://" somewhere.
+    scheme: bool,
+    /// A dot between an ASCII letter or digit and an ASCII letter ("example.org").
+    domain_dot: bool,
+    /// Colons followed by a hex digit (an IPv6 address has at least two).
+    hex_colons: u32,
+}
+
+impl Marks {
+    fn of(b: &[u8]) -> Marks {
+        let mut m = Marks::default();
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'@' => m.at = true,
+                b':' => {
+                    let next = b.get(i + 1..).unwrap_or_default();
+                    m.scheme |= next.starts_with(b"//");
+                    m.hex_colons += u32::from(next.first().is_some_and(u8::is_ascii_hexdigit));
+                }
+                b'.' => {
+                    m.domain_dot |= i > 0
+                        && b[i - 1].is_ascii_alphanumeric()
+                        && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic);
+                }
+                _ => {}
+            }
+        }
+        m
     }
 }
 
@@ -1311,6 +1336,39 @@ pub fn age_words(doc: &mut Doc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass marks are the searches they replace, on every string of up to four bytes
+    /// drawn from the characters they look at (and a few they must ignore).
+    #[test]
+    fn marks_are_the_searches_they_replace() {
+        let alphabet: &[u8] = b"@:/.aZ9f- ";
+        let slow = |b: &[u8]| Marks {
+            at: b.contains(&b'@'),
+            scheme: (0..b.len()).any(|i| b[i] == b':' && b[i + 1..].starts_with(b"//")),
+            domain_dot: (1..b.len().saturating_sub(1)).any(|i| {
+                b[i] == b'.' && b[i - 1].is_ascii_alphanumeric() && b[i + 1].is_ascii_alphabetic()
+            }),
+            hex_colons: (0..b.len())
+                .filter(|&i| b[i] == b':' && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit))
+                .count() as u32,
+        };
+        let mut s = Vec::new();
+        let mut checked = 0;
+        for n in 0..=4u32 {
+            for mut k in 0..alphabet.len().pow(n) {
+                s.clear();
+                for _ in 0..n {
+                    s.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                assert_eq!(Marks::of(&s), slow(&s), "{:?}", String::from_utf8_lossy(&s));
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000);
+        let m = Marks::of("see https://x.org, a@b.es, fe80::1:2".as_bytes());
+        assert!(m.at && m.scheme && m.domain_dot && m.hex_colons == 2);
+    }
 
     /// `dot_before_url_part` and the IPv6 pre-check read the case-insensitive classes of the
     /// `url` and `ipv6` patterns as ASCII plus the two non-ASCII chars that fold to ASCII letters.

@@ -599,10 +599,7 @@ fn process(
                 (_, None) => patient_rel.clone(),
             };
             // One language per record, for both detection and reading numeric dates.
-            let lang = args
-                .lang
-                .unwrap_or_else(|| detector.guess_language(&rec.text));
-            let spans = detector.detect_lang(&rec.text, Some(lang));
+            let (lang, spans) = detector.detect_guessing(&rec.text, args.lang);
             let result = deid
                 .deidentify(&Document {
                     text: &rec.text,

@@ -394,10 +394,7 @@ impl Engine {
     /// per-category actions. Returns the new text (`None` when nothing was found) and the number
     /// of detections per category.
     pub fn text(&self, value: &str, patient: Option<&PatientRef>) -> Result<TextResult, RuleError> {
-        let lang = self
-            .lang
-            .unwrap_or_else(|| self.detector.guess_language(value));
-        let spans = self.detector.detect_lang(value, Some(lang));
+        let (lang, spans) = self.detector.detect_guessing(value, self.lang);
         if spans.is_empty() {
             return Ok((None, Vec::new()));
         }
