@@ -1203,6 +1203,21 @@ pub fn month_dates(doc: &mut Doc) {
         {
             b = k + 1;
             has_num = true;
+        } else if k == i + 1 && joined(doc, k) && joined(doc, k + 1) && k + 1 < n
+            // "diciembre-2002", "febrero-03": a hyphen joins a year or two digits
+            && (is_year(doc, k + 1)
+                || doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2)
+        {
+            b = k + 1;
+            has_num = true;
+        } else if k + 2 < n
+            && matches!(doc.s(k), "de" | "del")
+            && doc.s(k + 1).eq_ignore_ascii_case("año")
+            && is_year(doc, k + 2)
+        {
+            // "enero del año 2001"
+            b = k + 2;
+            has_num = true;
         }
         // left: "5 March", "5th of March", "5 de marzo", "5. März", "March" after weekday
         let mut l = i;
@@ -1210,6 +1225,10 @@ pub fn month_dates(doc: &mut Doc) {
             l -= 1;
         }
         if l >= 1 && doc.is_punct(l - 1, '.') && l >= 2 && is_day(doc, l - 2) {
+            a = l - 2;
+            has_num = true;
+        } else if l == i && l >= 2 && joined(doc, l) && joined(doc, l - 1) && is_day(doc, l - 2) {
+            // "23-enero-2004"
             a = l - 2;
             has_num = true;
         } else if l >= 1 && is_day(doc, l - 1) {
@@ -1231,6 +1250,13 @@ pub fn month_dates(doc: &mut Doc) {
         }
         doc.push_toks(a, b, Category::Date, 0.9, "date.month");
     }
+}
+
+/// Token `k` is a hyphen with no space before it and none before the token after it, or
+/// (for `k` after a hyphen) directly follows one: the two sides of "enero-2004" are joined.
+fn joined(doc: &Doc, k: usize) -> bool {
+    let hyphen = |j: usize| doc.is_punct(j, '-');
+    k < doc.toks.len() && !doc.toks[k].space_before && (hyphen(k) || k >= 1 && hyphen(k - 1))
 }
 
 fn is_day(doc: &Doc, k: usize) -> bool {

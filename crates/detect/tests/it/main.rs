@@ -58,8 +58,37 @@ fn dates_in_written_forms() {
         ("Aufnahme am 19.3. und Entlassung am 7.5.2029.", "7.5.2029"),
         ("Aufnahme am 19.3. und Entlassung.", "19.3."),
         ("Seen on the 5th of March by the team.", "5th of March"),
+        // a hyphen joins a day, a month name and a year
+        (
+            "El 30-marzo-2004 se inició la diálisis peritoneal.",
+            "30-marzo-2004",
+        ),
+        (
+            "En tratamiento desde diciembre-2002, por IRC.",
+            "diciembre-2002",
+        ),
+        (
+            "En diciembre-08 nuevo episodio de hemorragia.",
+            "diciembre-08",
+        ),
+        ("Seen in March-2021 for follow-up.", "March-2021"),
+        (
+            "En enero del año 2001 se practicó una laparotomía.",
+            "enero del año 2001",
+        ),
     ] {
         assert!(covers(text, date, None), "{text}: {:?}", found(text, None));
+    }
+    // the hyphen must join both sides
+    for (text, kept) in [
+        ("Tomó marzo - 30 comprimidos en total.", "30"),
+        ("Lote 20 -marzo- 2004 sin incidencias.", "2004"),
+    ] {
+        assert!(
+            untouched(text, kept, Some(Lang::Es)),
+            "{text}: {:?}",
+            found(text, Some(Lang::Es))
+        );
     }
 }
 
