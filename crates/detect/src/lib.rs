@@ -181,6 +181,7 @@ impl Detector {
         names::places(&mut doc);
         // Last, so that what the others found across the line's end is kept whole.
         names::labelled_fields(&mut doc);
+        names::streets_before_postcodes(&mut doc);
         names::address_tails(&mut doc);
         let mut spans = doc.spans;
         trim_email_label(text, &mut spans);

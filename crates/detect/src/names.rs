@@ -995,6 +995,156 @@ pub fn address_tails(doc: &mut Doc) {
     }
 }
 
+/// Spanish streets written without a street word in front of a postcode, as in signature
+/// lines: "Los Alisos, 10. 13002 Ciudad Real", "Héroes de Cascorro, 9, 3º A. 06004 Badajoz",
+/// "Mourente, s/n. 36071 Pontevedra". The postcode (five digits) must already read as a place
+/// (a place span holds it, or a town follows it); before it, a house number or "s/n" (with
+/// floor and door) after a comma, and before that up to six capitalised words and particles,
+/// back to a period, a line start or another span.
+pub fn streets_before_postcodes(doc: &mut Doc) {
+    if doc.lang != Lang::Es {
+        return;
+    }
+    let n = doc.toks.len();
+    for p in 2..n {
+        let t = doc.toks[p];
+        if t.kind != Kind::Num || t.len() != 5 || t.newline_before {
+            continue;
+        }
+        let town_after = p + 1 < n
+            && !doc.toks[p + 1].newline_before
+            && doc.toks[p + 1].cap
+            && (doc.has(p + 1, dict::CITY | dict::STATE)
+                || doc.claimed[p + 1] && in_location(doc, p + 1));
+        if !(doc.claimed[p] && in_location(doc, p) || town_after) {
+            continue;
+        }
+        let mut j = p - 1;
+        if doc.toks[j].kind == Kind::Punct && matches!(doc.toks[j].ch, '-' | '.' | ',') {
+            j -= 1;
+        }
+        // the house part, right to left: floor and door, then the number or "s/n"
+        let house_end = j;
+        let mut number = None;
+        let mut parts = 0;
+        loop {
+            if parts > 8 || doc.toks[j].newline_before && j != house_end {
+                break;
+            }
+            let tk = doc.toks[j];
+            let w = doc.s(j);
+            if j >= 2
+                && w.eq_ignore_ascii_case("n")
+                && doc.is_punct(j - 1, '/')
+                && doc.s(j - 2).eq_ignore_ascii_case("s")
+            {
+                number = Some(j - 2);
+                j -= 2;
+            } else if tk.kind == Kind::Num && tk.len() <= 4
+                || tk.kind == Kind::Alnum
+                    && tk.len() <= 4
+                    && w.starts_with(|c: char| c.is_ascii_digit())
+            {
+                number = Some(j);
+            } else if !(tk.kind == Kind::Word
+                && (tk.len() == 1 && tk.cap || matches!(w, "º" | "ª"))
+                || tk.kind == Kind::Punct && matches!(tk.ch, '.' | '-' | 'º' | 'ª'))
+            {
+                break;
+            }
+            parts += 1;
+            if j == 0 {
+                break;
+            }
+            j -= 1;
+            // the number is the leftmost part: a comma before it ends the house part, unless
+            // another number comes before the comma ("7, 2º B": the floor came first)
+            if number.is_some() && doc.is_punct(j, ',') {
+                let house_before = j >= 1
+                    && doc.toks[j - 1].kind == Kind::Num
+                    && doc.toks[j - 1].len() <= 4
+                    && !doc.toks[j].newline_before;
+                if !house_before {
+                    break;
+                }
+                j -= 1;
+            }
+        }
+        let Some(num) = number else {
+            continue;
+        };
+        if num < 2 || !doc.is_punct(num - 1, ',') {
+            continue;
+        }
+        // the street's words, right to left
+        let mut a = None;
+        let mut k = num - 2;
+        let mut words = 0;
+        loop {
+            let tk = doc.toks[k];
+            let particle = matches!(
+                doc.s(k),
+                "de" | "del" | "la" | "las" | "los" | "el" | "y" | "d"
+            );
+            // a town's name may name a street too ("Salamanca, 5"), not a person's
+            let word = tk.kind == Kind::Word
+                && (!doc.claimed[k] || in_location(doc, k))
+                && (tk.cap
+                    && !doc.has(k, dict::FACILITY | dict::TITLE | dict::MEDICAL)
+                    && !spanish_department_word(doc, k)
+                    || particle);
+            if !word || words >= 6 {
+                break;
+            }
+            if tk.cap {
+                a = Some(k);
+            }
+            words += 1;
+            // a street word ("Paseo", "Boulevard") starts the street
+            if tk.newline_before || k == 0 || doc.has(k, dict::STREET_PREFIX) {
+                break;
+            }
+            k -= 1;
+        }
+        let Some(mut a) = a else {
+            continue;
+        };
+        // A span that starts before the street (a hospital's name ending in a town's) is not
+        // the street's: it starts after it.
+        let mut k = a;
+        while k < num - 1 && a < num - 1 {
+            let (ts, te) = (doc.toks[k].start as usize, doc.toks[k].end as usize);
+            let start_a = doc.toks[a].start as usize;
+            if doc.claimed[k]
+                && let Some(sp) = doc
+                    .spans
+                    .iter()
+                    .find(|sp| sp.start <= ts && sp.end >= te && sp.start < start_a)
+            {
+                a = doc.tok_end(sp.end).max(k + 1);
+            }
+            k += 1;
+        }
+        if a > num - 2 || !doc.toks[a].cap {
+            continue;
+        }
+        // what comes before is a sentence's or line's end, or another span
+        let bounded = a == 0
+            || doc.toks[a].newline_before
+            || doc.claimed[a - 1]
+            || doc.toks[a - 1].kind == Kind::Punct && matches!(doc.toks[a - 1].ch, '.' | ':' | ',');
+        if bounded {
+            doc.push_toks(
+                a,
+                house_end,
+                Category::Location,
+                0.85,
+                "address.before_postcode",
+            );
+        }
+    }
+}
+
 /// True when tokens from `k` are two to four capitalised words (hyphenated ones count as one)
 /// on one line, then a birth marker: `, geb.`, `geb.`, `, *` or `*` before a date.
 fn before_birth_marker(doc: &Doc, k: usize) -> bool {

@@ -1199,14 +1199,13 @@ pub fn month_dates(doc: &mut Doc) {
             && (matches!(doc.s(k), "de" | "del" | "of") && is_year(doc, k + 1)
                 || doc.is_punct(k, '\'')
                     && doc.toks[k + 1].kind == Kind::Num
-                    && doc.toks[k + 1].len() == 2)
-        {
-            b = k + 1;
-            has_num = true;
-        } else if k == i + 1 && joined(doc, k) && joined(doc, k + 1) && k + 1 < n
-            // "diciembre-2002", "febrero-03": a hyphen joins a year or two digits
-            && (is_year(doc, k + 1)
-                || doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2)
+                    && doc.toks[k + 1].len() == 2
+                // "diciembre-2002", "febrero-03": a hyphen joins a year or two digits
+                || k == i + 1
+                    && joined(doc, k)
+                    && joined(doc, k + 1)
+                    && (is_year(doc, k + 1)
+                        || doc.toks[k + 1].kind == Kind::Num && doc.toks[k + 1].len() == 2))
         {
             b = k + 1;
             has_num = true;

@@ -411,6 +411,37 @@ fn spanish_titles_stay_out_of_names_and_contact_labels_end_them() {
 }
 
 #[test]
+fn spanish_streets_before_a_postcode_are_addresses() {
+    for (text, street) in [
+        (
+            "Responsable clínico: Dra. Lucía Pérez Gil. Las Palmeras, 22. 41010 Sevilla.",
+            "Las Palmeras, 22",
+        ),
+        (
+            "Servicio de Cardiología. Hospital del Valle. Río Tajo, s/n - 45004 Toledo",
+            "Río Tajo, s/n",
+        ),
+        (
+            "Remitido por: Dr. Pablo Ruiz. Hermanos Machado, 7, 2º B. 28002 Madrid",
+            "Hermanos Machado, 7, 2º B",
+        ),
+    ] {
+        assert!(
+            covers(text, street, Some(Lang::Es)),
+            "{text}: {:?}",
+            found(text, Some(Lang::Es))
+        );
+    }
+    // a number before five digits that are not a place's postcode is not a street
+    let text = "Glucosa, 110. 41010 muestras analizadas en el laboratorio.";
+    assert!(
+        untouched(text, "Glucosa", Some(Lang::Es)),
+        "{:?}",
+        found(text, Some(Lang::Es))
+    );
+}
+
+#[test]
 fn labelled_form_fields_are_taken_whole() {
     let es = Some(Lang::Es);
     // An address label's value is the rest of the line, whatever its words ("Ramón y Cajal",
@@ -806,6 +837,50 @@ fn spans_are_sorted_and_disjoint_on_any_input() {
             assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
         }
     }
+}
+
+/// Every sequence of up to four pieces of addresses and dates (the shapes the Spanish address
+/// and date rules walk back and forth over), in every language: spans stay well formed and
+/// nothing panics at the text's edges.
+#[test]
+fn address_and_date_pieces_in_any_order() {
+    let pieces = [
+        "Dr. Ana Gil. ",
+        "Domicilio: ",
+        "C/ Canal de Panamá",
+        "Los Alisos",
+        ", 2",
+        ", s/n",
+        ". 28027 Madrid",
+        " - ",
+        "28002",
+        "\n",
+        "enero",
+        "-2004",
+        " 3º B",
+    ];
+    let mut text = String::new();
+    let mut checked = 0;
+    for n in 1..=4u32 {
+        for mut k in 0..pieces.len().pow(n) {
+            text.clear();
+            for _ in 0..n {
+                text.push_str(pieces[k % pieces.len()]);
+                k /= pieces.len();
+            }
+            for lang in [Some(Lang::Es), Some(Lang::En), Some(Lang::De)] {
+                let spans = detector().detect_lang(&text, lang);
+                for w in spans.windows(2) {
+                    assert!(w[0].end <= w[1].start, "{text:?}: {spans:?}");
+                }
+                for s in &spans {
+                    assert!(s.start < s.end && s.end <= text.len(), "{text:?}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 25_000);
 }
 
 #[test]
