@@ -131,6 +131,10 @@ impl Dictionaries {
                 d.add(w, *flag);
             }
         }
+        // the micro sign (U+00B5) and the Greek mu (U+03BC) are both typed for "micro"
+        for w in lexicon::UNITS.iter().filter(|w| w.contains('µ')) {
+            d.add(&w.replace('µ', "μ"), UNIT);
+        }
         for (w, _) in lexicon::ID_CONTEXT {
             d.add(w, ID_CTX);
         }

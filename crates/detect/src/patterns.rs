@@ -1104,7 +1104,13 @@ pub fn alnum_ids(doc: &mut Doc) {
             && doc.is_punct(j - 1, '/')
             && doc.toks[j].kind == Kind::Word
             && doc.has(j, dict::UNIT);
-        if measure || per_unit || icd10_code(doc, i, j) && id_context(doc, i, 3).is_none() {
+        let notation = (i..=j).step_by(2).all(|k| not_an_id_part(doc.s(k), doc))
+            || (i..=j).step_by(2).all(|k| vertebra(doc.s(k))) && j > i
+            || hgvs_prefixed(doc, i);
+        if measure
+            || per_unit
+            || (icd10_code(doc, i, j) || notation) && id_context(doc, i, 3).is_none()
+        {
             i = j + 1;
             continue;
         }
@@ -1138,6 +1144,42 @@ pub fn alnum_ids(doc: &mut Doc) {
         }
         i = j + 1;
     }
+}
+
+/// A part of a digit compound that is a measurement or a notation, not an identifier's:
+/// dimensions ("65x46", "14X10X10"), a number of up to four digits with a unit glued after it
+/// ("5000UI", "20g", "24h"), degrees ("39º"), a dbSNP reference ("rs121912744").
+fn not_an_id_part(w: &str, doc: &Doc) -> bool {
+    let digits = w.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &w[digits..];
+    let dimension = w.split(['x', 'X']).count() >= 2
+        && w.split(['x', 'X'])
+            .all(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    // up to four digits: a national ID's check letter may be a unit's ("12345678S")
+    let unit_suffix = (1..=4).contains(&digits)
+        && !rest.is_empty()
+        && doc.dict.get(&rest.to_lowercase()) & dict::UNIT != 0;
+    let degrees = (1..=3).contains(&digits) && matches!(rest, "º" | "°" | "ºC" | "°C");
+    let dbsnp = w.len() > 2 && w.starts_with("rs") && w[2..].bytes().all(|b| b.is_ascii_digit());
+    dimension || unit_suffix || degrees || dbsnp
+}
+
+/// A vertebra or its level: "T11", "D10", "L4", "C5", "S1".
+fn vertebra(w: &str) -> bool {
+    let b = w.as_bytes();
+    (2..=3).contains(&b.len())
+        && matches!(b[0], b'C' | b'T' | b'D' | b'L' | b'S')
+        && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// A sequence variant in HGVS notation: "c.1766G", "p.R490W", "g.20210G": one of the prefixes
+/// c, g, m, n, p, r and a period directly before the compound.
+fn hgvs_prefixed(doc: &Doc, i: usize) -> bool {
+    i >= 2
+        && doc.is_punct(i - 1, '.')
+        && !doc.toks[i].space_before
+        && !doc.toks[i - 1].space_before
+        && matches!(doc.s(i - 2), "c" | "g" | "m" | "n" | "p" | "r")
 }
 
 fn count_digits(s: &str) -> usize {

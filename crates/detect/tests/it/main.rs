@@ -884,6 +884,46 @@ fn address_and_date_pieces_in_any_order() {
 }
 
 #[test]
+fn measurements_and_notations_glued_to_digits_are_not_identifiers() {
+    for (text, kept) in [
+        ("Masa paravertebral de 65x46 mm que comprime.", "65x46"),
+        ("Tumoración de 14X10X10 cm de diámetro.", "14X10X10"),
+        ("Espondilodiscitis D10-D11 con absceso.", "D10-D11"),
+        ("Fijación T11-T12 con tornillos.", "T11-T12"),
+        ("Se administraron 5000UI de heparina.", "5000UI"),
+        ("Colecalciferol 400UI/24h por vía oral.", "400UI/24h"),
+        ("Proteinuria 20g/24h en la analítica.", "20g/24h"),
+        ("Leucocitos 10.200/μl con neutrofilia.", "10.200/μl"),
+        ("Fiebre diaria de 39º-40º sin foco.", "39º-40º"),
+        ("La mutación (c.1766G > A) es patogénica.", "1766G"),
+        (
+            "Variante rs121912744 catalogada como patogénica.",
+            "rs121912744",
+        ),
+    ] {
+        assert!(
+            untouched(text, kept, Some(Lang::Es)),
+            "{text}: {:?}",
+            found(text, Some(Lang::Es))
+        );
+    }
+    // identifiers that end with a unit's letter, or carry their label, still are
+    for (text, id) in [
+        (
+            "Paciente con documento 12345678S en el archivo.",
+            "12345678S",
+        ),
+        ("NHC: 4521X33 del paciente.", "4521X33"),
+    ] {
+        assert!(
+            covers(text, id, Some(Lang::Es)),
+            "{text}: {:?}",
+            found(text, Some(Lang::Es))
+        );
+    }
+}
+
+#[test]
 fn redaction_tags_are_not_phi() {
     let text = "[NAME] was seen at [LOCATION] on [DATE]; MRN [MRN].";
     assert!(
