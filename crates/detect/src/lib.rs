@@ -82,17 +82,29 @@ impl Detector {
     pub fn guess_language(&self, text: &str) -> Lang {
         let mut toks = Vec::with_capacity(text.len() / 4);
         tokens::tokenize(text, &mut toks);
+        lang_from_votes(self.word_flags(text, &toks).1)
+    }
+
+    /// The dictionary flags of every token (0 for all but words under 40 bytes) and the
+    /// function-word votes per language (en, es, de) they add up to.
+    fn word_flags(&self, text: &str, toks: &[tokens::Tok]) -> (Vec<u64>, [u32; 3]) {
+        let mut flags = Vec::with_capacity(toks.len());
         let mut buf = dict::LowerBuf::default();
         let mut votes = [0u32; 3];
-        for t in &toks {
-            if t.kind == tokens::Kind::Word && t.len() < 40 {
-                vote(
-                    self.dict.get(dict::lower(&text[t.range()], &mut buf)),
-                    &mut votes,
-                );
+        for t in toks {
+            let f = if t.kind == tokens::Kind::Word && t.len() < 40 {
+                self.dict.get(dict::lower(&text[t.range()], &mut buf))
+            } else {
+                0
+            };
+            if f & dict::STOP_ANY != 0 {
+                votes[0] += u32::from(f & dict::STOP_EN != 0);
+                votes[1] += u32::from(f & dict::STOP_ES != 0);
+                votes[2] += u32::from(f & dict::STOP_DE != 0);
             }
+            flags.push(f);
         }
-        lang_from_votes(votes)
+        (flags, votes)
     }
 
     /// Detects PHI, guessing the language of `text`.
@@ -114,18 +126,7 @@ impl Detector {
         }
         let mut toks = Vec::with_capacity(text.len() / 4);
         tokens::tokenize(text, &mut toks);
-        let mut flags = Vec::with_capacity(toks.len());
-        let mut buf = dict::LowerBuf::default();
-        let mut votes = [0u32; 3];
-        for t in &toks {
-            let f = if t.kind == tokens::Kind::Word && t.len() < 40 {
-                self.dict.get(dict::lower(&text[t.range()], &mut buf))
-            } else {
-                0
-            };
-            vote(f, &mut votes);
-            flags.push(f);
-        }
+        let (flags, votes) = self.word_flags(text, &toks);
         let lang = lang.unwrap_or_else(|| lang_from_votes(votes));
         // all-lower-case text (chat, transcripts): trust the dictionaries instead of capitals
         if toks.len() >= 3 && !text.chars().any(char::is_uppercase) {
@@ -186,16 +187,6 @@ impl Detector {
         let mut spans = doc.spans;
         trim_email_label(text, &mut spans);
         (lang, merge(spans))
-    }
-}
-
-/// Counts a word's vote for the languages whose function word it is.
-#[inline]
-fn vote(flags: u64, votes: &mut [u32; 3]) {
-    if flags & dict::STOP_ANY != 0 {
-        votes[0] += u32::from(flags & dict::STOP_EN != 0);
-        votes[1] += u32::from(flags & dict::STOP_ES != 0);
-        votes[2] += u32::from(flags & dict::STOP_DE != 0);
     }
 }
 

@@ -918,12 +918,7 @@ pub fn address_tails(doc: &mut Doc) {
         let mut b = None;
         // "s/n", after a comma or not
         let k2 = if doc.is_punct(k, ',') { k + 1 } else { k };
-        if k2 + 2 < n
-            && !doc.toks[k2].newline_before
-            && doc.s(k2).eq_ignore_ascii_case("s")
-            && doc.is_punct(k2 + 1, '/')
-            && doc.s(k2 + 2).eq_ignore_ascii_case("n")
-        {
+        if k2 + 2 < n && !doc.toks[k2].newline_before && sin_numero(doc, k2) {
             b = Some(k2 + 2);
             k = k2 + 3;
         } else {
@@ -995,6 +990,14 @@ pub fn address_tails(doc: &mut Doc) {
     }
 }
 
+/// "s/n" ("sin número", no house number) in the three tokens from `k`.
+fn sin_numero(doc: &Doc, k: usize) -> bool {
+    k + 2 < doc.toks.len()
+        && doc.s(k).eq_ignore_ascii_case("s")
+        && doc.is_punct(k + 1, '/')
+        && doc.s(k + 2).eq_ignore_ascii_case("n")
+}
+
 /// Spanish streets written without a street word in front of a postcode, as in signature
 /// lines: "Los Alisos, 10. 13002 Ciudad Real", "Héroes de Cascorro, 9, 3º A. 06004 Badajoz",
 /// "Mourente, s/n. 36071 Pontevedra". The postcode (five digits) must already read as a place
@@ -1033,11 +1036,7 @@ pub fn streets_before_postcodes(doc: &mut Doc) {
             }
             let tk = doc.toks[j];
             let w = doc.s(j);
-            if j >= 2
-                && w.eq_ignore_ascii_case("n")
-                && doc.is_punct(j - 1, '/')
-                && doc.s(j - 2).eq_ignore_ascii_case("s")
-            {
+            if j >= 2 && sin_numero(doc, j - 2) {
                 number = Some(j - 2);
                 j -= 2;
             } else if tk.kind == Kind::Num && tk.len() <= 4

@@ -1104,12 +1104,9 @@ pub fn alnum_ids(doc: &mut Doc) {
             && doc.is_punct(j - 1, '/')
             && doc.toks[j].kind == Kind::Word
             && doc.has(j, dict::UNIT);
-        let notation = (i..=j).step_by(2).all(|k| not_an_id_part(doc.s(k), doc))
-            || (i..=j).step_by(2).all(|k| vertebra(doc.s(k))) && j > i
-            || hgvs_prefixed(doc, i);
         if measure
             || per_unit
-            || (icd10_code(doc, i, j) || notation) && id_context(doc, i, 3).is_none()
+            || (icd10_code(doc, i, j) || notation(doc, i, j)) && id_context(doc, i, 3).is_none()
         {
             i = j + 1;
             continue;
@@ -1146,13 +1143,22 @@ pub fn alnum_ids(doc: &mut Doc) {
     }
 }
 
+/// The compound of tokens `i..=j` (parts joined by single marks) is a measurement or a
+/// notation: each part is one (see `not_an_id_part`), it is a run of vertebral levels
+/// ("T11-T12"), or a variant after an HGVS prefix ("c.1766G").
+fn notation(doc: &Doc, i: usize, j: usize) -> bool {
+    (i..=j).step_by(2).all(|k| not_an_id_part(doc.s(k), doc))
+        || j > i && (i..=j).step_by(2).all(|k| vertebra(doc.s(k)))
+        || hgvs_prefixed(doc, i)
+}
+
 /// A part of a digit compound that is a measurement or a notation, not an identifier's:
 /// dimensions ("65x46", "14X10X10"), a number of up to four digits with a unit glued after it
 /// ("5000UI", "20g", "24h"), degrees ("39º"), a dbSNP reference ("rs121912744").
 fn not_an_id_part(w: &str, doc: &Doc) -> bool {
     let digits = w.bytes().take_while(u8::is_ascii_digit).count();
     let rest = &w[digits..];
-    let dimension = w.split(['x', 'X']).count() >= 2
+    let dimension = w.contains(['x', 'X'])
         && w.split(['x', 'X'])
             .all(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     // up to four digits: a national ID's check letter may be a unit's ("12345678S")

@@ -7,9 +7,10 @@
 //!     target/release/examples/profile_hl7 ../shared/corpora/structured/hl7v2 3
 //! ```
 //! Each round de-identifies every `.hl7` file under DIR once as its own input, then all of
-//! them once as one stream (a third argument, `files` or `batch`, keeps one of the two). Prints the messages processed, so instructions per message can be
-//! worked out from callgrind's total, and digests of every output byte and of every report, so a
-//! faster version can be checked to write exactly the same files and counts.
+//! them once as one stream (a third argument, `files` or `batch`, keeps one of the two).
+//! Prints the messages processed, so instructions per message can be worked out from
+//! callgrind's total, and digests of every output byte and of every report, so a faster version
+//! can be checked to write exactly the same files and counts.
 
 /// The allocator the `phiguard` binary uses, so the figures are the binary's.
 #[global_allocator]
