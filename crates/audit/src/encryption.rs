@@ -98,6 +98,43 @@ impl PayloadCipher {
             .encrypt(&FieldRef::new("leaves", "payload", &row), record.as_bytes())?)
     }
 
+    /// Encrypts a canonical record held in frame `seq` of audit journal `journal` (see
+    /// [`crate::journal`]): bound to that journal and position.
+    pub fn seal_journal(
+        &self,
+        journal: &str,
+        seq: u64,
+        record: &str,
+    ) -> Result<String, AuditError> {
+        let row = seq.to_string();
+        Ok(self
+            .fields
+            .encrypt(&FieldRef::new("journal", journal, &row), record.as_bytes())?)
+    }
+
+    /// Decrypts frame `seq` of audit journal `journal`.
+    pub fn open_journal(
+        &self,
+        journal: &str,
+        seq: u64,
+        stored: &str,
+    ) -> Result<String, AuditError> {
+        let row = seq.to_string();
+        let plain = self
+            .fields
+            .decrypt(&FieldRef::new("journal", journal, &row), stored)
+            .map_err(|_| {
+                AuditError::Corrupt(format!(
+                    "record {seq} of audit journal {journal} does not decrypt (wrong key or altered)"
+                ))
+            })?;
+        String::from_utf8(plain.to_vec()).map_err(|_| {
+            AuditError::Corrupt(format!(
+                "record {seq} of audit journal {journal} is not UTF-8"
+            ))
+        })
+    }
+
     /// Decrypts the payload stored at leaf `index`.
     pub fn open(&self, index: u64, stored: &str) -> Result<String, AuditError> {
         let row = index.to_string();

@@ -47,6 +47,7 @@ pub mod error;
 pub mod export;
 pub mod file_key;
 pub mod hash;
+pub mod journal;
 pub mod note;
 pub mod pg;
 pub mod pg_tls;
@@ -59,6 +60,7 @@ pub use encryption::PayloadCipher;
 pub use error::AuditError;
 pub use export::{ExportReport, Problem, verify_export};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
+pub use journal::{JournalOptions, JournalSyncer, JournaledLog};
 pub use note::{Checkpoint, KeyOrigin, NoteError, Signer, VerifierKey};
 pub use pg::PgAuditLog;
 pub use store::{

@@ -362,6 +362,34 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+/// The canonical text of each record, checked as [`AuditLog::append_batch`] checks it (a JSON
+/// object, at most `max` bytes).
+pub(crate) fn canonical_payloads(records: &[Value], max: usize) -> Result<Vec<String>, AuditError> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(position, r)| {
+            if !r.is_object() {
+                return Err(AuditError::NotAnObject { position });
+            }
+            let text = to_canonical_string(r);
+            if text.len() > max {
+                return Err(AuditError::TooLarge {
+                    position,
+                    bytes: text.len(),
+                    limit: max,
+                });
+            }
+            Ok(text)
+        })
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// The `meta` key of journal `id`'s mark.
+fn journal_mark_key(id: &str) -> String {
+    format!("journal:{id}")
+}
+
 pub(crate) fn to_i64(n: u64) -> Result<i64, AuditError> {
     i64::try_from(n).map_err(|_| AuditError::Corrupt(format!("number {n} out of range")))
 }
@@ -583,7 +611,52 @@ impl AuditLog {
         };
         log.init_schema()?;
         log.init_encryption(key_file)?;
+        // Records a gateway journaled and had not yet taken in when it stopped (a crash, a
+        // power loss) enter the store before anything reads it.
+        crate::journal::recover(&mut log)?;
         Ok(log)
+    }
+
+    /// The sequence number of the last record of journal `id` taken into the store, if any.
+    pub(crate) fn journal_mark(&self, id: &str) -> Result<Option<u64>, AuditError> {
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [journal_mark_key(id)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        value
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    AuditError::Corrupt(format!("the mark of audit journal {id} is not a number"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Forgets journal `id`'s mark once the journal itself is gone.
+    pub(crate) fn clear_journal_mark(&mut self, id: &str) -> Result<(), AuditError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [journal_mark_key(id)])?;
+        Ok(())
+    }
+
+    /// The connection, for tests that look at tables directly.
+    #[cfg(test)]
+    pub(crate) fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The payload cipher, when the store was opened with its key.
+    pub(crate) fn cipher(&self) -> Option<&PayloadCipher> {
+        self.cipher.as_ref()
+    }
+
+    /// The store's options.
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
     }
 
     /// True when the database file itself is encrypted (SQLCipher pages under a wrapped page
@@ -784,28 +857,18 @@ impl AuditLog {
     /// Appends many records in one transaction (group commit: one fsync for the batch). When
     /// this returns `Ok`, every record of the batch is durable; on `Err`, none was appended.
     pub fn append_batch(&mut self, records: &[Value]) -> Result<Vec<Receipt>, AuditError> {
-        let payloads = records
-            .iter()
-            .enumerate()
-            .map(|(position, r)| {
-                if !r.is_object() {
-                    return Err(AuditError::NotAnObject { position });
-                }
-                let text = to_canonical_string(r);
-                if text.len() > self.options.max_record_bytes {
-                    return Err(AuditError::TooLarge {
-                        position,
-                        bytes: text.len(),
-                        limit: self.options.max_record_bytes,
-                    });
-                }
-                Ok(text)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.append_canonical(&payloads)
+        let payloads = canonical_payloads(records, self.options.max_record_bytes)?;
+        self.append_canonical(&payloads, None)
     }
 
-    fn append_canonical(&mut self, payloads: &[String]) -> Result<Vec<Receipt>, AuditError> {
+    /// Appends canonical records in one transaction. With `mark` (a journal's id and the
+    /// sequence number of its last record in `payloads`), the same transaction records how far
+    /// that journal has been taken in (see [`crate::journal`]).
+    pub(crate) fn append_canonical(
+        &mut self,
+        payloads: &[String],
+        mark: Option<(&str, u64)>,
+    ) -> Result<Vec<Receipt>, AuditError> {
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
@@ -860,6 +923,13 @@ impl AuditLog {
                     tree_size: 0,
                 });
             }
+        }
+        if let Some((journal, seq)) = mark {
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![journal_mark_key(journal), seq.to_string()])?;
         }
         let root = frontier.root();
         tx.prepare_cached(

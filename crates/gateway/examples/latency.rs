@@ -10,8 +10,10 @@
 //! ```
 //! `--audit sqlite` appends to the real tamper-evident store as `phiguard serve` opens it
 //! (phiguard-audit, SQLite with the file and payloads encrypted under a local key file,
-//! synchronous=FULL) in a temp folder; `--audit sqlite-plain` to a plaintext one; `--audit
-//! memory` keeps records in memory.
+//! synchronous=FULL) in a temp folder, through the journal `phiguard serve` puts in front of it;
+//! `--audit sqlite-plain` to a plaintext one; `--audit sqlite-direct` to the encrypted store
+//! without the journal (every group-commit batch a store transaction); `--audit memory` keeps
+//! records in memory.
 
 /// The allocator the `phiguard` binary uses, so the figures are the binary's.
 #[global_allocator]
@@ -62,6 +64,32 @@ impl AuditSink for StoreSink {
     }
     fn syncer(&self) -> Option<phiguard_gateway::Syncer> {
         let s = self.1.clone()?;
+        Some(Box::new(move || {
+            s.sync().map_err(|_| AuditSinkError("sync failed".into()))
+        }))
+    }
+}
+
+/// The store behind its journal, as `phiguard serve` wires it.
+struct JournalSink(phiguard_audit::JournaledLog);
+impl AuditSink for JournalSink {
+    fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
+        self.append_batch(std::slice::from_ref(record))?;
+        self.0
+            .syncer()
+            .sync()
+            .map_err(|_| AuditSinkError("sync failed".into()))
+    }
+    fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
+        self.0
+            .append_batch(records)
+            .map_err(|_| AuditSinkError("append failed".into()))
+    }
+    fn appends_inline(&self) -> bool {
+        true
+    }
+    fn syncer(&self) -> Option<phiguard_gateway::Syncer> {
+        let s = self.0.syncer();
         Some(Box::new(move || {
             s.sync().map_err(|_| AuditSinkError("sync failed".into()))
         }))
@@ -198,6 +226,9 @@ async fn main() {
     let config = Config::parse(&cfg, Path::new("bench.toml"), |_| None).unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
     let key = keys.create("clinician", &[], None).unwrap().token;
+    // `sqlite-direct`: the encrypted store without the journal (each batch a store commit).
+    let direct = audit == "sqlite-direct";
+    let audit = if direct { "sqlite" } else { audit.as_str() };
     let sink: Arc<dyn AuditSink> = if audit == "sqlite" || audit == "sqlite-plain" {
         let url = phiguard_audit::StoreUrl::Sqlite(dir.path().join("audit.db"));
         let options = phiguard_audit::Options {
@@ -216,8 +247,16 @@ async fn main() {
         } else {
             phiguard_audit::AuditStore::open(&url, options).unwrap()
         };
-        let syncer = store.wal_syncer();
-        let store: Arc<dyn AuditSink> = Arc::new(StoreSink(Mutex::new(store), syncer));
+        let store: Arc<dyn AuditSink> = match store {
+            // As `phiguard serve` wires it: the journal in front of the store.
+            phiguard_audit::AuditStore::Sqlite(log) if !direct => Arc::new(JournalSink(
+                phiguard_audit::JournaledLog::start(log, Default::default()).unwrap(),
+            )),
+            store => {
+                let syncer = store.wal_syncer();
+                Arc::new(StoreSink(Mutex::new(store), syncer))
+            }
+        };
         // Group commit, as `phiguard serve` wires it.
         Arc::new(phiguard_gateway::GroupCommit::new(store, 256))
     } else {

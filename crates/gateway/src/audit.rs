@@ -56,6 +56,14 @@ pub trait AuditSink: Send + Sync {
         None
     }
 
+    /// True when [`AuditSink::append_batch`] is cheap enough to run on the caller's own
+    /// thread (a write to a journal file, no wait for the disk): [`GroupCommit`] then appends
+    /// each record where it is submitted, and only the syncs go through a thread of its own.
+    /// The default says no.
+    fn appends_inline(&self) -> bool {
+        false
+    }
+
     /// Whether appends can succeed right now, for readiness (`GET /ready`). Cheap; writes
     /// nothing. The default says yes.
     fn health(&self) -> Result<(), AuditSinkError> {
@@ -118,12 +126,19 @@ enum Msg {
 /// record waits for the disk is held while a sync is in flight (it would wait for the next sync
 /// anyway), so such records are committed together when it ends, as many per commit as
 /// without the sync thread.
+///
+/// A sink whose appends are cheap ([`AuditSink::appends_inline`]) gets no writer thread: each
+/// record is appended on the caller's thread, and only the records that wait for the disk go
+/// to the sync thread, whose next sync (started after their append) answers them all.
 pub struct GroupCommit {
     tx: Mutex<std::sync::mpsc::Sender<Msg>>,
     state: std::sync::Arc<WriterState>,
     inner: std::sync::Arc<dyn AuditSink>,
     /// The writer thread, joined on drop.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// For a sink that appends inline: its sync thread (`None` inside when the sink has no
+    /// syncer, so every append is durable when it returns).
+    inline: Option<Mutex<Option<SyncerHandle>>>,
 }
 
 impl Drop for GroupCommit {
@@ -142,6 +157,13 @@ impl Drop for GroupCommit {
         drop(tx);
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
+        }
+        if let Some(syncer) = self
+            .inline
+            .as_ref()
+            .and_then(|s| s.lock().ok().and_then(|mut s| s.take()))
+        {
+            syncer.finish();
         }
     }
 }
@@ -178,8 +200,12 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer thread over `inner`; at most `max_batch` records per write.
+    /// Starts the writer thread over `inner`; at most `max_batch` records per write. For a
+    /// sink that appends inline, only its sync thread.
     pub fn new(inner: std::sync::Arc<dyn AuditSink>, max_batch: usize) -> GroupCommit {
+        if inner.appends_inline() {
+            return GroupCommit::new_inline(inner);
+        }
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         // For the syncer's `Synced` notes: the writer holds a sender of its own, so it stops on
         // `Msg::Shutdown` rather than on the queue closing.
@@ -256,6 +282,66 @@ impl GroupCommit {
             state,
             inner,
             writer: Mutex::new(spawned.ok()),
+            inline: None,
+        }
+    }
+
+    fn new_inline(inner: std::sync::Arc<dyn AuditSink>) -> GroupCommit {
+        let state = std::sync::Arc::new(WriterState::default());
+        state.alive.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Nobody reads the syncer's notes: there is no writer to hold batches back.
+        let (notes, _) = std::sync::mpsc::channel();
+        let syncer = inner
+            .syncer()
+            .map(|sync| spawn_syncer(sync, state.clone(), notes));
+        GroupCommit {
+            tx: Mutex::new(std::sync::mpsc::channel().0),
+            state,
+            inner,
+            writer: Mutex::new(None),
+            inline: Some(Mutex::new(syncer)),
+        }
+    }
+
+    /// Appends on the caller's thread (a sink that appends inline), then hands `reply` to the
+    /// sync thread if `wait` asks for the disk. `Ok(None)`: the sync thread has the reply and
+    /// will answer it; `Ok(Some(reply))`: the record is already where `wait` asks; `Err`: the
+    /// append failed (the reply comes back unanswered).
+    fn append_inline(
+        &self,
+        syncer: &Mutex<Option<SyncerHandle>>,
+        record: &Value,
+        reply: Reply,
+        wait: Wait,
+    ) -> Result<Option<Reply>, (Reply, AuditSinkError)> {
+        if !self.state.alive.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err((
+                reply,
+                AuditSinkError("the audit syncer is not running".into()),
+            ));
+        }
+        let result = self.inner.append_batch(std::slice::from_ref(record));
+        note_result(&self.state, result.is_ok());
+        if let Err(e) = result {
+            return Err((reply, e));
+        }
+        if wait == Wait::Committed {
+            return Ok(Some(reply));
+        }
+        let guard = match syncer.lock() {
+            Ok(g) => g,
+            Err(_) => return Err((reply, AuditSinkError("lock poisoned".into()))),
+        };
+        match guard.as_ref() {
+            // No syncer: the append was durable when it returned.
+            None => Ok(Some(reply)),
+            Some(s) => match s.hand_over(reply) {
+                Ok(()) => Ok(None),
+                Err(reply) => Err((
+                    reply,
+                    AuditSinkError("the audit syncer is not running".into()),
+                )),
+            },
         }
     }
 }
@@ -393,15 +479,37 @@ impl GroupCommit {
 impl AuditSink for GroupCommit {
     fn append(&self, record: &Value) -> Result<(), AuditSinkError> {
         let (reply, wait) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(record.clone(), Reply::Sync(reply), Wait::Durable)?;
+        if let Some(syncer) = &self.inline {
+            match self.append_inline(syncer, record, Reply::Sync(reply), Wait::Durable) {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err((_, e)) => return Err(e),
+            }
+        } else {
+            self.enqueue(record.clone(), Reply::Sync(reply), Wait::Durable)?;
+        }
         wait.recv()
             .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
     }
 
     /// Queues the record for the writer thread and resolves when it is committed or durable,
     /// as `wait` asks: no thread of the caller's is held while the write and its fsync happen.
+    /// A sink that appends inline is written here, and only a durable wait is queued (for the
+    /// sync thread).
     fn submit(&self, record: Value, wait: Wait) -> Result<Submitted, Value> {
         let (reply, done) = tokio::sync::oneshot::channel();
+        if let Some(syncer) = &self.inline {
+            let outcome = self.append_inline(syncer, &record, Reply::Async(reply), wait);
+            return Ok(Box::pin(async move {
+                match outcome {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => done
+                        .await
+                        .map_err(|_| AuditSinkError("the audit syncer stopped".into()))?,
+                    Err((_, e)) => Err(e),
+                }
+            }));
+        }
         let queued = self.enqueue(record, Reply::Async(reply), wait);
         Ok(Box::pin(async move {
             queued?;
@@ -624,6 +732,73 @@ mod tests {
                 .unwrap()
                 .contains(&serde_json::json!({"x": 3}))
         );
+    }
+
+    /// The same disk, appended to on the caller's thread.
+    struct InlineDisk(Disk, Arc<Mutex<Vec<std::thread::ThreadId>>>);
+    impl AuditSink for InlineDisk {
+        fn append(&self, _: &Value) -> Result<(), AuditSinkError> {
+            unreachable!("group commit writes batches")
+        }
+        fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
+            self.1.lock().unwrap().push(std::thread::current().id());
+            if self.0.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(AuditSinkError("the journal refused the write".into()));
+            }
+            self.0.append_batch(records)
+        }
+        fn syncer(&self) -> Option<Syncer> {
+            self.0.syncer()
+        }
+        fn appends_inline(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn inline_appends_happen_on_the_callers_thread_and_durable_ones_wait_for_the_sync() {
+        let disk = Disk::default();
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let gc = GroupCommit::new(Arc::new(InlineDisk(disk.clone(), threads.clone())), 64);
+        let submit = |v: Value, w: Wait| match gc.submit(v, w) {
+            Ok(p) => p,
+            Err(_) => panic!("group commit submits without blocking"),
+        };
+        // Written at submission, on this thread, before anything is awaited.
+        let mut durable = submit(serde_json::json!({"phase": "complete"}), Wait::Durable);
+        assert_eq!(*threads.lock().unwrap(), vec![std::thread::current().id()]);
+        assert_eq!(disk.volatile.lock().unwrap().len(), 1);
+        submit(serde_json::json!({"phase": "dispatch"}), Wait::Committed)
+            .await
+            .unwrap();
+        let stuck = tokio::time::timeout(std::time::Duration::from_millis(50), &mut durable);
+        assert!(
+            stuck.await.is_err(),
+            "a durable append returned before the sync"
+        );
+        disk.open_gate(true);
+        durable.await.unwrap();
+        assert_eq!(disk.durable.lock().unwrap().len(), 2);
+        // A failed write fails at once, and readiness with it.
+        disk.fail_sync
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            submit(serde_json::json!({"x": 1}), Wait::Committed)
+                .await
+                .is_err()
+        );
+        assert!(gc.health().is_err());
+        disk.fail_sync
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // Blocking appends are durable appends.
+        gc.append(&serde_json::json!({"x": 2})).unwrap();
+        assert!(
+            disk.durable
+                .lock()
+                .unwrap()
+                .contains(&serde_json::json!({"x": 2}))
+        );
+        assert!(gc.health().is_ok());
     }
 
     /// A sink whose batches panic: the writer thread dies.

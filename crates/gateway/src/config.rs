@@ -234,6 +234,12 @@ pub struct AuditConfig {
     /// for one more disk wait per request.
     #[serde(default)]
     pub sync_dispatch: bool,
+    /// The embedded store: how long, in milliseconds, a record waits in the journal (where it
+    /// is already durable) for others to join its batch before the store takes them in (one
+    /// store transaction per batch). Default 20; records show in `phiguard audit query` about
+    /// this much later.
+    #[serde(default)]
+    pub journal_delay_ms: Option<u64>,
 }
 
 /// The wire format a provider speaks (one adapter file per kind under `providers/`).

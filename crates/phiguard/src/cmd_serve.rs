@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
-use phiguard_audit::{AuditStore, Durability, Options, StoreUrl, WalSyncer};
+use phiguard_audit::{
+    AuditStore, Durability, JournalOptions, JournaledLog, Options, StoreUrl, WalSyncer,
+};
 use phiguard_gateway::{AuditSink, AuditSinkError, Config, Gateway, GroupCommit, KeyStore, Syncer};
 
 use crate::audit_trail;
@@ -77,6 +79,44 @@ impl AuditSink for TrailSink {
     }
 }
 
+/// The embedded store behind its journal as the gateway's audit sink: an append is committed
+/// once it is in the journal file, and durable once the group commit's sync thread has synced
+/// that file; the journal's own thread takes the records into the store in large batches
+/// (`phiguard_audit::journal`).
+struct JournalSink(phiguard_audit::JournaledLog);
+
+impl AuditSink for JournalSink {
+    /// Durable: journaled, then synced.
+    fn append(&self, record: &serde_json::Value) -> Result<(), AuditSinkError> {
+        self.append_batch(std::slice::from_ref(record))?;
+        self.0.syncer().sync().map_err(sync_failed)
+    }
+
+    /// One write for the batch; all or none.
+    fn append_batch(&self, records: &[serde_json::Value]) -> Result<(), AuditSinkError> {
+        self.0
+            .append_batch(records)
+            .map_err(|_| AuditSinkError("the audit journal refused the append".into()))
+    }
+
+    /// A journal write: cheap enough for the request's own thread.
+    fn appends_inline(&self) -> bool {
+        true
+    }
+
+    fn syncer(&self) -> Option<Syncer> {
+        let s = self.0.syncer();
+        Some(Box::new(move || s.sync().map_err(sync_failed)))
+    }
+
+    /// Down when the journal cannot be written or the store stopped taking records in.
+    fn health(&self) -> Result<(), AuditSinkError> {
+        self.0
+            .health()
+            .map_err(|_| AuditSinkError("the audit journal or store is failing".into()))
+    }
+}
+
 /// The API key store named in the config, else `$PHIGUARD_HOME/gateway/keys.db`.
 pub fn key_store_path(config: &Config) -> Result<PathBuf> {
     match &config.server.key_store {
@@ -88,6 +128,15 @@ pub fn key_store_path(config: &Config) -> Result<PathBuf> {
 /// Loads the config file (errors name the file, line and key).
 pub fn load_config(path: &std::path::Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// The journal's batching, from `[audit]`.
+fn journal_options(config: &Config) -> JournalOptions {
+    let mut options = JournalOptions::default();
+    if let Some(ms) = config.audit.journal_delay_ms {
+        options.ingest_delay = std::time::Duration::from_millis(ms);
+    }
+    options
 }
 
 pub fn run(args: Args) -> Result<u8> {
@@ -112,14 +161,23 @@ pub fn run(args: Args) -> Result<u8> {
     };
     let store = audit_trail::open_with(&url, options)?;
     // Group commit: concurrent requests share one write, and one fsync on the sync thread.
-    let syncer = store.wal_syncer();
-    let sink = GroupCommit::new(
-        Arc::new(TrailSink {
-            store: Mutex::new(store),
-            syncer,
-        }),
-        256,
-    );
+    // The embedded store gets a journal in front (one small file write and a shared fdatasync
+    // per batch; the store takes the records in behind it); PostgreSQL commits are durable
+    // as they are.
+    let inner: Arc<dyn AuditSink> = match store {
+        AuditStore::Sqlite(log) => Arc::new(JournalSink(
+            JournaledLog::start(log, journal_options(&config))
+                .context("cannot start the audit journal")?,
+        )),
+        store => {
+            let syncer = store.wal_syncer();
+            Arc::new(TrailSink {
+                store: Mutex::new(store),
+                syncer,
+            })
+        }
+    };
+    let sink = GroupCommit::new(inner, 256);
     eprintln!("phiguard serve: loading the PHI detector");
     let detector = phiguard_detect::Detector::new();
     let gateway = Gateway::new(config, Arc::new(detector), Arc::new(keys), Arc::new(sink))

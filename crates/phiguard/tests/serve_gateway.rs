@@ -339,6 +339,11 @@ fn a_killed_gateway_keeps_both_records_of_every_answered_request() {
     let (_mock, upstream) = rt.block_on(mock::start());
     let home = tempfile::tempdir().unwrap();
     let config = write_config(home.path(), None);
+    // Records stay in the journal only (the store would take them in after ten minutes), so
+    // every record below is recovered from the journal the killed gateway left.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[audit]\njournal_delay_ms = 600000\n");
+    std::fs::write(&config, text).unwrap();
     let clinician = create_key(home.path(), &upstream, &config, "clinician");
     let mut server = start_server(home.path(), &upstream, &config);
     let body = json!({"model": "echo", "messages": [{"role": "user", "content": NOTE}]});
@@ -350,7 +355,13 @@ fn a_killed_gateway_keeps_both_records_of_every_answered_request() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(server);
+    // The gateway's journal is left behind (nothing removed it); the next opener of the
+    // store takes in what it holds and removes it.
+    let journals = home.path().join("audit").join("audit.db.journal");
+    let left = std::fs::read_dir(&journals).unwrap().count();
+    assert_eq!(left, 1, "the killed gateway's journal");
     let records = audit_records(home.path());
+    assert_eq!(std::fs::read_dir(&journals).unwrap().count(), 0);
     for phase in ["dispatch", "complete"] {
         let mut ids: Vec<&str> = records
             .iter()
