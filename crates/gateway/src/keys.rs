@@ -86,6 +86,29 @@ impl std::fmt::Debug for NewKey {
 pub struct KeyStore {
     conn: Mutex<Connection>,
     path: String,
+    /// Rows `verify` has read, valid while the file's `data_version` stays the same (taken
+    /// and changed only under the `conn` lock).
+    cache: Mutex<RowCache>,
+}
+
+/// A stored key, as [`KeyStore::verify`] reads it.
+#[derive(Clone)]
+struct KeyRow {
+    hash: Vec<u8>,
+    role: String,
+    scopes: String,
+    expires: Option<String>,
+    revoked: Option<String>,
+    cert: Option<Vec<u8>>,
+}
+
+/// Key rows read since the store last changed. SQLite's `PRAGMA data_version` changes when
+/// another connection (`phiguard keys revoke` in another process) commits; this connection's
+/// own writes clear the cache. Only keys that exist are kept, so unknown ids cannot grow it.
+#[derive(Default)]
+struct RowCache {
+    version: Option<i64>,
+    rows: std::collections::HashMap<String, KeyRow>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -145,6 +168,7 @@ impl KeyStore {
         Ok(KeyStore {
             conn: Mutex::new(conn),
             path: p,
+            cache: Mutex::new(RowCache::default()),
         })
     }
 
@@ -157,6 +181,52 @@ impl KeyStore {
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, KeyStoreError> {
         self.conn.lock().map_err(|_| self.err("lock poisoned"))
+    }
+
+    /// The cache of key rows; taken only while the connection's lock is held.
+    fn cache(&self) -> Result<std::sync::MutexGuard<'_, RowCache>, KeyStoreError> {
+        self.cache.lock().map_err(|_| self.err("lock poisoned"))
+    }
+
+    /// Key `id`'s row: from the cache while no other connection has committed since it was
+    /// read, else from the file.
+    fn row(&self, id: &str) -> Result<Option<KeyRow>, KeyStoreError> {
+        let conn = self.lock()?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let mut cache = self.cache()?;
+        if cache.version != Some(version) {
+            cache.rows.clear();
+            cache.version = Some(version);
+        }
+        if let Some(row) = cache.rows.get(id) {
+            return Ok(Some(row.clone()));
+        }
+        let row = conn
+            .prepare_cached(
+                "SELECT secret_sha256, role, scopes, expires_at, revoked_at, client_cert_sha256
+                 FROM api_keys WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id], |r| {
+                    Ok(KeyRow {
+                        hash: r.get(0)?,
+                        role: r.get(1)?,
+                        scopes: r.get(2)?,
+                        expires: r.get(3)?,
+                        revoked: r.get(4)?,
+                        cert: r.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        if let Some(r) = &row {
+            cache.rows.insert(id.to_string(), r.clone());
+        }
+        Ok(row)
     }
 
     /// Creates a key for `role` with `scopes`, valid until `expires` (if given).
@@ -187,6 +257,7 @@ impl KeyStore {
         let key_id = hex::encode(id);
         let secret = hex::encode(secret);
         let conn = self.lock()?;
+        self.cache()?.rows.clear();
         conn.execute(
             "INSERT INTO api_keys
                 (id, secret_sha256, role, scopes, created_at, expires_at, client_cert_sha256)
@@ -211,6 +282,7 @@ impl KeyStore {
     /// Marks the key `key_id` revoked from now on.
     pub fn revoke(&self, key_id: &str) -> Result<(), KeyStoreError> {
         let conn = self.lock()?;
+        self.cache()?.rows.clear();
         let n = conn
             .execute(
                 "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
@@ -260,8 +332,9 @@ impl KeyStore {
         .map_err(|e| self.err(e))
     }
 
-    /// Checks a presented token. Every call reads the store (nothing is cached), so a key
-    /// revoked by another process is refused from its next request on.
+    /// Checks a presented token. Every call asks the store whether it changed since the key
+    /// was last read (SQLite's `data_version`, cheap), so a key revoked by another process is
+    /// refused from its next request on.
     pub fn verify(&self, token: &str) -> Result<Result<Principal, KeyRejection>, KeyStoreError> {
         let Some((id, secret)) = token
             .strip_prefix("pg_")
@@ -272,27 +345,16 @@ impl KeyStore {
         if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(Err(KeyRejection::Malformed));
         }
-        let row = {
-            let conn = self.lock()?;
-            conn.query_row(
-                "SELECT secret_sha256, role, scopes, expires_at, revoked_at, client_cert_sha256
-                 FROM api_keys WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<Vec<u8>>>(5)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))?
-        };
-        let Some((hash, role, scopes, expires, revoked, cert)) = row else {
+        let row = self.row(id)?;
+        let Some(KeyRow {
+            hash,
+            role,
+            scopes,
+            expires,
+            revoked,
+            cert,
+        }) = row
+        else {
             return Ok(Err(KeyRejection::Unknown));
         };
         if !bool::from(hash.as_slice().ct_eq(&sha256(secret))) {
@@ -328,6 +390,39 @@ impl KeyStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn a_key_revoked_through_another_connection_is_refused_at_its_next_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.db");
+        let gateway = KeyStore::open(&path).unwrap();
+        let cli = KeyStore::open(&path).unwrap();
+        let k = cli.create("clinician", &[], None).unwrap();
+        let other = cli.create("analyst", &[], None).unwrap();
+        // Read (and cached) by the gateway's connection.
+        for _ in 0..3 {
+            assert_eq!(gateway.verify(&k.token).unwrap().unwrap().role, "clinician");
+        }
+        assert!(gateway.verify(&other.token).unwrap().is_ok());
+        cli.revoke(&k.key_id).unwrap();
+        assert!(matches!(
+            gateway.verify(&k.token).unwrap(),
+            Err(KeyRejection::Revoked)
+        ));
+        assert!(gateway.verify(&other.token).unwrap().is_ok());
+        // A wrong secret for a cached id is still refused.
+        let forged = format!("pg_{}_{}", other.key_id, "0".repeat(64));
+        assert!(matches!(
+            gateway.verify(&forged).unwrap(),
+            Err(KeyRejection::Unknown)
+        ));
+        // Revoked through the same connection.
+        gateway.revoke(&other.key_id).unwrap();
+        assert!(matches!(
+            gateway.verify(&other.token).unwrap(),
+            Err(KeyRejection::Revoked)
+        ));
+    }
 
     #[test]
     fn create_verify_revoke_expire() {
