@@ -404,7 +404,7 @@ impl DicomDeid {
             ));
         }
         if !tail.is_empty() {
-            scan::check_dataset(&tail, &ts, end, label)?;
+            scan::check_dataset(&tail, &ts, end, label, Some(stream::PIXEL_DATA))?;
             let tsx = TransferSyntaxRegistry
                 .get(&ts)
                 .ok_or_else(|| unsupported(&ts))?;

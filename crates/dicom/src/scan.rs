@@ -114,7 +114,7 @@ pub(crate) fn check_with(bytes: &[u8], inflated: bool) -> Result<Layout, DicomEr
     };
     if transfer_syntax == DEFLATED_EXPLICIT_VR_LE && inflated {
         // The data set after the meta group is already inflated (the streaming path's head).
-        check_dataset(&bytes[pos..], EXPLICIT_VR_LE, 0, INFLATED)?;
+        check_dataset(&bytes[pos..], EXPLICIT_VR_LE, 0, INFLATED, None)?;
     } else if transfer_syntax == DEFLATED_EXPLICIT_VR_LE {
         let mut inflated = Vec::new();
         crate::stream::Inflate::new(&bytes[pos..], pos as u64).read_to_end(&mut inflated)?;
@@ -123,6 +123,7 @@ pub(crate) fn check_with(bytes: &[u8], inflated: bool) -> Result<Layout, DicomEr
             ts,
             path: Vec::new(),
             base: INFLATED,
+            after: None,
         };
         s.dataset(0, Some(inflated.len()), 0)?;
     } else {
@@ -131,6 +132,7 @@ pub(crate) fn check_with(bytes: &[u8], inflated: bool) -> Result<Layout, DicomEr
             ts,
             path: Vec::new(),
             base: "",
+            after: None,
         };
         s.dataset(pos, Some(bytes.len()), 0)?;
     }
@@ -141,12 +143,14 @@ pub(crate) fn check_with(bytes: &[u8], inflated: bool) -> Result<Layout, DicomEr
 }
 
 /// Checks the structure of a data set fragment in `transfer_syntax` (not deflated) that starts
-/// at byte `offset` of the file: error offsets are file offsets.
+/// at byte `offset` of the file: error offsets are file offsets. With `after`, its first
+/// element must come after that tag (the elements after the pixel data).
 pub(crate) fn check_dataset(
     bytes: &[u8],
     transfer_syntax: &str,
     offset: u64,
     base: &'static str,
+    after: Option<u32>,
 ) -> Result<(), DicomError> {
     let mut s = Scanner {
         b: bytes,
@@ -156,6 +160,7 @@ pub(crate) fn check_dataset(
         },
         path: Vec::new(),
         base,
+        after,
     };
     match s.dataset(0, Some(bytes.len()), 0) {
         Ok(_) => Ok(()),
@@ -192,6 +197,7 @@ pub(crate) fn meta_group(b: &[u8], mut pos: usize) -> Result<(String, usize), Di
             },
             path: Vec::new(),
             base: "",
+            after: None,
         };
         let h = s.header(pos)?;
         if h.len == UNDEFINED {
@@ -314,6 +320,9 @@ struct Scanner<'a> {
     /// Tags and item numbers from the root to the element being read.
     path: Vec<(u32, Option<usize>)>,
     base: &'static str,
+    /// The tag the first top-level element must follow (the pixel data, for the elements after
+    /// it), if any.
+    after: Option<u32>,
 }
 
 /// `(gggg,eeee)`.
@@ -427,6 +436,10 @@ impl Scanner<'_> {
             return Err(self.err_at(pos, "sequences nested too deep"));
         }
         let limit = end.unwrap_or(self.b.len());
+        // Top-level elements in increasing tag order (PS3.5 7.1): one out of place would be
+        // moved by the in-memory path, which the streaming path cannot do once the pixel data
+        // has gone by, so both refuse it.
+        let mut previous = if depth == 0 { self.after } else { None };
         loop {
             if pos == limit {
                 return match end {
@@ -446,6 +459,18 @@ impl Scanner<'_> {
             }
             if h.tag >> 16 == 0xFFFE {
                 return Err(self.err(pos, h.tag, "unexpected item or delimiter tag"));
+            }
+            if depth == 0 {
+                if let Some(p) = previous
+                    && h.tag <= p
+                {
+                    return Err(self.err(
+                        pos,
+                        h.tag,
+                        "out of order: top-level data elements must be in increasing tag order",
+                    ));
+                }
+                previous = Some(h.tag);
             }
             let start = pos + h.header_len;
             if h.len == UNDEFINED {

@@ -499,3 +499,46 @@ fn deflated_truncations_and_flips_fail_cleanly() {
     }
     assert!(corrupt > 0, "no flip made a corrupt deflate stream");
 }
+
+/// Top-level elements out of tag order: the in-memory path would move them, which the
+/// streaming path cannot do once the pixel data has gone by, so both refuse the file, naming
+/// the element and its offset (found by `damaged_input_agrees`: a flipped byte turned
+/// (0020,0052) into (8020,0052), before the pixel data).
+#[test]
+fn elements_out_of_tag_order_are_refused_by_both_paths() {
+    let d = deid(ProfileName::SafeHarbor);
+    let e = engine(5);
+    let original = data("MR_small.dcm");
+    let mut before = original.clone();
+    let at = before
+        .windows(6)
+        .position(|w| w == [0x20, 0x00, 0x52, 0x00, b'U', b'I'])
+        .expect("MR_small has a Frame of Reference UID");
+    before[at + 1] = 0x80;
+    let mut after = original.clone();
+    after.extend_from_slice(&[
+        0x08, 0x00, 0x80, 0x00, b'L', b'O', 4, 0, b'A', b'B', b'C', b' ',
+    ]);
+    // The element reported is the first one that does not follow its predecessor.
+    for (input, label) in [(before, "(0020,0060)"), (after, "(0008,0080)")] {
+        let r1 = d.deidentify_bytes(&e, &input, &mut Tally::default());
+        let mut out = Vec::new();
+        let r2 = d.deidentify_stream(
+            &e,
+            Trickle(Cursor::new(&input[..]), 0),
+            &mut out,
+            &mut Tally::default(),
+        );
+        let (Err(a), Err(b)) = (r1, r2) else {
+            panic!("{label}: both paths must refuse the file")
+        };
+        for err in [a.to_string(), b.to_string()] {
+            assert!(
+                err.contains("out of order") && err.contains(label),
+                "{label}: {err}"
+            );
+        }
+    }
+    // In order, the same file goes through.
+    same(&d, &e, &original, "in order").unwrap();
+}
