@@ -64,6 +64,13 @@ pub trait AuditSink: Send + Sync {
         false
     }
 
+    /// Records accepted (and durable where they wait) but not yet in their final store, such
+    /// as a journal's backlog, for the `phiguard_gateway_audit_backlog` gauge. `None` (the
+    /// default): the sink has no such stage.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether appends can succeed right now, for readiness (`GET /ready`). Cheap; writes
     /// nothing. The default says yes.
     fn health(&self) -> Result<(), AuditSinkError> {
@@ -516,6 +523,10 @@ impl AuditSink for GroupCommit {
             done.await
                 .map_err(|_| AuditSinkError("the audit writer stopped".into()))?
         }))
+    }
+
+    fn backlog(&self) -> Option<u64> {
+        self.inner.backlog()
     }
 
     /// Down when the writer thread is not running, or the last batch failed (for

@@ -372,6 +372,13 @@ fn readiness(gw: &Gateway) -> Result<(), ApiError> {
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let mut text = gw.metrics.render();
     text.push_str(&baa_metrics(&gw.config, (gw.today)()));
+    if let Some(n) = gw.audit.backlog() {
+        text.push_str(
+            "# HELP phiguard_gateway_audit_backlog Audit records durable in the journal and not yet taken into the audit store.\n\
+             # TYPE phiguard_gateway_audit_backlog gauge\n",
+        );
+        text.push_str(&format!("phiguard_gateway_audit_backlog {n}\n"));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

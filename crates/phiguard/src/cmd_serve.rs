@@ -99,6 +99,10 @@ impl AuditSink for JournalSink {
             .map_err(|_| AuditSinkError("the audit journal refused the append".into()))
     }
 
+    fn backlog(&self) -> Option<u64> {
+        u64::try_from(self.0.backlog()).ok()
+    }
+
     /// A journal write: cheap enough for the request's own thread.
     fn appends_inline(&self) -> bool {
         true

@@ -352,6 +352,18 @@ fn a_killed_gateway_keeps_both_records_of_every_answered_request() {
         let (s, b) = chat(&server.base, &clinician, Some(&format!("p-{i}")), &body);
         assert_eq!(s, 200, "{b}");
     }
+    // Every record is durable in the journal and none in the store yet: the gauge says so.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.base))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "\nphiguard_gateway_audit_backlog {}\n",
+            2 * answered
+        )),
+        "{metrics}"
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     drop(server);
