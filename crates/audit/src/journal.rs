@@ -114,6 +114,17 @@ fn io_at(path: &Path, e: std::io::Error) -> AuditError {
     AuditError::Corrupt(format!("audit journal {}: {e}", path.display()))
 }
 
+/// Opens (creating if needed) a journal's lock file.
+fn open_lock(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| io_at(path, e))
+}
+
 /// Syncs a folder, so that files created or removed in it stay so after a power loss.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
@@ -222,13 +233,7 @@ pub(crate) fn recover(log: &mut AuditLog) -> Result<(), AuditError> {
     dirs.sort();
     for (id, dir) in dirs {
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| io_at(&lock_path, e))?;
+        let lock = open_lock(&lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
             // Its gateway is running and takes its records in itself.
@@ -338,13 +343,7 @@ impl Writer {
         let dir = root.join(&id);
         create_private_dir(&dir).map_err(|e| io_at(&dir, e))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| io_at(&lock_path, e))?;
+        let lock = open_lock(&lock_path)?;
         lock.try_lock().map_err(|e| {
             AuditError::Corrupt(format!(
                 "audit journal {}: cannot lock it: {e}",

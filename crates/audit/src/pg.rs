@@ -23,7 +23,6 @@ use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::canonical::to_canonical_string;
 use crate::error::AuditError;
 use crate::hash::{Hash, empty_root, leaf_hash, node_hash};
 use crate::note::{Checkpoint, Signer, VerifierKey};
@@ -281,24 +280,7 @@ impl PgAuditLog {
     /// Appends many records in one transaction, serialised with every other writer by the
     /// advisory lock. When this returns `Ok`, the batch is committed; on `Err`, none of it is.
     pub fn append_batch(&mut self, records: &[Value]) -> Result<Vec<Receipt>, AuditError> {
-        let payloads = records
-            .iter()
-            .enumerate()
-            .map(|(position, r)| {
-                if !r.is_object() {
-                    return Err(AuditError::NotAnObject { position });
-                }
-                let text = to_canonical_string(r);
-                if text.len() > self.options.max_record_bytes {
-                    return Err(AuditError::TooLarge {
-                        position,
-                        bytes: text.len(),
-                        limit: self.options.max_record_bytes,
-                    });
-                }
-                Ok(text)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let payloads = crate::store::canonical_payloads(records, self.options.max_record_bytes)?;
         if payloads.is_empty() {
             return Ok(Vec::new());
         }
