@@ -586,15 +586,18 @@ impl JournaledLog {
             lock(&self.shared).closed.push_back(closed);
         }
         let first = writer.next_seq;
-        let bodies = match &self.cipher {
-            Some(c) => texts
-                .iter()
-                .enumerate()
-                .map(|(k, t)| c.seal_journal(&writer.id, first + k as u64, t))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => texts.clone(),
+        let sealed = match &self.cipher {
+            Some(c) => Some(
+                texts
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| c.seal_journal(&writer.id, first + k as u64, t))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
         };
-        match writer.write(&bodies) {
+        // A plaintext store's journal holds the canonical text itself.
+        match writer.write(sealed.as_deref().unwrap_or(&texts)) {
             Ok(()) => {}
             Err(WriteError::Refused(e)) => return Err(e),
             Err(WriteError::Broken(e)) => {
@@ -998,17 +1001,23 @@ mod tests {
         assert!(!err.contains("\"n\""), "{err}");
     }
 
+    /// A journal over a new plaintext store at `db` that takes records in only when closed,
+    /// holding at most `max_backlog` of them.
+    fn held(db: &Path, max_backlog: usize) -> JournaledLog {
+        let options = JournalOptions {
+            ingest_delay: Duration::from_secs(3600),
+            max_ingest_batch: 1_000_000,
+            max_backlog,
+            ..JournalOptions::default()
+        };
+        JournaledLog::start(AuditLog::open(db).unwrap(), options).unwrap()
+    }
+
     #[test]
     fn a_running_journal_is_left_to_its_writer() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("audit.db");
-        let log = AuditLog::open(&db).unwrap();
-        let options = JournalOptions {
-            ingest_delay: Duration::from_secs(3600),
-            max_ingest_batch: 1_000_000,
-            ..JournalOptions::default()
-        };
-        let journal = JournaledLog::start(log, options).unwrap();
+        let journal = held(&db, JournalOptions::default().max_backlog);
         journal.append_batch(&[json!({"n": 1})]).unwrap();
         journal.syncer().sync().unwrap();
         // Another opener (a CLI command) neither takes in nor removes a live journal.
@@ -1026,14 +1035,7 @@ mod tests {
     fn appends_fail_closed_when_the_backlog_is_full() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("audit.db");
-        let log = AuditLog::open(&db).unwrap();
-        let options = JournalOptions {
-            ingest_delay: Duration::from_secs(3600),
-            max_ingest_batch: 1_000_000,
-            max_backlog: 3,
-            ..JournalOptions::default()
-        };
-        let journal = JournaledLog::start(log, options).unwrap();
+        let journal = held(&db, 3);
         journal
             .append_batch(&[json!({"n": 1}), json!({"n": 2})])
             .unwrap();
