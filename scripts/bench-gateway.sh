@@ -5,13 +5,17 @@
 # straight to a mock OpenAI-compatible upstream (crates/gateway/examples/mock_upstream.rs), then
 # through
 # `phiguard serve` with examples/phiguard.toml (role clinician: every string leaf scanned, PHI
-# tokenized and restored, injection screen on, audit records appended durably to the encrypted
-# embedded store). Prints p50/p99 of both and the difference, and the error rate.
+# tokenized and restored, injection screen on, two audit records per request in the sealed
+# journal of the encrypted embedded store). Prints p50/p99 of both and the difference, the
+# error rate and the gateway's CPU time per request, once per audit durability setting:
+# `answer` (the default: records fsynced before each answer) and `background` (written before
+# the answer, fsynced right after; docs/gateway.md "Audit records").
 #
 #   scripts/bench-gateway.sh [RATES] [SECONDS]      # default: "100 300 1000" 10
 #
 # PHIGUARD_BIN=PATH runs another build of `phiguard` (to compare builds in one session);
-# CONFIG=FILE another gateway config (default examples/phiguard.toml).
+# CONFIG=FILE another gateway config (default examples/phiguard.toml; one with an [audit]
+# table of its own runs as it is, once); DURABILITY="answer" (or "background") runs one setting.
 #
 # (`hey` was tried first: its workers are paced by tickers that fire together, so requests arrive
 # in bursts of `-c` at a time and the gateway's queue, not its cost, dominates the figures.)
@@ -22,7 +26,9 @@ rates="${1:-100 300 1000}"
 secs="${2:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
-cargo build --release -q -p phiguard -p phiguard-gateway --example mock_upstream --example loadgen
+# Two builds: with `--example`, cargo builds only the examples named, not the binary.
+cargo build --release -q -p phiguard
+cargo build --release -q -p phiguard-gateway --example mock_upstream --example loadgen
 bin="$CARGO_TARGET_DIR/release"
 phiguard="${PHIGUARD_BIN:-$bin/phiguard}"
 config="${CONFIG:-examples/phiguard.toml}"
@@ -45,15 +51,36 @@ export PHIGUARD_HOME="$work/home"
 export UPSTREAM_BASE_URL="$upstream/v1"
 export PHIGUARD_LISTEN="127.0.0.1:$port"
 key="$("$phiguard" keys create --role clinician --config "$config" 2>/dev/null | tail -1)"
-"$phiguard" serve --config "$config" >"$work/serve.out" 2>"$work/serve.err" &
-serve_pid=$!
-pids+=($serve_pid)
+if grep -q '^\[audit\]' "$config"; then
+  modes="config"
+else
+  modes="${DURABILITY:-answer background}"
+fi
+serve_pid=""
+# start_gateway MODE: stops the gateway running (it closes its journal), starts one whose
+# `[audit] durability` is MODE ("config": the config as it is), waits until it answers.
+start_gateway() {
+  if [ -n "$serve_pid" ]; then
+    kill "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+  fi
+  local conf="$config"
+  if [ "$1" != config ]; then
+    conf="$work/phiguard-$1.toml"
+    { cat "$config"; printf '\n[audit]\ndurability = "%s"\n' "$1"; } >"$conf"
+  fi
+  "$phiguard" serve --config "$conf" >"$work/serve.out" 2>"$work/serve-$1.err" &
+  serve_pid=$!
+  pids+=($serve_pid)
+  for _ in $(seq 200); do
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "the gateway did not start: $(cat "$work/serve-$1.err")" >&2
+  exit 1
+}
 # CPU time (user + system, clock ticks) the gateway process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$serve_pid/stat"; }
-for _ in $(seq 200); do
-  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  sleep 0.05
-done
 
 python3 - "$work/body.json" <<'PY'
 import json, sys
@@ -85,21 +112,25 @@ run() {
 }
 
 echo "prompt: ~1,500 characters with PHI; ${secs} s per rate; open loop from a separate process"
-echo "| rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 | gateway CPU per request |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-# Warm up both paths.
-run "$upstream/v1/chat/completions" 50 2 >/dev/null
-run "http://127.0.0.1:$port/v1/chat/completions" 50 2 >/dev/null
-for rate in $rates; do
-  read -r _ _ d50 d99 _ _ < <(run "$upstream/v1/chat/completions" "$rate")
-  t0="$(cpu_ticks)"
-  read -r _ grps g50 g99 gbad gtotal < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
-  t1="$(cpu_ticks)"
-  python3 - "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY'
+echo "| audit durability | rate (req/s) | achieved (req/s) | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 | gateway non-200 | gateway CPU per request |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for mode in $modes; do
+  start_gateway "$mode"
+  # Warm up both paths.
+  run "$upstream/v1/chat/completions" 50 2 >/dev/null
+  run "http://127.0.0.1:$port/v1/chat/completions" 50 2 >/dev/null
+  for rate in $rates; do
+    read -r _ _ d50 d99 _ _ < <(run "$upstream/v1/chat/completions" "$rate")
+    t0="$(cpu_ticks)"
+    read -r _ grps g50 g99 gbad gtotal < <(run "http://127.0.0.1:$port/v1/chat/completions" "$rate")
+    t1="$(cpu_ticks)"
+    python3 - "$mode" "$rate" "$d50" "$d99" "$g50" "$g99" "$gbad" "$gtotal" "$grps" "$((t1 - t0))" "$(getconf CLK_TCK)" <<'PY'
 import sys
-r, d50, d99, g50, g99, bad, total, rps, ticks, hz = (float(x) for x in sys.argv[1:])
-print(f"| {r:.0f} | {rps:.0f} | {d50:.2f} ms | {d99:.2f} ms | {g50:.2f} ms | {g99:.2f} ms | "
+mode = sys.argv[1]
+r, d50, d99, g50, g99, bad, total, rps, ticks, hz = (float(x) for x in sys.argv[2:])
+print(f"| {mode} | {r:.0f} | {rps:.0f} | {d50:.2f} ms | {d99:.2f} ms | {g50:.2f} ms | {g99:.2f} ms | "
       f"{g50 - d50:.2f} ms | {g99 - d99:.2f} ms | {100 * bad / max(total, 1):.1f}% | "
       f"{1000 * ticks / hz / max(total, 1):.2f} ms |")
 PY
+  done
 done

@@ -11,7 +11,9 @@
 //! How long each append waits is its [`Wait`]: a dispatch record is *committed* (it survives a
 //! crash of the gateway) before the upstream call, and the durable wait of the completion record
 //! makes both survive a power loss before the caller sees the answer. `[audit] sync_dispatch`
-//! makes the dispatch record wait for the disk too.
+//! makes the dispatch record wait for the disk too. With `[audit] durability = "background"`
+//! both records wait for their commit only ([`Wait::Background`]): the sync that makes them
+//! survive a power loss runs right after, without the request waiting for it.
 
 use std::sync::Mutex;
 
@@ -30,7 +32,18 @@ pub enum Wait {
     Committed,
     /// Until the record survives a power loss.
     Durable,
+    /// Until the record is committed, like [`Wait::Committed`]; the sink's sync thread then
+    /// makes it survive a power loss as soon as it can, without the caller waiting. The
+    /// caller has its answer by then, so a failed sync cannot fail its request: it fails every
+    /// later append instead, until the gateway restarts (the records may be lost; a retried
+    /// fsync cannot tell). At most [`MAX_UNSYNCED`] records wait for a sync this way; beyond
+    /// that an append waits for the disk as [`Wait::Durable`] does.
+    Background,
 }
+
+/// How many [`Wait::Background`] records may be committed and not yet synced: what a power
+/// loss can take at most. When the disk falls behind by more, appends wait for it.
+pub const MAX_UNSYNCED: u64 = 1024;
 
 /// Makes every record a sink has committed so far survive a power loss (an fsync), from any
 /// thread (see [`AuditSink::syncer`]).
@@ -71,6 +84,13 @@ pub trait AuditSink: Send + Sync {
         None
     }
 
+    /// Records committed with [`Wait::Background`] and not yet synced, for the
+    /// `phiguard_gateway_audit_unsynced` gauge. `None` (the default): the sink does not count
+    /// them.
+    fn unsynced(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether appends can succeed right now, for readiness (`GET /ready`). Cheap; writes
     /// nothing. The default says yes.
     fn health(&self) -> Result<(), AuditSinkError> {
@@ -92,10 +112,13 @@ pub trait AuditSink: Send + Sync {
 pub type Submitted =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), AuditSinkError>> + Send>>;
 
-/// Where the writer thread reports one record's outcome: a blocked thread or an async task.
+/// Where the writer thread reports one record's outcome: a blocked thread or an async task,
+/// or nobody (a [`Wait::Background`] record handed to the syncer after its caller was
+/// answered).
 enum Reply {
     Sync(std::sync::mpsc::SyncSender<Result<(), AuditSinkError>>),
     Async(tokio::sync::oneshot::Sender<Result<(), AuditSinkError>>),
+    Background,
 }
 
 impl Reply {
@@ -108,6 +131,7 @@ impl Reply {
             Reply::Async(s) => {
                 let _ = s.send(result);
             }
+            Reply::Background => {}
         }
     }
 }
@@ -146,6 +170,8 @@ pub struct GroupCommit {
     /// For a sink that appends inline: its sync thread (`None` inside when the sink has no
     /// syncer, so every append is durable when it returns).
     inline: Option<Mutex<Option<SyncerHandle>>>,
+    /// The inner sink has a syncer (so [`Wait::Background`] records can wait for a sync).
+    syncs: bool,
 }
 
 impl Drop for GroupCommit {
@@ -187,6 +213,51 @@ struct WriterState {
     alive: std::sync::atomic::AtomicBool,
     /// When the last batch failed, if the last batch failed.
     failed_at: Mutex<Option<std::time::Instant>>,
+    /// A sync of [`Wait::Background`] records failed: every later append fails.
+    poisoned: std::sync::atomic::AtomicBool,
+    /// [`Wait::Background`] records committed and not yet synced.
+    unsynced: std::sync::atomic::AtomicU64,
+}
+
+impl WriterState {
+    /// `Err` once a background sync has failed.
+    fn check_poisoned(&self) -> Result<(), AuditSinkError> {
+        if self.poisoned.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AuditSinkError(
+                "an earlier audit sync failed, so records of answered requests may not be on \
+                 disk; restart the gateway (it recovers what the disk holds)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a [`Wait::Background`] record in, or says it must wait for the disk because
+    /// [`MAX_UNSYNCED`] already wait.
+    fn reserve_unsynced(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.unsynced
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_UNSYNCED).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// `n` counted [`Wait::Background`] records were synced (or their sync failed).
+    fn unsynced_done(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .unsynced
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    /// A background sync failed, or could not be started: every later append fails.
+    fn poison(&self) {
+        self.poisoned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Clears `alive` when the writer thread ends, however it ends.
@@ -222,6 +293,8 @@ impl GroupCommit {
         state.alive.store(true, std::sync::atomic::Ordering::SeqCst);
         let thread_state = state.clone();
         let writer = inner.clone();
+        let sync = writer.syncer();
+        let syncs = sync.is_some();
         // If the thread cannot be started, the receiver is dropped and every append fails
         // (fail closed).
         let spawned = std::thread::Builder::new()
@@ -230,9 +303,7 @@ impl GroupCommit {
                 let _alive = AliveGuard(thread_state.clone());
                 // Started by the writer and joined by it, so the syncer's last syncs are done
                 // when the writer thread has ended.
-                let syncer = writer
-                    .syncer()
-                    .map(|sync| spawn_syncer(sync, thread_state.clone(), notes));
+                let syncer = sync.map(|sync| spawn_syncer(sync, thread_state.clone(), notes));
                 let mut batch = Batch::default();
                 while batch.open {
                     // Take what is queued, then block while there is nothing to commit:
@@ -271,6 +342,16 @@ impl GroupCommit {
                                     "the audit syncer is not running".into(),
                                 ))),
                             },
+                            (Ok(()), Wait::Background, Some(s)) => {
+                                reply.send(Ok(()));
+                                thread_state
+                                    .unsynced
+                                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                match s.hand_over(Reply::Background) {
+                                    Ok(()) => batch.in_sync += 1,
+                                    Err(_) => thread_state.poison(),
+                                }
+                            }
                             _ => reply.send(result.clone()),
                         }
                     }
@@ -290,6 +371,7 @@ impl GroupCommit {
             inner,
             writer: Mutex::new(spawned.ok()),
             inline: None,
+            syncs,
         }
     }
 
@@ -306,6 +388,7 @@ impl GroupCommit {
             state,
             inner,
             writer: Mutex::new(None),
+            syncs: syncer.is_some(),
             inline: Some(Mutex::new(syncer)),
         }
     }
@@ -327,6 +410,9 @@ impl GroupCommit {
                 AuditSinkError("the audit syncer is not running".into()),
             ));
         }
+        if let Err(e) = self.state.check_poisoned() {
+            return Err((reply, e));
+        }
         let result = self.inner.append_batch(std::slice::from_ref(record));
         note_result(&self.state, result.is_ok());
         if let Err(e) = result {
@@ -339,16 +425,28 @@ impl GroupCommit {
             Ok(g) => g,
             Err(_) => return Err((reply, AuditSinkError("lock poisoned".into()))),
         };
-        match guard.as_ref() {
+        let Some(s) = guard.as_ref() else {
             // No syncer: the append was durable when it returned.
-            None => Ok(Some(reply)),
-            Some(s) => match s.hand_over(reply) {
-                Ok(()) => Ok(None),
-                Err(reply) => Err((
-                    reply,
-                    AuditSinkError("the audit syncer is not running".into()),
-                )),
-            },
+            return Ok(Some(reply));
+        };
+        if wait == Wait::Background && self.state.reserve_unsynced() {
+            return match s.hand_over(Reply::Background) {
+                Ok(()) => Ok(Some(reply)),
+                Err(_) => {
+                    self.state.unsynced_done(1);
+                    Err((
+                        reply,
+                        AuditSinkError("the audit syncer is not running".into()),
+                    ))
+                }
+            };
+        }
+        match s.hand_over(reply) {
+            Ok(()) => Ok(None),
+            Err(reply) => Err((
+                reply,
+                AuditSinkError("the audit syncer is not running".into()),
+            )),
         }
     }
 }
@@ -390,7 +488,7 @@ impl Batch {
             Msg::Append(record, reply, wait) => {
                 self.records.push(record);
                 self.replies.push((reply, wait));
-                self.any_committed |= wait == Wait::Committed;
+                self.any_committed |= wait != Wait::Durable;
             }
             Msg::Synced(n) => self.in_sync = self.in_sync.saturating_sub(n),
             Msg::Shutdown => self.open = false,
@@ -449,6 +547,16 @@ fn spawn_syncer(
                 waiting.extend(rx.try_iter());
                 let result = sync();
                 note_result(&state, result.is_ok());
+                let background = waiting
+                    .iter()
+                    .filter(|r| matches!(r, Reply::Background))
+                    .count();
+                if background > 0 {
+                    if result.is_err() {
+                        state.poison();
+                    }
+                    state.unsynced_done(background as u64);
+                }
                 let n = waiting.len();
                 for r in waiting {
                     r.send(result.clone());
@@ -475,6 +583,9 @@ fn spawn_syncer(
 
 impl GroupCommit {
     fn enqueue(&self, record: Value, reply: Reply, wait: Wait) -> Result<(), AuditSinkError> {
+        self.state.check_poisoned()?;
+        // The writer thread's `Background` records are not counted against `MAX_UNSYNCED`:
+        // its batches wait for the syncer whenever it is behind.
         self.tx
             .lock()
             .map_err(|_| AuditSinkError("lock poisoned".into()))?
@@ -529,12 +640,21 @@ impl AuditSink for GroupCommit {
         self.inner.backlog()
     }
 
+    fn unsynced(&self) -> Option<u64> {
+        self.syncs.then(|| {
+            self.state
+                .unsynced
+                .load(std::sync::atomic::Ordering::SeqCst)
+        })
+    }
+
     /// Down when the writer thread is not running, or the last batch failed (for
     /// `FAILED_BATCH_HOLD`, or until a batch succeeds); otherwise the inner sink's check.
     fn health(&self) -> Result<(), AuditSinkError> {
         if !self.state.alive.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(AuditSinkError("the audit writer is not running".into()));
         }
+        self.state.check_poisoned()?;
         let failed_at = *self
             .state
             .failed_at
@@ -656,12 +776,30 @@ mod tests {
         durable: Arc<Mutex<Vec<Value>>>,
         gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
         fail_sync: Arc<std::sync::atomic::AtomicBool>,
+        /// For [`InlineDisk`]: its writes fail.
+        fail_writes: Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl Disk {
         fn open_gate(&self, open: bool) {
-            *self.gate.0.lock().unwrap() = open;
+            *self
+                .gate
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = open;
             self.gate.1.notify_all();
+        }
+
+        /// Opens the gate when dropped: declared after the sink, so that a failed assertion
+        /// does not leave the sink's drop joining a syncer stuck at the gate.
+        fn opens_on_drop(&self) -> impl Drop {
+            struct Opener(Disk);
+            impl Drop for Opener {
+                fn drop(&mut self) {
+                    self.0.open_gate(true);
+                }
+            }
+            Opener(self.clone())
         }
     }
 
@@ -753,7 +891,7 @@ mod tests {
         }
         fn append_batch(&self, records: &[Value]) -> Result<(), AuditSinkError> {
             self.1.lock().unwrap().push(std::thread::current().id());
-            if self.0.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.0.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(AuditSinkError("the journal refused the write".into()));
             }
             self.0.append_batch(records)
@@ -791,7 +929,7 @@ mod tests {
         durable.await.unwrap();
         assert_eq!(disk.durable.lock().unwrap().len(), 2);
         // A failed write fails at once, and readiness with it.
-        disk.fail_sync
+        disk.fail_writes
             .store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(
             submit(serde_json::json!({"x": 1}), Wait::Committed)
@@ -799,7 +937,7 @@ mod tests {
                 .is_err()
         );
         assert!(gc.health().is_err());
-        disk.fail_sync
+        disk.fail_writes
             .store(false, std::sync::atomic::Ordering::SeqCst);
         // Blocking appends are durable appends.
         gc.append(&serde_json::json!({"x": 2})).unwrap();
@@ -810,6 +948,100 @@ mod tests {
                 .contains(&serde_json::json!({"x": 2}))
         );
         assert!(gc.health().is_ok());
+    }
+
+    /// Polls `cond` for up to 30 s.
+    async fn eventually(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..3000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test]
+    async fn background_appends_are_answered_before_the_sync_and_a_failed_sync_fails_closed() {
+        for inline in [true, false] {
+            let disk = Disk::default();
+            let sink: Arc<dyn AuditSink> = if inline {
+                Arc::new(InlineDisk(disk.clone(), Arc::default()))
+            } else {
+                Arc::new(disk.clone())
+            };
+            let gc = GroupCommit::new(sink, 64);
+            let _open = disk.opens_on_drop();
+            let submit = |v: Value, w: Wait| match gc.submit(v, w) {
+                Ok(p) => p,
+                Err(_) => panic!("group commit submits without blocking"),
+            };
+            // The disk is stuck: the append is answered once written, and waits for a sync.
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                submit(serde_json::json!({"n": 1}), Wait::Background),
+            )
+            .await
+            .expect("a background append waited for the stuck disk")
+            .unwrap();
+            assert_eq!(gc.unsynced(), Some(1), "inline {inline}");
+            assert!(disk.durable.lock().unwrap().is_empty());
+            // The sync runs without anyone waiting for it.
+            disk.open_gate(true);
+            eventually("the record is synced", || {
+                disk.durable.lock().unwrap().len() == 1
+            })
+            .await;
+            eventually("the gauge is back to 0", || gc.unsynced() == Some(0)).await;
+            assert!(gc.health().is_ok());
+            // A failed sync cannot fail the request it was for (already answered): it fails
+            // every later one, whatever it waits for, and readiness, for good.
+            disk.fail_sync
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            submit(serde_json::json!({"n": 2}), Wait::Background)
+                .await
+                .unwrap();
+            eventually("the failed sync poisons the sink", || gc.health().is_err()).await;
+            disk.fail_sync
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let later = submit(serde_json::json!({"n": 3}), Wait::Committed).await;
+            let e = later.expect_err("an append after a failed background sync succeeded");
+            assert!(e.0.contains("restart"), "{e}");
+            assert!(gc.append(&serde_json::json!({"n": 4})).is_err());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(gc.health().is_err(), "the sink recovered by itself");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn background_appends_wait_for_the_disk_once_too_many_are_unsynced() {
+        let disk = Disk::default();
+        let gc = GroupCommit::new(Arc::new(InlineDisk(disk.clone(), Arc::default())), 64);
+        let _open = disk.opens_on_drop();
+        let submit = |v: Value| match gc.submit(v, Wait::Background) {
+            Ok(p) => p,
+            Err(_) => panic!("group commit submits without blocking"),
+        };
+        for i in 0..MAX_UNSYNCED {
+            submit(serde_json::json!({"i": i})).await.unwrap();
+        }
+        assert_eq!(gc.unsynced(), Some(MAX_UNSYNCED));
+        let mut next = submit(serde_json::json!({"i": "one too many"}));
+        let stuck = tokio::time::timeout(std::time::Duration::from_millis(50), &mut next);
+        assert!(
+            stuck.await.is_err(),
+            "an append past the bound returned before the disk caught up"
+        );
+        disk.open_gate(true);
+        next.await.unwrap();
+        assert!(
+            disk.durable
+                .lock()
+                .unwrap()
+                .contains(&serde_json::json!({"i": "one too many"}))
+        );
+        eventually("every record is synced", || gc.unsynced() == Some(0)).await;
+        assert_eq!(disk.durable.lock().unwrap().len() as u64, MAX_UNSYNCED + 1);
     }
 
     /// A sink whose batches panic: the writer thread dies.

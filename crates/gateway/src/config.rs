@@ -234,12 +234,31 @@ pub struct AuditConfig {
     /// for one more disk wait per request.
     #[serde(default)]
     pub sync_dispatch: bool,
+    /// When a request's records must be on disk (fsynced): before its answer reaches the
+    /// caller (the default), or right after, without the request waiting for the disk.
+    #[serde(default)]
+    pub durability: Durability,
     /// The embedded store: how long, in milliseconds, a record waits in the journal (where it
     /// is already durable) for others to join its batch before the store takes them in (one
     /// store transaction per batch). Default 20; records show in `phiguard audit query` about
     /// this much later.
     #[serde(default)]
     pub journal_delay_ms: Option<u64>,
+}
+
+/// `[audit] durability`: when a request's audit records reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Both records survive a power loss before the caller sees the answer: one fsync wait
+    /// per request (shared with concurrent requests).
+    #[default]
+    Answer,
+    /// Both records are written (they survive a crash or kill of the gateway) before the
+    /// upstream call and the answer, and fsynced right after without the request waiting: a
+    /// power loss or OS crash can take the records of the last moments (at most
+    /// `MAX_UNSYNCED`), and a failed fsync fails every later request until a restart.
+    Background,
 }
 
 /// The wire format a provider speaks (one adapter file per kind under `providers/`).
@@ -966,6 +985,13 @@ impl Config {
             }
         }
         self.check_models()?;
+        if self.audit.sync_dispatch && self.audit.durability == Durability::Background {
+            return Err(
+                "audit.sync_dispatch = true waits for the disk before the upstream call, \
+                 and audit.durability = \"background\" never waits for it: choose one"
+                    .into(),
+            );
+        }
         for (name, r) in &self.roles {
             if r.input == InputPolicy::Allow && r.phi != PhiPermission::Full {
                 return Err(format!(
@@ -1224,6 +1250,33 @@ input = "tokenize"
             "input = \"tokenize\"\ninjection = \"warn\"",
         );
         assert!(Config::parse(&raw, Path::new("x.toml"), env).is_err());
+    }
+
+    #[test]
+    fn audit_durability_parses_and_conflicts_with_sync_dispatch() {
+        let c = Config::parse(BASE, Path::new("x.toml"), env).unwrap();
+        assert_eq!(c.audit.durability, Durability::Answer);
+        for (v, d) in [
+            ("answer", Durability::Answer),
+            ("background", Durability::Background),
+        ] {
+            let raw = format!("{BASE}\n[audit]\ndurability = \"{v}\"\n");
+            let c = Config::parse(&raw, Path::new("x.toml"), env).unwrap();
+            assert_eq!(c.audit.durability, d);
+        }
+        let raw = format!("{BASE}\n[audit]\ndurability = \"eventually\"\n");
+        let e = Config::parse(&raw, Path::new("x.toml"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("eventually") && e.contains("x.toml:"), "{e}");
+        let raw = format!("{BASE}\n[audit]\ndurability = \"background\"\nsync_dispatch = true\n");
+        let e = Config::parse(&raw, Path::new("x.toml"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sync_dispatch") && e.contains("durability"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
 use crate::audit::{AuditSink, Wait};
-use crate::config::{Config, InjectionMode, InputPolicy, PhiPermission, ProviderKind, RoleConfig};
+use crate::config::{
+    Config, Durability, InjectionMode, InputPolicy, PhiPermission, ProviderKind, RoleConfig,
+};
 use crate::error::{ApiError, codes};
 use crate::guard::{self, GuardReport, InjectionScreen, OutputMode, PhiScanner, Vault};
 use crate::keys::{KeyRejection, KeyStore, Principal};
@@ -378,6 +380,13 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
              # TYPE phiguard_gateway_audit_backlog gauge\n",
         );
         text.push_str(&format!("phiguard_gateway_audit_backlog {n}\n"));
+    }
+    if let Some(n) = gw.audit.unsynced() {
+        text.push_str(
+            "# HELP phiguard_gateway_audit_unsynced Audit records written and not yet fsynced (durability = \"background\").\n\
+             # TYPE phiguard_gateway_audit_unsynced gauge\n",
+        );
+        text.push_str(&format!("phiguard_gateway_audit_unsynced {n}\n"));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
@@ -785,12 +794,21 @@ impl Trace {
 /// gateway at once, and a power loss with the completion record's durable wait (or at once with
 /// `[audit] sync_dispatch`).
 async fn append_dispatch(gw: &Arc<Gateway>, t: &Trace) -> Result<(), ApiError> {
-    let wait = if gw.config.audit.sync_dispatch {
-        Wait::Durable
-    } else {
-        Wait::Committed
+    let wait = match (gw.config.audit.sync_dispatch, gw.config.audit.durability) {
+        (true, _) => Wait::Durable,
+        (false, Durability::Answer) => Wait::Committed,
+        (false, Durability::Background) => Wait::Background,
     };
     append(gw, t.record("dispatch", None, "pending"), wait).await
+}
+
+/// How a completion record waits: for the disk before the answer, or only for its commit
+/// (`[audit] durability = "background"`).
+fn completion_wait(gw: &Gateway) -> Wait {
+    match gw.config.audit.durability {
+        Durability::Answer => Wait::Durable,
+        Durability::Background => Wait::Background,
+    }
 }
 
 async fn append(gw: &Arc<Gateway>, record: Value, wait: Wait) -> Result<(), ApiError> {
@@ -852,7 +870,13 @@ fn log_line(gw: &Gateway, t: &Trace, status: u16, code: Option<&'static str>) {
 /// Ends a refused request: writes its completion record (the refusal becomes an audit error
 /// if that fails) and renders the error.
 async fn refuse(gw: &Arc<Gateway>, t: &Trace, e: ApiError) -> Response {
-    let e = match append(gw, t.record("complete", Some(&e), "refused"), Wait::Durable).await {
+    let e = match append(
+        gw,
+        t.record("complete", Some(&e), "refused"),
+        completion_wait(gw),
+    )
+    .await
+    {
         Ok(()) => e,
         Err(audit) => audit,
     };
@@ -1228,7 +1252,13 @@ async fn embeddings(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     };
     t.upstream_status = Some(200);
     t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
-    if let Err(e) = append(&gw, t.record("complete", None, "returned"), Wait::Durable).await {
+    if let Err(e) = append(
+        &gw,
+        t.record("complete", None, "returned"),
+        completion_wait(&gw),
+    )
+    .await
+    {
         log_line(&gw, &t, e.status.as_u16(), Some(e.code));
         return with_request_id(e.into_response(), &t.request_id);
     }
@@ -1285,7 +1315,13 @@ async fn chat_completions(State(gw): State<Arc<Gateway>>, req: Request) -> Respo
     };
     t.scrubbed = scrubbed;
     t.overhead_ms = (t.clock.elapsed().saturating_sub(upstream_time)).as_secs_f64() * 1e3;
-    if let Err(e) = append(&gw, t.record("complete", None, "returned"), Wait::Durable).await {
+    if let Err(e) = append(
+        &gw,
+        t.record("complete", None, "returned"),
+        completion_wait(&gw),
+    )
+    .await
+    {
         log_line(&gw, &t, e.status.as_u16(), Some(e.code));
         return with_request_id(e.into_response(), &t.request_id);
     }
@@ -1601,7 +1637,7 @@ async fn stream_completion(
         let record_error = append(
             &gw,
             t.record("complete", error.as_ref(), disposition),
-            Wait::Durable,
+            completion_wait(&gw),
         )
         .await
         .err();

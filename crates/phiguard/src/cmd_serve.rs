@@ -184,6 +184,10 @@ pub fn run(args: Args) -> Result<u8> {
     let sink = GroupCommit::new(inner, 256);
     eprintln!("phiguard serve: loading the PHI detector");
     let detector = phiguard_detect::Detector::new();
+    let synced = match config.audit.durability {
+        phiguard_gateway::config::Durability::Answer => "fsynced before each answer",
+        phiguard_gateway::config::Durability::Background => "fsynced in the background",
+    };
     let gateway = Gateway::new(config, Arc::new(detector), Arc::new(keys), Arc::new(sink))
         .map_err(|e| anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -197,7 +201,7 @@ pub fn run(args: Args) -> Result<u8> {
         let local = listener.local_addr().context("no local address")?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "phiguard serve: listening on {scheme}://{local} (audit store {})",
+            "phiguard serve: listening on {scheme}://{local} (audit store {}, records {synced})",
             url.describe()
         );
         // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.

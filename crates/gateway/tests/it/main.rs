@@ -5,6 +5,7 @@
 mod azure;
 mod bedrock;
 mod chat;
+mod durability;
 mod injection;
 mod mock;
 mod ops;
