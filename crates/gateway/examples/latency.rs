@@ -13,7 +13,8 @@
 //! synchronous=FULL) in a temp folder, through the journal `phiguard serve` puts in front of it;
 //! `--audit sqlite-plain` to a plaintext one; `--audit sqlite-direct` to the encrypted store
 //! without the journal (every group-commit batch a store transaction); `--audit memory` keeps
-//! records in memory.
+//! records in memory. `--durability background` runs with `[audit] durability = "background"`
+//! (records fsynced right after the answer instead of before it; default `answer`).
 
 /// The allocator the `phiguard` binary uses, so the figures are the binary's.
 #[global_allocator]
@@ -210,6 +211,8 @@ async fn main() {
         .collect();
     let secs: u32 = arg("--seconds", "5").parse().unwrap();
     let audit = arg("--audit", "sqlite");
+    // `[audit] durability`: "answer" (records fsynced before each answer) or "background".
+    let durability = arg("--durability", "answer");
 
     let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up.local_addr().unwrap();
@@ -221,7 +224,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nplain_http = true\n[providers.local]\nkind = \"openai_compatible\"\nendpoint = \"http://{up_addr}/v1\"\nmodels = [\"m\"]\nprivate = true\n[roles.clinician]\nactions = [\"chat\"]\nmodels = [\"*\"]\nphi = \"full\"\ninput = \"tokenize\"\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\nplain_http = true\n[providers.local]\nkind = \"openai_compatible\"\nendpoint = \"http://{up_addr}/v1\"\nmodels = [\"m\"]\nprivate = true\n[roles.clinician]\nactions = [\"chat\"]\nmodels = [\"*\"]\nphi = \"full\"\ninput = \"tokenize\"\n[audit]\ndurability = \"{durability}\"\n"
     );
     let config = Config::parse(&cfg, Path::new("bench.toml"), |_| None).unwrap();
     let keys = Arc::new(KeyStore::open(&dir.path().join("keys.db")).unwrap());
@@ -288,7 +291,7 @@ async fn main() {
     let _ = load(&client, &direct, &key, 50, 1).await;
 
     println!(
-        "prompt: {} characters; audit: {audit}; {secs} s per rate; open loop",
+        "prompt: {} characters; audit: {audit}, durability {durability}; {secs} s per rate; open loop",
         NOTE.chars().count()
     );
     println!(

@@ -33,7 +33,9 @@ pub enum Wait {
     /// Until the record survives a power loss.
     Durable,
     /// Until the record is committed, like [`Wait::Committed`]; the sink's sync thread then
-    /// makes it survive a power loss as soon as it can, without the caller waiting. The
+    /// makes it survive a power loss without the caller waiting, in a sync that starts at most
+    /// [`BACKGROUND_SYNC_EVERY`] after the one before (records of a few milliseconds share
+    /// one fsync). The
     /// caller has its answer by then, so a failed sync cannot fail its request: it fails every
     /// later append instead, until the gateway restarts (the records may be lost; a retried
     /// fsync cannot tell). At most [`MAX_UNSYNCED`] records wait for a sync this way; beyond
@@ -44,6 +46,12 @@ pub enum Wait {
 /// How many [`Wait::Background`] records may be committed and not yet synced: what a power
 /// loss can take at most. When the disk falls behind by more, appends wait for it.
 pub const MAX_UNSYNCED: u64 = 1024;
+
+/// How long [`Wait::Background`] records wait for others to join their sync, counted from the
+/// start of the sync before: at most this many milliseconds of records (and at most
+/// [`MAX_UNSYNCED`]) are committed and not yet on disk, and a steady stream of records costs
+/// one fsync per interval instead of one per record or two.
+pub const BACKGROUND_SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Makes every record a sink has committed so far survive a power loss (an fsync), from any
 /// thread (see [`AuditSink::syncer`]).
@@ -217,6 +225,9 @@ struct WriterState {
     poisoned: std::sync::atomic::AtomicBool,
     /// [`Wait::Background`] records committed and not yet synced.
     unsynced: std::sync::atomic::AtomicU64,
+    /// A sync for [`Wait::Background`] records is scheduled: its token is in the syncer's
+    /// queue, or the syncer holds it and has not started the sync yet.
+    background_pending: std::sync::atomic::AtomicBool,
 }
 
 impl WriterState {
@@ -251,6 +262,23 @@ impl WriterState {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
                 Some(u.saturating_sub(n))
             });
+    }
+
+    /// After a [`Wait::Background`] record was counted in: makes sure a sync will cover it,
+    /// with at most one token in the syncer's queue at a time. `Ok(true)`: a token was handed
+    /// over; `Ok(false)`: one already was; `Err`: the syncer is gone.
+    fn schedule_background(&self, syncer: &SyncerHandle) -> Result<bool, ()> {
+        use std::sync::atomic::Ordering;
+        if self.background_pending.swap(true, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match syncer.hand_over(Reply::Background) {
+            Ok(()) => Ok(true),
+            Err(_) => {
+                self.background_pending.store(false, Ordering::SeqCst);
+                Err(())
+            }
+        }
     }
 
     /// A background sync failed, or could not be started: every later append fails.
@@ -347,9 +375,10 @@ impl GroupCommit {
                                 thread_state
                                     .unsynced
                                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                                match s.hand_over(Reply::Background) {
-                                    Ok(()) => batch.in_sync += 1,
-                                    Err(_) => thread_state.poison(),
+                                match thread_state.schedule_background(s) {
+                                    Ok(true) => batch.in_sync += 1,
+                                    Ok(false) => {}
+                                    Err(()) => thread_state.poison(),
                                 }
                             }
                             _ => reply.send(result.clone()),
@@ -430,9 +459,9 @@ impl GroupCommit {
             return Ok(Some(reply));
         };
         if wait == Wait::Background && self.state.reserve_unsynced() {
-            return match s.hand_over(Reply::Background) {
-                Ok(()) => Ok(Some(reply)),
-                Err(_) => {
+            return match self.state.schedule_background(s) {
+                Ok(_) => Ok(Some(reply)),
+                Err(()) => {
                     self.state.unsynced_done(1);
                     Err((
                         reply,
@@ -528,8 +557,10 @@ impl SyncerHandle {
 }
 
 /// Starts the thread that syncs committed records: each round takes every reply waiting, syncs
-/// once, answers them all and tells the writer through `notes`. If the thread cannot be
-/// started, durable appends fail.
+/// once, answers them all and tells the writer through `notes`. A round for
+/// [`Wait::Background`] records alone starts [`BACKGROUND_SYNC_EVERY`] after the round before
+/// (a caller waiting for the disk cuts the wait short). If the thread cannot be started,
+/// durable appends fail.
 fn spawn_syncer(
     sync: Syncer,
     state: std::sync::Arc<WriterState>,
@@ -542,20 +573,48 @@ fn spawn_syncer(
         .spawn(move || {
             let state = thread_state;
             let _alive = AliveGuard(state.clone());
+            use std::sync::atomic::Ordering;
+            let mut last_start: Option<std::time::Instant> = None;
             while let Ok(first) = rx.recv() {
                 let mut waiting = vec![first];
                 waiting.extend(rx.try_iter());
-                let result = sync();
+                if let Some(last) = last_start {
+                    let due = last + BACKGROUND_SYNC_EVERY;
+                    while waiting.iter().all(|r| matches!(r, Reply::Background)) {
+                        let left = due.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(r) => {
+                                waiting.push(r);
+                                waiting.extend(rx.try_iter());
+                            }
+                            // Due, or closed (shutdown): sync what is counted.
+                            Err(_) => break,
+                        }
+                    }
+                }
+                if waiting.iter().any(|r| matches!(r, Reply::Background)) {
+                    state.background_pending.store(false, Ordering::SeqCst);
+                }
+                // Every record counted here was written before it was counted, so the sync
+                // that starts next covers it.
+                let covered = state.unsynced.load(Ordering::SeqCst);
+                let only_background = waiting.iter().all(|r| matches!(r, Reply::Background));
+                let result = if covered == 0 && only_background {
+                    // An earlier sync already covered what this token was for.
+                    Ok(())
+                } else {
+                    last_start = Some(std::time::Instant::now());
+                    sync()
+                };
                 note_result(&state, result.is_ok());
-                let background = waiting
-                    .iter()
-                    .filter(|r| matches!(r, Reply::Background))
-                    .count();
-                if background > 0 {
+                if covered > 0 {
                     if result.is_err() {
                         state.poison();
                     }
-                    state.unsynced_done(background as u64);
+                    state.unsynced_done(covered);
                 }
                 let n = waiting.len();
                 for r in waiting {
@@ -778,6 +837,8 @@ mod tests {
         fail_sync: Arc<std::sync::atomic::AtomicBool>,
         /// For [`InlineDisk`]: its writes fail.
         fail_writes: Arc<std::sync::atomic::AtomicBool>,
+        /// Syncs run so far.
+        syncs: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Disk {
@@ -819,6 +880,7 @@ mod tests {
                 while !*open {
                     open = cv.wait(open).unwrap();
                 }
+                disk.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if disk.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
                     return Err(AuditSinkError("fsync failed".into()));
                 }
@@ -1011,6 +1073,35 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
             assert!(gc.health().is_err(), "the sink recovered by itself");
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stream_of_background_appends_shares_one_sync_per_interval() {
+        let disk = Disk::default();
+        disk.open_gate(true);
+        let gc = GroupCommit::new(Arc::new(InlineDisk(disk.clone(), Arc::default())), 64);
+        let start = std::time::Instant::now();
+        let records = 400;
+        for i in 0..records {
+            let Ok(p) = gc.submit(serde_json::json!({"i": i}), Wait::Background) else {
+                panic!("group commit submits without blocking")
+            };
+            p.await.unwrap();
+            if i % 4 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(250));
+            }
+        }
+        eventually("every record is synced", || gc.unsynced() == Some(0)).await;
+        let elapsed = start.elapsed();
+        assert_eq!(disk.durable.lock().unwrap().len(), records);
+        // Each sync for background records alone starts BACKGROUND_SYNC_EVERY after the one
+        // before: a bound that holds however slow the machine is.
+        let syncs = disk.syncs.load(std::sync::atomic::Ordering::SeqCst);
+        let bound = (elapsed.as_micros() / BACKGROUND_SYNC_EVERY.as_micros()) as usize + 1;
+        assert!(
+            (1..=bound).contains(&syncs),
+            "{syncs} syncs for {records} records in {elapsed:?}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
