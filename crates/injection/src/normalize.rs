@@ -57,15 +57,25 @@ fn leet(c: char) -> Option<char> {
 
 /// Normalises `text` for screening (see the module docs).
 pub fn normalize(text: &str) -> String {
+    normalize_with(text, true)
+}
+
+/// [`normalize`]; `fast` takes the shortcuts for ASCII text and for words with nothing to
+/// fold (the tests check that both ways give the same text).
+fn normalize_with(text: &str, fast: bool) -> String {
+    let flat = if fast && text.is_ascii() {
+        flatten_ascii(text)
+    } else {
+        flatten(text)
+    };
+    fold_words(&flat, fast)
+}
+
+/// NFKC, invisible characters removed, whitespace runs collapsed to one space, lower case.
+fn flatten(text: &str) -> String {
     let mut flat = String::with_capacity(text.len());
     let mut space = true;
-    // ASCII is already in NFKC form: skip the (slower) normalising iterator.
-    let chars: Box<dyn Iterator<Item = char>> = if text.is_ascii() {
-        Box::new(text.chars())
-    } else {
-        Box::new(text.nfkc())
-    };
-    for c in chars.filter(|c| !invisible(*c)) {
+    for c in text.nfkc().filter(|c| !invisible(*c)) {
         if c.is_whitespace() {
             if !space {
                 flat.push(' ');
@@ -81,6 +91,34 @@ pub fn normalize(text: &str) -> String {
     if flat.ends_with(' ') {
         flat.pop();
     }
+    flat
+}
+
+/// [`flatten`] for ASCII text: already NFKC, nothing invisible, and its whitespace is what
+/// `char::is_whitespace` says of ASCII (tab, line feed, vertical tab, form feed, carriage
+/// return, space).
+fn flatten_ascii(text: &str) -> String {
+    let mut flat = String::with_capacity(text.len());
+    let mut space = true;
+    for b in text.bytes() {
+        if matches!(b, b'\t'..=b'\r' | b' ') {
+            if !space {
+                flat.push(' ');
+                space = true;
+            }
+            continue;
+        }
+        space = false;
+        flat.push(char::from(b.to_ascii_lowercase()));
+    }
+    if flat.ends_with(' ') {
+        flat.pop();
+    }
+    flat
+}
+
+/// Joins letters spelled out one by one and folds each word of flattened text.
+fn fold_words(flat: &str, fast: bool) -> String {
     let mut out = String::with_capacity(flat.len());
     let words: Vec<&str> = flat.split(' ').collect();
     let single = |w: &str| {
@@ -101,10 +139,21 @@ pub fn normalize(text: &str) -> String {
             i += run;
             continue;
         }
-        fold_word(words[i], &mut out);
+        if fast && nothing_to_fold(words[i]) {
+            out.push_str(words[i]);
+        } else {
+            fold_word(words[i], &mut out);
+        }
         i += 1;
     }
     out
+}
+
+/// True when [`fold_word`] would leave `word` as it is: ASCII (so no look-alikes) with no
+/// leetspeak character.
+fn nothing_to_fold(word: &str) -> bool {
+    word.bytes()
+        .all(|b| b.is_ascii() && leet(char::from(b)).is_none())
 }
 
 /// Folds look-alikes and leetspeak in one whitespace-separated word.
@@ -182,6 +231,19 @@ mod tests {
         assert_eq!(normalize("please S a y t h a t now"), "please saythat now");
         // Short runs (initials, list labels) stay.
         assert_eq!(normalize("options a b c"), "options a b c");
+    }
+
+    proptest::proptest! {
+        /// The shortcuts change nothing: ASCII text with every kind of whitespace, leetspeak
+        /// and punctuation, and text with look-alikes, invisibles and full-width letters.
+        #[test]
+        fn shortcuts_give_the_same_text(
+            ascii in "([a-zA-Z0-9!|@$+ \t\n\r\u{0B}\u{0C},.:;'-]|ign0re|4ll|S a y t h a t){0,60}",
+            other in "([a-zA-Z0-9 \t\n!$]|ign0re|\u{043E}|\u{0435}|\u{200B}|Ｉ|\u{00A0}|\u{85}|é|ß){0,40}"
+        ) {
+            proptest::prop_assert_eq!(normalize_with(&ascii, true), normalize_with(&ascii, false));
+            proptest::prop_assert_eq!(normalize_with(&other, true), normalize_with(&other, false));
+        }
     }
 
     #[test]
