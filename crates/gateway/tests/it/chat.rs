@@ -392,15 +392,7 @@ async fn rate_limit_per_key_and_metrics_without_phi() {
     // Another key is not affected.
     let (s, _, _) = h.chat(&other, Some("p-1"), note_body("echo")).await;
     assert_eq!(s, 200);
-    let m = h
-        .client
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&h.client, &h.base).await;
     assert!(
         m.contains("phiguard_gateway_requests_total{status=\"429\",code=\"rate_limited\"}"),
         "{m}"

@@ -251,6 +251,18 @@ pub const NOTE: &str =
     "Summarize: Maria Lopez was seen on 03/14/2021, MRN 4839201, phone 617-555-0199.";
 pub const NOTE_PHI: [&str; 4] = ["Maria Lopez", "03/14/2021", "4839201", "617-555-0199"];
 
+/// The text of `GET /metrics`.
+pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub fn assert_no_phi(text: &str, phi: &[&str]) {
     for p in phi {
         assert!(!text.contains(p), "a PHI value is present: {p}\n{text}");

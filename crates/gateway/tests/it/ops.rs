@@ -186,15 +186,7 @@ async fn per_user_limit_counts_each_end_user_of_a_key_apart() {
 #[tokio::test]
 async fn metrics_show_each_baa_s_days_remaining_and_state() {
     let h = start().await;
-    let m = h
-        .client
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics_text(&h.client, &h.base).await;
     // The harness's BAAs: in effect for another 365 days, expiring today, another service.
     assert!(
         m.contains("phiguard_gateway_baa_days_remaining{provider=\"baa_ok\"} 365"),
