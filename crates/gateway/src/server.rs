@@ -374,21 +374,31 @@ fn readiness(gw: &Gateway) -> Result<(), ApiError> {
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let mut text = gw.metrics.render();
     text.push_str(&baa_metrics(&gw.config, (gw.today)()));
-    if let Some(n) = gw.audit.backlog() {
-        text.push_str(
-            "# HELP phiguard_gateway_audit_backlog Audit records durable in the journal and not yet taken into the audit store.\n\
-             # TYPE phiguard_gateway_audit_backlog gauge\n",
-        );
-        text.push_str(&format!("phiguard_gateway_audit_backlog {n}\n"));
-    }
-    if let Some(n) = gw.audit.unsynced() {
-        text.push_str(
-            "# HELP phiguard_gateway_audit_unsynced Audit records written and not yet fsynced (durability = \"background\").\n\
-             # TYPE phiguard_gateway_audit_unsynced gauge\n",
-        );
-        text.push_str(&format!("phiguard_gateway_audit_unsynced {n}\n"));
-    }
+    text.push_str(&audit_metrics(gw.audit.as_ref()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The gauges the audit sink reports (each only if it has that stage).
+fn audit_metrics(sink: &dyn AuditSink) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "phiguard_gateway_audit_backlog",
+            "Audit records durable in the journal and not yet taken into the audit store.",
+            sink.backlog(),
+        ),
+        (
+            "phiguard_gateway_audit_unsynced",
+            "Audit records written and not yet fsynced (durability = \"background\").",
+            sink.unsynced(),
+        ),
+    ] {
+        if let Some(n) = value {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
+        }
+    }
+    out
 }
 
 /// The BAA of every provider that depends on one (not private deployments), as of `today`:
