@@ -371,10 +371,12 @@ impl GroupCommit {
                                 ))),
                             },
                             (Ok(()), Wait::Background, Some(s)) => {
-                                reply.send(Ok(()));
+                                // Counted before the caller is answered, so the gauge never
+                                // reads 0 while an answered record waits for the disk.
                                 thread_state
                                     .unsynced
                                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                reply.send(Ok(()));
                                 match thread_state.schedule_background(s) {
                                     Ok(true) => batch.in_sync += 1,
                                     Ok(false) => {}
