@@ -343,8 +343,8 @@ pub struct ProviderConfig {
     /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://169.254.169.254`).
     #[serde(default)]
     pub aws_imds_endpoint: Option<String>,
-    /// Bedrock: the IAM role to assume with a web identity token (default `AWS_ROLE_ARN`;
-    /// EKS IRSA).
+    /// Bedrock: the IAM role to assume: with a web identity token (EKS IRSA) when there is
+    /// one, else through STS `AssumeRole` with the credentials the rest of the chain finds.
     #[serde(default)]
     pub aws_role_arn: Option<String>,
     /// Bedrock: the web identity token file (default `AWS_WEB_IDENTITY_TOKEN_FILE`), read on
@@ -355,6 +355,17 @@ pub struct ProviderConfig {
     /// `https://sts.{region}.amazonaws.com`).
     #[serde(default)]
     pub aws_sts_endpoint: Option<String>,
+    /// Bedrock: the shared config file, for `aws_profile` (default `AWS_CONFIG_FILE`, else
+    /// `~/.aws/config`).
+    #[serde(default)]
+    pub aws_config_file: Option<String>,
+    /// Bedrock: a command (run by `sh -c`) that prints the credentials as JSON (the AWS CLI's
+    /// `credential_process`; never printed).
+    #[serde(default)]
+    pub aws_credential_process: Option<String>,
+    /// Bedrock: the external id `aws_role_arn`'s trust policy asks for (with `AssumeRole`).
+    #[serde(default)]
+    pub aws_external_id: Option<String>,
 
     /// Azure OpenAI: the `api-version` query parameter.
     #[serde(default)]
@@ -422,6 +433,12 @@ impl std::fmt::Debug for ProviderConfig {
                 &self.aws_web_identity_token_file,
             )
             .field("aws_sts_endpoint", &self.aws_sts_endpoint)
+            .field("aws_config_file", &self.aws_config_file)
+            .field(
+                "aws_credential_process",
+                &self.aws_credential_process.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("aws_external_id", &self.aws_external_id)
             .field(
                 "aws_session_token",
                 &self.aws_session_token.as_ref().map(|_| "[REDACTED]"),
@@ -447,7 +464,7 @@ impl ProviderConfig {
     /// Each kind's required fields are set, and no other kind's fields are.
     fn check_kind_fields(&self, name: &str) -> Result<(), String> {
         let kind = self.kind;
-        let fields: [(&str, bool, &[ProviderKind]); 22] = [
+        let fields: [(&str, bool, &[ProviderKind]); 25] = [
             ("region", self.region.is_some(), &[ProviderKind::Bedrock]),
             (
                 "aws_access_key_id",
@@ -502,6 +519,21 @@ impl ProviderConfig {
             (
                 "aws_sts_endpoint",
                 self.aws_sts_endpoint.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_config_file",
+                self.aws_config_file.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_credential_process",
+                self.aws_credential_process.is_some(),
+                &[ProviderKind::Bedrock],
+            ),
+            (
+                "aws_external_id",
+                self.aws_external_id.is_some(),
                 &[ProviderKind::Bedrock],
             ),
             (
@@ -1571,14 +1603,16 @@ version = \"1.0\"
     fn kind_fields_are_checked_and_secrets_hidden() {
         let bedrock = BASE.replace(
             "kind = \"openai_compatible\"",
-            "kind = \"bedrock\"\nregion = \"us-east-1\"\naws_access_key_id = \"AKID\"\naws_secret_access_key = \"s3cr3t-value\"",
+            "kind = \"bedrock\"\nregion = \"us-east-1\"\naws_access_key_id = \"AKID\"\naws_secret_access_key = \"s3cr3t-value\"\naws_credential_process = \"vault-aws --token pr0cess-secret\"",
         );
         let c = Config::parse(&bedrock, Path::new("x"), env).unwrap();
         let p = &c.providers["local"];
         assert_eq!(p.kind, ProviderKind::Bedrock);
         let dbg = format!("{p:?}");
         assert!(
-            !dbg.contains("s3cr3t-value") && dbg.contains("AKID"),
+            !dbg.contains("s3cr3t-value")
+                && !dbg.contains("pr0cess-secret")
+                && dbg.contains("AKID"),
             "{dbg}"
         );
         // A required field missing, and another kind's field.

@@ -3,6 +3,7 @@
 //! front end know nothing of provider wire formats.
 
 pub mod aws_credentials;
+pub mod aws_profiles;
 pub mod azure_openai;
 pub mod bedrock;
 pub mod event_stream;
