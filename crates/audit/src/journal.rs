@@ -77,6 +77,15 @@ pub struct JournalOptions {
     /// creates the next file while appends wait (a few disk waits), so segments are large:
     /// 64 MiB is about half a minute of records at 1,000 requests/s.
     pub segment_bytes: u64,
+    /// Run the ingest thread at the lowest CPU priority (Linux `SCHED_IDLE`): its store
+    /// transactions, a few milliseconds of CPU every `ingest_delay` under load, then never
+    /// preempt the threads answering requests. A thread at normal priority takes over while
+    /// records wait longer than `catch_up_after` (the CPU is saturated), so the store cannot
+    /// fall behind for good.
+    pub idle_priority: bool,
+    /// How long the journal may stay non-empty before the normal-priority thread takes
+    /// records in (it goes on until the journal is empty); at least twice `ingest_delay`.
+    pub catch_up_after: Duration,
 }
 
 impl Default for JournalOptions {
@@ -86,6 +95,8 @@ impl Default for JournalOptions {
             max_ingest_batch: 2048,
             max_backlog: 100_000,
             segment_bytes: 64 << 20,
+            idle_priority: true,
+            catch_up_after: Duration::from_secs(1),
         }
     }
 }
@@ -432,10 +443,13 @@ enum WriteError {
     Broken(AuditError),
 }
 
-/// What the appending side and the ingest thread share.
+/// What the appending side and the ingest threads share.
 struct Shared {
     queue: Mutex<Queue>,
+    /// Wakes the ingest thread (records arrived, or closing).
     wake: Condvar,
+    /// Wakes the catch-up thread (closing).
+    wake_catch_up: Condvar,
     /// The segment being written, for [`JournalSyncer`].
     current: Mutex<Arc<File>>,
 }
@@ -444,8 +458,13 @@ struct Shared {
 struct Queue {
     /// Records journaled and not yet in the store, in journal order.
     records: VecDeque<(u64, String)>,
-    /// When the oldest of `records` arrived.
+    /// When the oldest of `records` arrived (reset after a partial batch: the rest waits
+    /// `ingest_delay` for more).
     first_at: Option<Instant>,
+    /// Since when `records` has not been empty (for the catch-up thread).
+    waiting_since: Option<Instant>,
+    /// Until when the catch-up thread, not the idle-priority one, takes records in.
+    catch_up_until: Option<Instant>,
     /// Closed segments and their last sequence numbers, removed once taken in.
     closed: VecDeque<(PathBuf, u64)>,
     /// When the last store transaction failed, if it did.
@@ -454,6 +473,13 @@ struct Queue {
     closing: bool,
     /// Set when the ingest thread has ended.
     stopped: bool,
+    /// Tests: the ingest thread takes nothing in while set (as when the CPU is saturated
+    /// and it runs at idle priority).
+    #[cfg(test)]
+    stall_ingest: bool,
+    /// Tests: the ingest thread's Linux thread id.
+    #[cfg(test)]
+    ingest_tid: Option<String>,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
@@ -496,6 +522,7 @@ pub struct JournaledLog {
     /// `None` once a write could not be undone: every later append fails.
     writer: Mutex<Option<Writer>>,
     ingester: Option<std::thread::JoinHandle<()>>,
+    catch_up: Option<std::thread::JoinHandle<()>>,
     cipher: Option<PayloadCipher>,
     max_record_bytes: usize,
     options: JournalOptions,
@@ -522,6 +549,7 @@ impl JournaledLog {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            wake_catch_up: Condvar::new(),
             current: Mutex::new(writer.file.clone()),
         });
         let wal = match log.options().durability {
@@ -529,21 +557,39 @@ impl JournaledLog {
             Durability::Full => None,
         };
         let max_record_bytes = log.options().max_record_bytes;
-        let ingest = Ingest {
-            log,
-            wal,
+        let ingest = Arc::new(Ingest {
+            store: Mutex::new(Store {
+                log,
+                wal,
+                id: writer.id.clone(),
+                dir: writer.dir.clone(),
+            }),
             shared: shared.clone(),
-            id: writer.id.clone(),
-            dir: writer.dir.clone(),
             options: options.clone(),
+        });
+        let catch_up = {
+            let ingest = ingest.clone();
+            std::thread::Builder::new()
+                .name("audit-catch-up".into())
+                .spawn(move || ingest.catch_up())?
         };
-        let ingester = std::thread::Builder::new()
-            .name("phiguard-audit-ingest".into())
-            .spawn(move || ingest.run())?;
+        let ingester = match std::thread::Builder::new()
+            .name("audit-ingest".into())
+            .spawn(move || ingest.run())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                lock(&shared).closing = true;
+                shared.wake_catch_up.notify_all();
+                let _ = catch_up.join();
+                return Err(e.into());
+            }
+        };
         Ok(JournaledLog {
             shared,
             writer: Mutex::new(Some(writer)),
             ingester: Some(ingester),
+            catch_up: Some(catch_up),
             cipher,
             max_record_bytes,
             options,
@@ -616,6 +662,7 @@ impl JournaledLog {
         );
         if was_empty {
             q.first_at = Some(Instant::now());
+            q.waiting_since = q.first_at;
         }
         if was_empty || q.records.len() >= self.options.max_ingest_batch {
             self.shared.wake.notify_one();
@@ -676,20 +723,29 @@ impl Drop for JournaledLog {
         }
         lock(&self.shared).closing = true;
         self.shared.wake.notify_all();
+        self.shared.wake_catch_up.notify_all();
         if let Some(handle) = self.ingester.take() {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.catch_up.take() {
             let _ = handle.join();
         }
     }
 }
 
-/// The ingest thread's state.
+/// What both ingest threads share: the store, taken by one round at a time.
 struct Ingest {
+    store: Mutex<Store>,
+    shared: Arc<Shared>,
+    options: JournalOptions,
+}
+
+/// The store side of the ingest.
+struct Store {
     log: AuditLog,
     wal: Option<WalSyncer>,
-    shared: Arc<Shared>,
     id: String,
     dir: PathBuf,
-    options: JournalOptions,
 }
 
 /// Marks the ingest thread stopped however it ends.
@@ -698,116 +754,290 @@ struct StoppedGuard(Arc<Shared>);
 impl Drop for StoppedGuard {
     fn drop(&mut self) {
         lock(&self.0).stopped = true;
+        // The catch-up thread stops with it.
+        self.0.wake_catch_up.notify_all();
     }
 }
 
 /// Failed transactions tried again while closing before the journal is left for recovery.
 const CLOSING_TRIES: u32 = 3;
+/// How often the catch-up thread looks at the queue.
+const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
+/// Once the catch-up thread takes over, it keeps the ingest this long (renewed while records
+/// keep waiting), so that the idle-priority thread does not take the store and stall in a
+/// round while the CPU is still saturated.
+const CATCH_UP_HOLD: Duration = Duration::from_secs(10);
+/// The most records the idle-priority thread takes in per round: a round it is starved in
+/// holds the store, so it is kept short.
+const IDLE_ROUND_MAX: usize = 256;
+
+/// What one round did.
+enum Round {
+    /// Nothing was waiting.
+    Empty,
+    /// A batch is in the store.
+    Done,
+    /// The store transaction failed; the batch is back at the front of the queue.
+    Failed,
+}
 
 impl Ingest {
-    fn run(mut self) {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes the batch at the front of the queue into the store. The caller holds the store,
+    /// so rounds run one at a time, in journal order.
+    fn round(&self, store: &mut Store, max: usize) -> Round {
+        let (seqs, texts): (Vec<u64>, Vec<String>) = {
+            let mut q = lock(&self.shared);
+            if q.records.is_empty() {
+                return Round::Empty;
+            }
+            let n = q.records.len().min(max);
+            let batch = q.records.drain(..n).unzip();
+            q.first_at = (!q.records.is_empty()).then(Instant::now);
+            if q.records.is_empty() {
+                q.waiting_since = None;
+            }
+            batch
+        };
+        let last = seqs.last().copied().unwrap_or_default();
+        let result = store
+            .log
+            .append_canonical(&texts, Some((&store.id, last)))
+            .and_then(|_| match &store.wal {
+                Some(w) => w.sync().map_err(AuditError::from),
+                None => Ok(()),
+            });
+        let mut q = lock(&self.shared);
+        match result {
+            Ok(_) => {
+                q.failed_at = None;
+                while q.closed.front().is_some_and(|(_, l)| *l <= last) {
+                    if let Some((path, _)) = q.closed.pop_front() {
+                        // A leftover segment is skipped by its mark on recovery.
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                Round::Done
+            }
+            Err(_) => {
+                q.failed_at = Some(Instant::now());
+                for record in seqs.into_iter().zip(texts).rev() {
+                    q.records.push_front(record);
+                }
+                q.first_at = Some(Instant::now());
+                q.waiting_since.get_or_insert_with(Instant::now);
+                Round::Failed
+            }
+        }
+    }
+
+    /// Waits until a batch is due (full, `ingest_delay` old, or closing) for the thread that
+    /// takes records in now: the catch-up thread (`catching_up`) while its hold lasts, the
+    /// ingest thread otherwise. `None`: closing with nothing left, or (catch-up thread) no
+    /// longer holding the ingest.
+    fn wait_for_batch(&self, catching_up: bool, max: usize) -> Option<()> {
+        let mut q = lock(&self.shared);
+        loop {
+            let now = Instant::now();
+            let held = q.catch_up_until.is_some_and(|t| now < t);
+            if catching_up && (!held || q.closing || q.stopped) {
+                return None;
+            }
+            #[cfg(test)]
+            if !catching_up && q.stall_ingest && !q.closing {
+                q = self
+                    .shared
+                    .wake
+                    .wait_timeout(q, Duration::from_millis(5))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            // While the catch-up thread holds the ingest, the ingest thread waits (it takes
+            // over again when closing).
+            let mut wait = match q.catch_up_until {
+                Some(t) if !catching_up && held && !q.closing => Some(t - now),
+                _ => None,
+            };
+            if wait.is_none() {
+                if q.records.is_empty() {
+                    if q.closing {
+                        return None;
+                    }
+                } else if q.closing || q.records.len() >= max {
+                    return Some(());
+                } else {
+                    let age = q.first_at.map_or(Duration::ZERO, |t| t.elapsed());
+                    if age >= self.options.ingest_delay {
+                        return Some(());
+                    }
+                    wait = Some(self.options.ingest_delay - age);
+                }
+            }
+            if catching_up {
+                // Not woken by appends: it looks again at least every CATCH_UP_CHECK.
+                let w = wait.unwrap_or(CATCH_UP_CHECK).min(CATCH_UP_CHECK);
+                q = self
+                    .shared
+                    .wake_catch_up
+                    .wait_timeout(q, w)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            } else {
+                q = match wait {
+                    Some(w) => {
+                        self.shared
+                            .wake
+                            .wait_timeout(q, w)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .0
+                    }
+                    None => self
+                        .shared
+                        .wake
+                        .wait(q)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                };
+            }
+        }
+    }
+
+    /// The ingest thread (at idle priority when `idle_priority`): takes each batch in when it
+    /// is due, and at the end removes the journal once everything is in the store.
+    fn run(self: Arc<Self>) {
         let _stopped = StoppedGuard(self.shared.clone());
+        let max = if self.options.idle_priority {
+            lower_priority();
+            self.options.max_ingest_batch.min(IDLE_ROUND_MAX)
+        } else {
+            self.options.max_ingest_batch
+        };
+        #[cfg(test)]
+        {
+            lock(&self.shared).ingest_tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        }
         let mut backoff = Duration::from_millis(20);
         let mut closing_failures = 0;
         loop {
-            let (seqs, texts) = {
-                let mut q = lock(&self.shared);
-                loop {
-                    if q.records.is_empty() {
-                        if q.closing {
-                            break;
-                        }
-                        q = self
-                            .shared
-                            .wake
-                            .wait(q)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        continue;
-                    }
-                    if q.closing || q.records.len() >= self.options.max_ingest_batch {
-                        break;
-                    }
-                    let age = q.first_at.map_or(Duration::ZERO, |t| t.elapsed());
-                    if age >= self.options.ingest_delay {
-                        break;
-                    }
-                    q = self
-                        .shared
-                        .wake
-                        .wait_timeout(q, self.options.ingest_delay - age)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
-                if q.records.is_empty() {
-                    break;
-                }
-                let n = q.records.len().min(self.options.max_ingest_batch);
-                let batch: (Vec<u64>, Vec<String>) = q.records.drain(..n).unzip();
-                q.first_at = (!q.records.is_empty()).then(Instant::now);
-                batch
-            };
-            let last = seqs.last().copied().unwrap_or_default();
-            let result = self
-                .log
-                .append_canonical(&texts, Some((&self.id, last)))
-                .and_then(|_| match &self.wal {
-                    Some(w) => w.sync().map_err(AuditError::from),
-                    None => Ok(()),
-                });
-            let mut q = lock(&self.shared);
-            match result {
-                Ok(_) => {
-                    q.failed_at = None;
-                    backoff = Duration::from_millis(20);
-                    while q.closed.front().is_some_and(|(_, l)| *l <= last) {
-                        if let Some((path, _)) = q.closed.pop_front() {
-                            // A leftover segment is skipped by its mark on recovery.
-                            let _ = std::fs::remove_file(path);
-                        }
+            let _ = self.wait_for_batch(false, max);
+            let mut store = self.store();
+            match self.round(&mut store, max) {
+                Round::Done => backoff = Duration::from_millis(20),
+                Round::Empty => {
+                    // Closing and nothing left, with no round of the catch-up thread in
+                    // flight (it holds the store during one): everything is in the store
+                    // and synced, so the journal is no longer needed.
+                    if lock(&self.shared).closing {
+                        remove_journal(&mut store);
+                        return;
                     }
                 }
-                Err(_) => {
-                    q.failed_at = Some(Instant::now());
-                    for record in seqs.into_iter().zip(texts).rev() {
-                        q.records.push_front(record);
-                    }
-                    q.first_at = Some(Instant::now());
-                    if q.closing {
+                Round::Failed => {
+                    drop(store);
+                    if lock(&self.shared).closing {
                         closing_failures += 1;
                         if closing_failures >= CLOSING_TRIES {
                             // Left in the journal for the next opener of the store.
                             return;
                         }
                     }
-                    drop(q);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        // Everything is in the store and synced: the journal is no longer needed.
-        self.remove_journal();
     }
 
-    fn remove_journal(&mut self) {
-        let Ok(segs) = segments(&self.dir) else {
-            return;
-        };
-        for seg in segs {
-            if std::fs::remove_file(&seg).is_err() {
-                return;
+    /// The catch-up thread, at normal priority: when the journal has not been empty for
+    /// `catch_up_after` (the ingest thread, at idle priority, gets no CPU), it takes the ingest
+    /// over for [`CATCH_UP_HOLD`], renewed while records keep waiting that long.
+    fn catch_up(self: Arc<Self>) {
+        let after = self
+            .options
+            .catch_up_after
+            .max(self.options.ingest_delay.saturating_mul(2));
+        let max = self.options.max_ingest_batch;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            {
+                let mut q = lock(&self.shared);
+                if q.closing || q.stopped {
+                    return;
+                }
+                if q.waiting_since.is_some_and(|t| t.elapsed() >= after) {
+                    q.catch_up_until = Some(Instant::now() + CATCH_UP_HOLD);
+                }
+                if q.catch_up_until.is_none_or(|t| Instant::now() >= t) {
+                    let _ = self
+                        .shared
+                        .wake_catch_up
+                        .wait_timeout(q, CATCH_UP_CHECK)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    continue;
+                }
+            }
+            if self.wait_for_batch(true, max).is_none() {
+                continue;
+            }
+            let mut store = self.store();
+            match self.round(&mut store, max) {
+                Round::Done => backoff = Duration::from_millis(20),
+                Round::Empty => {}
+                Round::Failed => {
+                    drop(store);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
             }
         }
-        if std::fs::remove_file(self.dir.join(LOCK_FILE)).is_err()
-            || std::fs::remove_dir(&self.dir).is_err()
-        {
+    }
+}
+
+/// Puts the calling thread at the lowest CPU priority: Linux `SCHED_IDLE` (it runs when no
+/// other thread wants the CPU), else the highest nice value. Best effort: a refusal leaves it
+/// at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        let idle = thread_priority::unix::set_thread_priority_and_policy(
+            thread_priority::unix::thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        );
+        if idle.is_ok() {
             return;
         }
-        if let Some(root) = self.dir.parent() {
-            let _ = sync_dir(root);
-        }
-        let _ = self.log.clear_journal_mark(&self.id);
     }
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+}
+
+/// Removes the journal's files and its mark in the store (everything is in the store).
+fn remove_journal(store: &mut Store) {
+    let Ok(segs) = segments(&store.dir) else {
+        return;
+    };
+    for seg in segs {
+        if std::fs::remove_file(&seg).is_err() {
+            return;
+        }
+    }
+    if std::fs::remove_file(store.dir.join(LOCK_FILE)).is_err()
+        || std::fs::remove_dir(&store.dir).is_err()
+    {
+        return;
+    }
+    if let Some(root) = store.dir.parent() {
+        let _ = sync_dir(root);
+    }
+    let _ = store.log.clear_journal_mark(&store.id);
 }
 
 #[cfg(test)]
@@ -1011,6 +1241,83 @@ mod tests {
             ..JournalOptions::default()
         };
         JournaledLog::start(AuditLog::open(db).unwrap(), options).unwrap()
+    }
+
+    /// The scheduling policy of the ingest thread (`/proc/…/stat` field 41; 5 is
+    /// `SCHED_IDLE`, 0 `SCHED_OTHER`).
+    fn ingest_policy(journal: &JournaledLog) -> u32 {
+        let mut tid = None;
+        for _ in 0..1000 {
+            tid = lock(&journal.shared).ingest_tid.clone();
+            if tid.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stat =
+            std::fs::read_to_string(format!("/proc/self/task/{}/stat", tid.unwrap())).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        after_name
+            .split_whitespace()
+            .nth(38)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_ingest_thread_runs_at_idle_priority_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = JournaledLog::start(
+            AuditLog::open(&dir.path().join("a.db")).unwrap(),
+            JournalOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(ingest_policy(&journal), 5);
+        let options = JournalOptions {
+            idle_priority: false,
+            ..JournalOptions::default()
+        };
+        let journal =
+            JournaledLog::start(AuditLog::open(&dir.path().join("b.db")).unwrap(), options)
+                .unwrap();
+        assert_eq!(ingest_policy(&journal), 0);
+    }
+
+    #[test]
+    fn a_starved_ingest_thread_is_caught_up_at_normal_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let options = JournalOptions {
+            catch_up_after: Duration::from_millis(100),
+            ..JournalOptions::default()
+        };
+        let key = dir.path().join("key");
+        let journal = JournaledLog::start(encrypted(&db, &key), options).unwrap();
+        // The ingest thread takes nothing in, as when it gets no CPU at idle priority.
+        lock(&journal.shared).stall_ingest = true;
+        for i in 0..5000 {
+            journal.append_batch(&[json!({"n": i})]).unwrap();
+        }
+        let mut waited = 0;
+        while journal.backlog() > 0 && waited < 3000 {
+            std::thread::sleep(Duration::from_millis(10));
+            waited += 1;
+        }
+        assert_eq!(journal.backlog(), 0, "the catch-up thread took nothing in");
+        let log = encrypted(&db, &key);
+        let got: Vec<i64> = records(&log)
+            .iter()
+            .map(|r| r["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, (0..5000).collect::<Vec<i64>>());
+        drop(log);
+        // Still stalled: closing drains what arrives later, and removes the journal.
+        journal.append_batch(&[json!({"n": 5000})]).unwrap();
+        drop(journal);
+        assert_eq!(encrypted(&db, &key).tree_head().unwrap().size, 5001);
+        assert_eq!(journal_dirs(&db), 0);
     }
 
     #[test]
