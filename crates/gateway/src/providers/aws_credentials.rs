@@ -1048,6 +1048,14 @@ mod tests {
         AwsCredentials::resolve_with(p, reqwest::Client::new(), &env_of(pairs))
     }
 
+    /// Serves `app` on a loopback port; its base URL.
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
     #[tokio::test]
     async fn sources_in_order_and_keys_never_printed() {
         let dir = tempfile::tempdir().unwrap();
@@ -1273,10 +1281,7 @@ mod tests {
                     }
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
+        serve(app).await
     }
 
     fn mock(lifetime_secs: i64) -> Mock {
@@ -1380,10 +1385,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
+        serve(app).await
     }
 
     #[tokio::test]
@@ -1581,10 +1583,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
+        serve(app).await
     }
 
     #[tokio::test]
@@ -1822,9 +1821,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let portal = serve(app).await;
         let home = tempfile::tempdir().unwrap();
         let aws = home.path().join(".aws");
         std::fs::create_dir_all(aws.join("sso").join("cache")).unwrap();
@@ -1849,7 +1846,6 @@ mod tests {
             )
             .unwrap();
         };
-        let portal = format!("http://{addr}");
         let env = [
             ("HOME", home.path().to_str().unwrap()),
             ("AWS_PROFILE", "dev"),
