@@ -465,6 +465,13 @@ struct Queue {
     waiting_since: Option<Instant>,
     /// Until when the catch-up thread, not the idle-priority one, takes records in.
     catch_up_until: Option<Instant>,
+    /// The catch-up thread has ended: on close, after taking in what was left.
+    catch_up_done: bool,
+    /// The ingest thread, when it runs at idle priority (for the catch-up thread's boost).
+    ingest_thread: Option<thread_priority::unix::ThreadId>,
+    /// The catch-up thread raised the ingest thread to normal priority, to finish a round it
+    /// held the store in; it lowers itself again after the round.
+    ingest_boosted: bool,
     /// Closed segments and their last sequence numbers, removed once taken in.
     closed: VecDeque<(PathBuf, u64)>,
     /// When the last store transaction failed, if it did.
@@ -558,12 +565,12 @@ impl JournaledLog {
         };
         let max_record_bytes = log.options().max_record_bytes;
         let ingest = Arc::new(Ingest {
-            store: Mutex::new(Store {
+            store: Mutex::new(Some(Store {
                 log,
                 wal,
                 id: writer.id.clone(),
                 dir: writer.dir.clone(),
-            }),
+            })),
             shared: shared.clone(),
             options: options.clone(),
         });
@@ -710,8 +717,9 @@ impl JournaledLog {
 }
 
 impl Drop for JournaledLog {
-    /// Syncs the journal, lets the ingest thread take in every record left and waits for it;
-    /// it removes the journal once all is in the store (otherwise the next opener recovers it).
+    /// Syncs the journal, lets the catch-up thread take in every record left and waits for it;
+    /// it removes the journal once all is in the store (otherwise the next opener recovers it)
+    /// and closes the store.
     fn drop(&mut self) {
         if let Some(w) = self
             .writer
@@ -724,10 +732,22 @@ impl Drop for JournaledLog {
         lock(&self.shared).closing = true;
         self.shared.wake.notify_all();
         self.shared.wake_catch_up.notify_all();
-        if let Some(handle) = self.ingester.take() {
+        if let Some(handle) = self.catch_up.take() {
             let _ = handle.join();
         }
-        if let Some(handle) = self.catch_up.take() {
+        // The ingest thread, at idle priority, could get no CPU for seconds on a busy machine
+        // (and a process does not end before its threads): raised to normal priority first
+        // where that is allowed.
+        {
+            let mut q = lock(&self.shared);
+            if let Some(thread) = q.ingest_thread
+                && !q.ingest_boosted
+                && raise_priority(thread)
+            {
+                q.ingest_boosted = true;
+            }
+        }
+        if let Some(handle) = self.ingester.take() {
             let _ = handle.join();
         }
     }
@@ -735,7 +755,8 @@ impl Drop for JournaledLog {
 
 /// What both ingest threads share: the store, taken by one round at a time.
 struct Ingest {
-    store: Mutex<Store>,
+    /// `None` once the catch-up thread has closed it (on close).
+    store: Mutex<Option<Store>>,
     shared: Arc<Shared>,
     options: JournalOptions,
 }
@@ -782,10 +803,32 @@ enum Round {
 }
 
 impl Ingest {
-    fn store(&self) -> MutexGuard<'_, Store> {
+    fn store(&self) -> MutexGuard<'_, Option<Store>> {
         self.store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The store for the catch-up thread. If the ingest thread holds it, in a round it may get
+    /// no CPU to finish at idle priority, it is raised to normal priority first (it lowers
+    /// itself after the round). Raising a thread's priority needs `CAP_SYS_NICE` (or an
+    /// `RLIMIT_NICE` of 20); without it the catch-up thread waits for the round.
+    fn store_for_catch_up(&self) -> MutexGuard<'_, Option<Store>> {
+        match self.store.try_lock() {
+            Ok(g) => return g,
+            Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        {
+            let mut q = lock(&self.shared);
+            if let Some(thread) = q.ingest_thread
+                && !q.ingest_boosted
+                && raise_priority(thread)
+            {
+                q.ingest_boosted = true;
+            }
+        }
+        self.store()
     }
 
     /// Takes the batch at the front of the queue into the store. The caller holds the store,
@@ -858,9 +901,10 @@ impl Ingest {
                     .0;
                 continue;
             }
-            // While the catch-up thread holds the ingest, the ingest thread waits (it takes
-            // over again when closing).
+            // While the catch-up thread holds the ingest, the ingest thread waits; on close it
+            // waits for the catch-up thread's drain, then finishes.
             let mut wait = match q.catch_up_until {
+                _ if !catching_up && q.closing && !q.catch_up_done => Some(CATCH_UP_CHECK),
                 Some(t) if !catching_up && held && !q.closing => Some(t - now),
                 _ => None,
             };
@@ -912,7 +956,9 @@ impl Ingest {
     fn run(self: Arc<Self>) {
         let _stopped = StoppedGuard(self.shared.clone());
         let max = if self.options.idle_priority {
-            lower_priority();
+            if lower_priority() {
+                lock(&self.shared).ingest_thread = Some(thread_priority::unix::thread_native_id());
+            }
             self.options.max_ingest_batch.min(IDLE_ROUND_MAX)
         } else {
             self.options.max_ingest_batch
@@ -924,30 +970,30 @@ impl Ingest {
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
         }
         let mut backoff = Duration::from_millis(20);
-        let mut closing_failures = 0;
         loop {
             let _ = self.wait_for_batch(false, max);
-            let mut store = self.store();
-            match self.round(&mut store, max) {
-                Round::Done => backoff = Duration::from_millis(20),
-                Round::Empty => {
-                    // Closing and nothing left, with no round of the catch-up thread in
-                    // flight (it holds the store during one): everything is in the store
-                    // and synced, so the journal is no longer needed.
-                    if lock(&self.shared).closing {
-                        remove_journal(&mut store);
-                        return;
-                    }
+            {
+                let q = lock(&self.shared);
+                if q.closing && q.catch_up_done {
+                    // The catch-up thread took the rest in and removed the journal, or left
+                    // it for the next opener of the store.
+                    return;
                 }
+            }
+            let mut guard = self.store();
+            let Some(store) = guard.as_mut() else {
+                return;
+            };
+            let round = self.round(store, max);
+            drop(guard);
+            let boosted = std::mem::take(&mut lock(&self.shared).ingest_boosted);
+            if boosted {
+                lower_priority();
+            }
+            match round {
+                Round::Done => backoff = Duration::from_millis(20),
+                Round::Empty => {}
                 Round::Failed => {
-                    drop(store);
-                    if lock(&self.shared).closing {
-                        closing_failures += 1;
-                        if closing_failures >= CLOSING_TRIES {
-                            // Left in the journal for the next opener of the store.
-                            return;
-                        }
-                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -965,10 +1011,16 @@ impl Ingest {
             .max(self.options.ingest_delay.saturating_mul(2));
         let max = self.options.max_ingest_batch;
         let mut backoff = Duration::from_millis(20);
+        let _done = CatchUpDone(self.shared.clone());
         loop {
             {
                 let mut q = lock(&self.shared);
-                if q.closing || q.stopped {
+                if q.stopped {
+                    return;
+                }
+                if q.closing {
+                    drop(q);
+                    self.drain_on_close();
                     return;
                 }
                 if q.waiting_since.is_some_and(|t| t.elapsed() >= after) {
@@ -986,37 +1038,99 @@ impl Ingest {
             if self.wait_for_batch(true, max).is_none() {
                 continue;
             }
-            let mut store = self.store();
-            match self.round(&mut store, max) {
+            let mut guard = self.store_for_catch_up();
+            let Some(store) = guard.as_mut() else {
+                return;
+            };
+            match self.round(store, max) {
                 Round::Done => backoff = Duration::from_millis(20),
                 Round::Empty => {}
                 Round::Failed => {
-                    drop(store);
+                    drop(guard);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
     }
+
+    /// On close, at normal priority (a saturated CPU must not hold up a shutdown): takes in
+    /// every record left, trying a failing transaction [`CLOSING_TRIES`] times, then removes
+    /// the journal (everything is in the store and synced), or leaves it for the next opener.
+    fn drain_on_close(&self) {
+        let mut guard = self.store_for_catch_up();
+        if let Some(store) = guard.as_mut() {
+            let mut failures = 0;
+            let mut backoff = Duration::from_millis(20);
+            loop {
+                match self.round(store, self.options.max_ingest_batch) {
+                    Round::Done => {}
+                    Round::Empty => {
+                        remove_journal(store);
+                        break;
+                    }
+                    Round::Failed => {
+                        failures += 1;
+                        if failures >= CLOSING_TRIES {
+                            break;
+                        }
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+        // Closed here, at normal priority, rather than by the ingest thread.
+        drop(guard.take());
+    }
+}
+
+/// Tells the ingest thread the catch-up thread has ended (its close-time drain is over),
+/// however it ends.
+struct CatchUpDone(Arc<Shared>);
+
+impl Drop for CatchUpDone {
+    fn drop(&mut self) {
+        lock(&self.0).catch_up_done = true;
+        self.0.wake.notify_all();
+    }
 }
 
 /// Puts the calling thread at the lowest CPU priority: Linux `SCHED_IDLE` (it runs when no
-/// other thread wants the CPU), else the highest nice value. Best effort: a refusal leaves it
-/// at normal priority.
-fn lower_priority() {
+/// other thread wants the CPU; its nice value stays 0), else the highest nice value. Best
+/// effort: a refusal leaves it at normal priority. `true` when it runs at `SCHED_IDLE`.
+fn lower_priority() -> bool {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        // `Min` is the only value `SCHED_IDLE` takes; the nice value is set to 0.
         let idle = thread_priority::unix::set_thread_priority_and_policy(
             thread_priority::unix::thread_native_id(),
             ThreadPriority::Min,
             ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
         );
         if idle.is_ok() {
-            return;
+            return true;
         }
     }
     let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    false
+}
+
+/// Puts `thread` (at `SCHED_IDLE`) back at normal priority (`SCHED_OTHER`, nice 0). `false`
+/// when refused (no `CAP_SYS_NICE`).
+fn raise_priority(thread: thread_priority::unix::ThreadId) -> bool {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
+    };
+    // Nice 0 (`Os` 0): the library also sets the calling thread's nice value to it, which is
+    // the catch-up thread's own.
+    thread_priority::unix::set_thread_priority_and_policy(
+        thread,
+        ThreadPriority::Os(ThreadPriorityOsValue::default()),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    )
+    .is_ok()
 }
 
 /// Removes the journal's files and its mark in the store (everything is in the store).
@@ -1254,15 +1368,7 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let stat =
-            std::fs::read_to_string(format!("/proc/self/task/{}/stat", tid.unwrap())).unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
-        after_name
-            .split_whitespace()
-            .nth(38)
-            .unwrap()
-            .parse()
-            .unwrap()
+        policy_of(&tid.unwrap())
     }
 
     #[cfg(target_os = "linux")]
@@ -1283,6 +1389,41 @@ mod tests {
             JournaledLog::start(AuditLog::open(&dir.path().join("b.db")).unwrap(), options)
                 .unwrap();
         assert_eq!(ingest_policy(&journal), 0);
+    }
+
+    /// `/proc/self/task/{tid}/stat` field 41, the scheduling policy.
+    fn policy_of(tid: &str) -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        after_name
+            .split_whitespace()
+            .nth(38)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_at_idle_priority_can_be_raised_by_another() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let idle = lower_priority();
+            let tid = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = tid.file_name().unwrap().to_string_lossy().into_owned();
+            tx.send((idle, thread_priority::unix::thread_native_id(), tid))
+                .unwrap();
+            let _ = stop_rx.recv();
+        });
+        let (idle, native, tid) = rx.recv().unwrap();
+        assert!(idle);
+        assert_eq!(policy_of(&tid), 5);
+        // As root (CI, this machine) the raise is allowed.
+        assert!(raise_priority(native));
+        assert_eq!(policy_of(&tid), 0);
+        stop_tx.send(()).unwrap();
+        t.join().unwrap();
     }
 
     #[test]

@@ -244,6 +244,20 @@ pub struct AuditConfig {
     /// this much later.
     #[serde(default)]
     pub journal_delay_ms: Option<u64>,
+    /// The embedded store: the CPU priority of the thread that takes journaled records into
+    /// the store. `idle` (the default: Linux `SCHED_IDLE`, so it never preempts a request;
+    /// a normal-priority thread takes over when records wait over a second) or `normal`.
+    #[serde(default)]
+    pub ingest_priority: IngestPriority,
+}
+
+/// `[audit] ingest_priority`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestPriority {
+    #[default]
+    Idle,
+    Normal,
 }
 
 /// `[audit] durability`: when a request's audit records reach the disk.
@@ -1307,6 +1321,23 @@ input = "tokenize"
             .to_string();
         assert!(
             e.contains("sync_dispatch") && e.contains("durability"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn audit_ingest_priority_parses() {
+        let c = Config::parse(BASE, Path::new("x"), env).unwrap();
+        assert_eq!(c.audit.ingest_priority, IngestPriority::Idle);
+        let raw = format!("{BASE}\n[audit]\ningest_priority = \"normal\"\n");
+        let c = Config::parse(&raw, Path::new("x"), env).unwrap();
+        assert_eq!(c.audit.ingest_priority, IngestPriority::Normal);
+        let raw = format!("{BASE}\n[audit]\ningest_priority = \"realtime\"\n");
+        let e = Config::parse(&raw, Path::new("x"), env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x:") && e.contains("`realtime`") && e.contains("`normal`"),
             "{e}"
         );
     }

@@ -140,6 +140,8 @@ fn journal_options(config: &Config) -> JournalOptions {
     if let Some(ms) = config.audit.journal_delay_ms {
         options.ingest_delay = std::time::Duration::from_millis(ms);
     }
+    options.idle_priority =
+        config.audit.ingest_priority == phiguard_gateway::config::IngestPriority::Idle;
     options
 }
 
