@@ -269,11 +269,7 @@ impl AwsCredentials {
                 if !resp.status().is_success() {
                     return Err(UpstreamError::Auth("STS refused the web identity token"));
                 }
-                let xml = resp
-                    .text()
-                    .await
-                    .map_err(|_| UpstreamError::Auth("cannot read STS's answer"))?;
-                parse_sts_credentials(&xml)
+                sts_answer(resp).await
             }
             Endpoint::Imds { base } => {
                 const WHO: &str = "the instance metadata service";
@@ -365,11 +361,7 @@ impl AwsCredentials {
                     }
                     return Err(UpstreamError::Auth("STS refused to assume the role"));
                 }
-                let xml = resp
-                    .text()
-                    .await
-                    .map_err(|_| UpstreamError::Auth("cannot read STS's answer"))?;
-                parse_sts_credentials(&xml)
+                sts_answer(resp).await
             }
             Endpoint::Process { command } => run_credential_process(command).await,
             Endpoint::Sso {
@@ -409,6 +401,17 @@ impl AwsCredentials {
             }
         }
     }
+}
+
+/// The credentials in a successful STS answer (XML).
+async fn sts_answer(
+    resp: reqwest::Response,
+) -> Result<(Credentials, OffsetDateTime), UpstreamError> {
+    let xml = resp
+        .text()
+        .await
+        .map_err(|_| UpstreamError::Auth("cannot read STS's answer"))?;
+    parse_sts_credentials(&xml)
 }
 
 /// A SigV4-signed form `POST {url}/` for `service` (STS's query API).
