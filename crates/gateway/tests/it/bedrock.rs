@@ -775,3 +775,53 @@ async fn credentials_the_upstream_refuses_are_fetched_again() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
+
+/// The real server with credentials from a `credential_process` command, named in the provider
+/// and through a profile of a shared config file: every request is signed with them.
+#[tokio::test]
+async fn credentials_from_a_process_sign_requests_directly_and_through_a_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let script = dir.path().join("creds.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat <<'EOF'\n{{\"Version\": 1, \"AccessKeyId\": \"{ACCESS_KEY}\", \"SecretAccessKey\": \"{SECRET_KEY}\", \"SessionToken\": \"proc-session\", \"Expiration\": \"{exp}\"}}\nEOF\n"
+        ),
+    )
+    .unwrap();
+    let command = format!("sh '{}'", script.display());
+    let profile_file = dir.path().join("config");
+    std::fs::write(
+        &profile_file,
+        format!("[profile bedrock]\nregion = {REGION}\ncredential_process = {command}\n"),
+    )
+    .unwrap();
+    let keys =
+        format!("aws_access_key_id = \"{ACCESS_KEY}\"\naws_secret_access_key = \"{SECRET_KEY}\"\n");
+    for source in [
+        format!("aws_credential_process = \"{command}\"\n"),
+        format!(
+            "aws_profile = \"bedrock\"\naws_config_file = \"{}\"\n",
+            profile_file.display()
+        ),
+    ] {
+        let (bm, endpoint) = start_mock().await;
+        let cfg = config(&endpoint, SECRET_KEY).replacen(&keys, &source, 1);
+        assert!(cfg.contains(&source), "{cfg}");
+        let h = start_config(&cfg, Mock::default(), Arc::new(Detector::new())).await;
+        let key = h.key("clinician");
+        let body = json!({"model": CLAUDE, "messages": [{"role": "user", "content": NOTE}]});
+        let (s, _, b) = h.chat(&key, Some("p-17"), body).await;
+        assert_eq!(s, 200, "{source}: {b}");
+        assert_eq!(bm.bad_signatures.load(Ordering::SeqCst), 0, "{source}");
+        assert_eq!(
+            *bm.session_tokens.lock().unwrap(),
+            vec!["proc-session"],
+            "{source}"
+        );
+        assert_no_phi(&bm.bodies.all_text(), &NOTE_PHI);
+    }
+}
