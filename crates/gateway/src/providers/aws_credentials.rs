@@ -493,21 +493,19 @@ async fn run_credential_process(
     if v.get("Version").and_then(Value::as_u64) != Some(1) {
         return Err(bad);
     }
-    // Credentials without an expiry are kept for as long as the gateway runs.
-    let forever = (OffsetDateTime::now_utc() + time::Duration::days(365 * 100))
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad.clone())?;
-    let expiration = match v.get("Expiration") {
-        None | Some(Value::Null) => Value::String(forever),
-        Some(e) => e.clone(),
+    let str_of = |k: &str| v.get(k).and_then(Value::as_str);
+    let expires = match v.get("Expiration") {
+        // Credentials without an expiry are kept for as long as the gateway runs.
+        None | Some(Value::Null) => OffsetDateTime::now_utc() + time::Duration::days(365 * 100),
+        Some(_) => rfc3339(str_of("Expiration")).ok_or(bad.clone())?,
     };
-    parse_endpoint_credentials(&serde_json::json!({
-        "AccessKeyId": v.get("AccessKeyId"),
-        "SecretAccessKey": v.get("SecretAccessKey"),
-        "Token": v.get("SessionToken"),
-        "Expiration": expiration,
-    }))
-    .map_err(|_| bad)
+    keys_until(
+        str_of("AccessKeyId"),
+        str_of("SecretAccessKey"),
+        str_of("SessionToken"),
+        expires,
+        bad,
+    )
 }
 
 /// The access token of an `aws sso login` cache file, refused once it has expired (a refresh
@@ -525,11 +523,7 @@ fn read_sso_token(file: &Path) -> Result<String, UpstreamError> {
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or(bad.clone())?;
-    let expires = v
-        .get("expiresAt")
-        .and_then(Value::as_str)
-        .and_then(|e| OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339).ok())
-        .ok_or(bad)?;
+    let expires = rfc3339(v.get("expiresAt").and_then(Value::as_str)).ok_or(bad)?;
     if expires <= OffsetDateTime::now_utc() {
         return Err(expired);
     }
@@ -546,16 +540,14 @@ fn parse_sso_credentials(v: &Value) -> Result<(Credentials, OffsetDateTime), Ups
         .and_then(Value::as_i64)
         .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
         .ok_or(bad.clone())?;
-    let expiration = expires
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad.clone())?;
-    parse_endpoint_credentials(&serde_json::json!({
-        "AccessKeyId": c.get("accessKeyId"),
-        "SecretAccessKey": c.get("secretAccessKey"),
-        "Token": c.get("sessionToken"),
-        "Expiration": expiration,
-    }))
-    .map_err(|_| bad)
+    let str_of = |k: &str| c.get(k).and_then(Value::as_str);
+    keys_until(
+        str_of("accessKeyId"),
+        str_of("secretAccessKey"),
+        str_of("sessionToken"),
+        expires,
+        bad,
+    )
 }
 
 async fn json_of(rb: reqwest::RequestBuilder, who: &'static str) -> Result<Value, UpstreamError> {
@@ -570,20 +562,41 @@ async fn json_of(rb: reqwest::RequestBuilder, who: &'static str) -> Result<Value
 /// IMDS answer.
 fn parse_endpoint_credentials(v: &Value) -> Result<(Credentials, OffsetDateTime), UpstreamError> {
     let bad = UpstreamError::Auth("the credentials endpoint's answer is not valid");
-    let field = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let (Some(id), Some(secret), Some(expiration)) = (
-        field("AccessKeyId"),
-        field("SecretAccessKey"),
-        field("Expiration"),
-    ) else {
+    let str_of = |k: &str| v.get(k).and_then(Value::as_str);
+    let expires = rfc3339(str_of("Expiration")).ok_or(bad.clone())?;
+    keys_until(
+        str_of("AccessKeyId"),
+        str_of("SecretAccessKey"),
+        str_of("Token"),
+        expires,
+        bad,
+    )
+}
+
+/// An RFC 3339 time.
+fn rfc3339(text: Option<&str>) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text?, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Keys valid until `expires`; `bad` when the key id or the secret is missing or empty (an
+/// empty session token counts as none).
+fn keys_until(
+    id: Option<&str>,
+    secret: Option<&str>,
+    token: Option<&str>,
+    expires: OffsetDateTime,
+    bad: UpstreamError,
+) -> Result<(Credentials, OffsetDateTime), UpstreamError> {
+    fn set(s: Option<&str>) -> Option<&str> {
+        s.filter(|s| !s.is_empty())
+    }
+    let (Some(id), Some(secret)) = (set(id), set(secret)) else {
         return Err(bad);
     };
-    let expires = OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad.clone())?;
     let creds = Credentials::new(
         id,
         SecretString::from(secret.to_string()),
-        field("Token").map(|t| SecretString::from(t.to_string())),
+        set(token).map(|t| SecretString::from(t.to_string())),
     )
     .map_err(|_| bad)?;
     Ok((creds, expires))
@@ -623,13 +636,15 @@ fn parse_sts_credentials(xml: &str) -> Result<(Credentials, OffsetDateTime), Ups
             _ => {}
         }
     }
-    let v = serde_json::json!({
-        "AccessKeyId": fields.get("AccessKeyId"),
-        "SecretAccessKey": fields.get("SecretAccessKey"),
-        "Token": fields.get("SessionToken"),
-        "Expiration": fields.get("Expiration"),
-    });
-    parse_endpoint_credentials(&v)
+    let get = |k: &str| fields.get(k).map(String::as_str);
+    let expires = rfc3339(get("Expiration")).ok_or(bad.clone())?;
+    keys_until(
+        get("AccessKeyId"),
+        get("SecretAccessKey"),
+        get("SessionToken"),
+        expires,
+        bad,
+    )
 }
 
 type Picked = (&'static str, Option<Credentials>, Option<Endpoint>);
